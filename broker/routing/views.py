@@ -1,0 +1,148 @@
+"""What each recipient may see (``routing.md``): flags, views, hidden organisations.
+
+- Every notification to a GP practice carries ``restricted``; to the GP of the
+  alleged perpetrator (of the event, or of an incident a pre-birth alert
+  lists) also ``perpetrator_record``.
+- Schools get the ``education`` view: event type, date, which child, whether
+  the child was present. Everyone else gets ``full``.
+- Organisations that would reveal where a sensitive person is are hidden: a
+  notification to an organisation that is not itself hidden names none of
+  them, anywhere.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from broker.model import Event
+from broker.routing.graph import FamilyGraph
+from broker.routing.model import iso
+from broker.routing.people import ref_keys
+
+__all__ = [
+    "WITHHELD_ORG",
+    "education_view",
+    "flags_for",
+    "full_view",
+    "hidden_orgs",
+    "jsonable",
+    "scrub",
+    "view_for",
+]
+
+WITHHELD_ORG = "(withheld: sensitive record)"
+
+
+def jsonable(value: Any) -> Any:
+    """Event data as JSON: dates and times as ISO 8601 text."""
+    if isinstance(value, dt.datetime):
+        return iso(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, bytes):
+        return value.hex()
+    return value
+
+
+def flags_for(
+    graph: FamilyGraph, org: str, *, perpetrators: Iterable[str], day: dt.date, perpetrator_gp: bool = False
+) -> tuple[str, ...]:
+    """Sorted flags for a notification to ``org``."""
+    if graph.org_kind(org) != "gp_practice":
+        return ()
+    flags = {"restricted"}
+    if perpetrator_gp or any(graph.gp_on(p, day)[0] == org for p in perpetrators):
+        flags.add("perpetrator_record")
+    return tuple(sorted(flags))
+
+
+def view_for(graph: FamilyGraph, org: str) -> str:
+    return "education" if graph.org_kind(org) == "school" else "full"
+
+
+def full_view(event: Event) -> dict[str, Any]:
+    return {
+        "event_id": event.event_id,
+        "event_type": event.event_type,
+        "occurred_at": iso(event.occurred_at),
+        "source": event.source,
+        "lawful_basis": event.lawful_basis,
+        "data": jsonable(event.data),
+    }
+
+
+def education_view(graph: FamilyGraph, event: Event, child: str | None, present: bool) -> dict[str, Any]:
+    """Event type, date, which child, and whether the child was present: nothing else."""
+    ref: dict[str, Any] = {}
+    if child:
+        for r in _child_refs(event.data):
+            keys = ref_keys(r)
+            if keys and graph.people.find(keys[0]) == graph.people.find(child):
+                ref = {
+                    "nhs_number": r.get("nhs_number"),
+                    "local_id": r.get("local_id"),
+                    "name": r.get("name"),
+                }
+                break
+        else:
+            label = graph.people.label(child)
+            ref = {"nhs_number": label} if label.isdigit() else {"local_id": label}
+    return {
+        "event_id": event.event_id,
+        "event_type": event.event_type,
+        "date": event.occurred_at.date().isoformat(),
+        "child": ref,
+        "child_present": present,
+    }
+
+
+def _child_refs(data: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    out: list[Mapping[str, Any]] = []
+    if isinstance(data.get("child"), Mapping):
+        out.append(data["child"])
+    for f in ("children", "children_present", "children_in_household"):
+        out.extend(r for r in data.get(f) or [] if isinstance(r, Mapping))
+    return out
+
+
+def hidden_orgs(graph: FamilyGraph, persons: Iterable[str], day: dt.date) -> set[str]:
+    """Organisations that would reveal where a sensitive person among ``persons`` is."""
+    hidden: set[str] = set()
+    for person in set(persons):
+        if person.startswith("unborn:") or not graph.people.is_sensitive(person):
+            continue
+        gp, _ = graph.gp_on(person, day)
+        if gp:
+            hidden.add(gp)
+        hidden.update(p.midwifery_service for p in graph.active_pregnancies(person, day))
+        for child in graph.children_living_with(person):
+            gp, _ = graph.gp_on(child, day)
+            if gp:
+                hidden.add(gp)
+            for role in ("school", "health_visiting"):
+                org, _ = graph.slot(child, role)
+                if org:
+                    hidden.add(org)
+    return hidden
+
+
+def scrub(value: Any, hidden: set[str]) -> Any:
+    """A copy of ``value`` with every hidden organisation's id replaced."""
+    if not hidden:
+        return value
+    if isinstance(value, str):
+        for org in hidden:
+            if org in value:
+                value = value.replace(org, WITHHELD_ORG)
+        return value
+    if isinstance(value, Mapping):
+        return {k: scrub(v, hidden) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub(v, hidden) for v in value]
+    return value
