@@ -1,0 +1,93 @@
+"""``jigsaw keys``: make, revoke and list agency signing keys (and API credentials).
+
+    jigsaw keys new ORG_ID --kind KIND [--valid-from TIME]
+    jigsaw keys revoke KEY_ID [--at TIME]
+    jigsaw keys list [--json]
+    jigsaw keys credential ORG_ID --role ROLE [--file PATH]
+
+Keys live in ``JIGSAW_KEYS_DIR`` (default ``.jigsaw/keys``). ``new`` writes the
+public record there and the private key to ``private/<key_id>.json`` (0600):
+hand that file to the agency's adapter and remove it from the broker's box.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+from broker.envelope.keys import KeyStore, new_key
+from broker.errors import ConfigError
+from broker.gateway.auth import ROLES, add_credential
+from broker.settings import Settings
+from broker.topics import ORG_KINDS
+
+__all__ = ["add_arguments", "run"]
+
+
+def _time(text: str) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} needs a zone, e.g. 2024-01-01T00:00:00Z")
+    return moment.astimezone(dt.UTC)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``keys`` subcommands."""
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    new = sub.add_parser("new", help="make a key pair for one organisation")
+    new.add_argument("org_id", metavar="ORG_ID")
+    new.add_argument("--kind", required=True, choices=ORG_KINDS, help="the organisation's kind")
+    new.add_argument("--valid-from", type=_time, default=None, help="ISO time (default: now)")
+    revoke = sub.add_parser("revoke", help="revoke a key from a time on (default: now)")
+    revoke.add_argument("key_id", metavar="KEY_ID")
+    revoke.add_argument("--at", type=_time, default=None, help="ISO time (default: now)")
+    listing = sub.add_parser("list", help="list every key")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    cred = sub.add_parser("credential", help="add an API bearer token for an organisation; prints it once")
+    cred.add_argument("org_id", metavar="ORG_ID")
+    cred.add_argument("--role", required=True, choices=ROLES)
+    cred.add_argument("--label", default="")
+    cred.add_argument("--file", type=Path, default=None, help="default: JIGSAW_CREDENTIALS_FILE")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run one ``keys`` action; the exit code."""
+    env = dict(os.environ)
+    credentials_file = env.pop("JIGSAW_CREDENTIALS_FILE", None)  # may not exist yet for `credential`
+    settings = Settings.from_env(env)
+    store = KeyStore(settings.keys_dir)
+    now = dt.datetime.now(dt.UTC)
+    if args.action == "new":
+        record, signing = new_key(args.org_id, args.kind, valid_from=args.valid_from or now)
+        store.save(record, signing)
+        valid_from = record.to_json()["valid_from"]
+        print(f"key {record.key_id} for {record.org_id} ({record.kind}), valid from {valid_from}")
+        print(f"private key: {store.private_path(record.key_id)} (give it to the agency; keep it 0600)")
+        return 0
+    if args.action == "revoke":
+        revoked = store.revoke(args.key_id, args.at or now)
+        print(f"key {revoked.key_id} revoked at {revoked.to_json()['revoked_at']}")
+        return 0
+    if args.action == "list":
+        for record in store.load():
+            data = record.to_json()
+            if args.json:
+                print(json.dumps(data))
+            else:
+                state = f"revoked {data['revoked_at']}" if data["revoked_at"] else "active"
+                print(
+                    f"{data['key_id']}\t{data['org_id']}\t{data['kind']}\tfrom {data['valid_from']}\t{state}"
+                )
+        return 0
+    path = args.file or (Path(credentials_file) if credentials_file else None)
+    if path is None:
+        raise ConfigError("name the credentials file with --file or JIGSAW_CREDENTIALS_FILE")
+    token = add_credential(path, args.org_id, args.role, args.label)
+    print(token)
+    return 0

@@ -1,0 +1,360 @@
+"""The one check every submission passes, live (the gateway) or simulated (``jigsaw simulate``).
+
+``verify`` takes envelope bytes (or an ``Envelope``), the key registry, the
+time, and ``publisher_of(event_id)`` for retractions, and either returns the
+accepted event or raises a ``Refusal`` with a stable code. In order:
+
+1. the bytes are one canonical envelope (``schema_invalid``);
+2. the key exists (``unknown_key``), speaks for ``source`` (``signature_invalid``:
+   a key of another organisation), was valid at ``issued_at`` (``unknown_key``
+   before ``valid_from``, ``key_revoked`` from ``revoked_at``);
+3. the signature is valid (``signature_invalid``);
+4. ``issued_at`` is no later than ``now`` plus a small skew and no older than
+   ``max_issue_age`` (a stolen revoked key cannot back-date into validity for
+   long), ``occurred_at`` is no later than ``issued_at`` plus the skew;
+5. the fingerprint is a known schema of ``event_type`` and the payload decodes
+   (``schema_invalid``);
+6. the key's organisation kind may publish this type, and only the original's
+   publisher may retract it (``not_permitted``);
+7. every PersonRef has an NHS number or a local id (``schema_invalid``), every
+   NHS number passes Modulus 11 (``invalid_nhs_number``), dates are sane.
+
+It is pure: no I/O, no clock. Refusals carry ``event_id`` and ``source`` (once
+known) in their evidence for the rejection record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from broker.codec import DEFAULT_LIMITS, Limits, decode_payload
+from broker.envelope.keys import KeyRecord, KeyRegistry
+from broker.envelope.model import CONSENT_VALUES, Envelope, decode_envelope
+from broker.envelope.signing import signature_valid
+from broker.errors import (
+    InvalidNhsNumber,
+    KeyRevoked,
+    NotPermitted,
+    Refusal,
+    SchemaInvalid,
+    SignatureInvalid,
+    UnknownKey,
+)
+from broker.model import Event
+from broker.nhs import is_valid_nhs_number, normalise_nhs_number
+from broker.schemas import Catalogue, default_catalogue
+
+__all__ = [
+    "ANY_KIND_PREFIXES",
+    "DEFAULT_RULES",
+    "PUBLISH_PERMISSIONS",
+    "Accepted",
+    "PublisherOf",
+    "Rules",
+    "event_of",
+    "may_publish",
+    "subject_key",
+    "validate",
+    "verify",
+]
+
+PublisherOf = Callable[[str], str | None]
+
+# Which organisation kinds may publish which event types (scenarios.md). An entry ending in
+# "." is a prefix; record.retracted is open to every kind but checked against the original.
+PUBLISH_PERMISSIONS: Mapping[str, tuple[str, ...]] = {
+    "police": ("police.",),
+    "gp_practice": ("gp.", "identity.sensitive_record"),
+    "midwifery": ("midwifery.",),
+    "childrens_social_care": ("csc.", "identity.same_person"),
+    "marac": ("marac.",),
+    "partnership": ("directory.",),
+}
+ANY_KIND_PREFIXES = ("link.", "challenge.", "adult.concern_about_parent", "record.retracted")
+
+
+def may_publish(kind: str, event_type: str) -> bool:
+    """True when an organisation of ``kind`` may publish ``event_type`` (retraction ownership aside)."""
+    allowed = (*PUBLISH_PERMISSIONS.get(kind, ()), *ANY_KIND_PREFIXES)
+    return any(event_type.startswith(p) if p.endswith(".") else event_type == p for p in allowed)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Rules:
+    """Tolerances of the checks (frozen; tests and the simulator may pass their own)."""
+
+    clock_skew: dt.timedelta = dt.timedelta(minutes=5)
+    max_issue_age: dt.timedelta = dt.timedelta(days=1)
+    earliest: dt.date = dt.date(1900, 1, 1)  # no date or time before this
+    max_future: dt.timedelta = dt.timedelta(days=3 * 366)  # no payload date further ahead of issued_at
+    limits: Limits = DEFAULT_LIMITS
+
+
+DEFAULT_RULES = Rules()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Accepted:
+    """A submission that passed every check."""
+
+    envelope: Envelope
+    event: Event
+    key: KeyRecord
+
+    @property
+    def kind(self) -> str:
+        """The publishing organisation's kind (it picks the events topic)."""
+        return self.key.kind
+
+
+def _check_key(env: Envelope, keys: KeyRegistry) -> KeyRecord:
+    key = keys.get(env.key_id)
+    if key is None:
+        raise UnknownKey(
+            f"no key {env.key_id!r} is registered; ask the partnership to register your public key"
+        )
+    if key.org_id != env.source:
+        raise SignatureInvalid(
+            f"key {env.key_id} belongs to {key.org_id}, not to the source {env.source}: "
+            "sign with your own key"
+        )
+    if env.issued_at < key.valid_from:
+        raise UnknownKey(f"key {env.key_id} is not valid before {key.valid_from.isoformat()}")
+    if key.revoked_at is not None and env.issued_at >= key.revoked_at:
+        raise KeyRevoked(
+            f"key {env.key_id} was revoked at {key.revoked_at.isoformat()}; "
+            f"sign with a current key of {key.org_id}"
+        )
+    if not signature_valid(env, key.verifier()):
+        raise SignatureInvalid(
+            "the signature does not match the envelope: it was altered or signed with another key"
+        )
+    return key
+
+
+def _check_times(env: Envelope, now: dt.datetime, rules: Rules) -> None:
+    if env.issued_at > now + rules.clock_skew:
+        raise SchemaInvalid(
+            f"issued_at {env.issued_at.isoformat()} is in the future; check the sender's clock"
+        )
+    if env.issued_at < now - rules.max_issue_age:
+        raise SchemaInvalid(
+            f"issued_at {env.issued_at.isoformat()} is more than {rules.max_issue_age} old; sign it again"
+        )
+    if env.occurred_at > env.issued_at + rules.clock_skew:
+        raise SchemaInvalid("occurred_at is after issued_at: an event cannot be signed before it happened")
+    if env.occurred_at.date() < rules.earliest:
+        raise SchemaInvalid(f"occurred_at {env.occurred_at.date()} is before {rules.earliest}")
+
+
+def _check_fields(env: Envelope) -> None:
+    try:
+        parsed = uuid.UUID(env.event_id)
+    except ValueError:
+        parsed = None
+    if parsed is None or str(parsed) != env.event_id:
+        raise SchemaInvalid(f"event_id {env.event_id[:64]!r} is not a lower-case hyphenated UUID")
+    if not env.source or not env.lawful_basis:
+        raise SchemaInvalid("source and lawful_basis must not be empty")
+    if env.consent not in CONSENT_VALUES:
+        raise SchemaInvalid(f"consent must be one of {', '.join(CONSENT_VALUES)}")
+
+
+def _walk_people(value: Any, path: str, issued: dt.datetime, rules: Rules) -> Any:
+    """A copy of decoded data with NHS numbers normalised, checking PersonRefs and dates on the way."""
+    if isinstance(value, dict):
+        if "nhs_number" in value and "local_id" in value:
+            return _person(value, path, issued, rules)
+        return {k: _walk_people(v, f"{path}.{k}" if path else k, issued, rules) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_walk_people(v, f"{path}[{i}]", issued, rules) for i, v in enumerate(value)]
+    if isinstance(value, dt.date):
+        day = value.date() if isinstance(value, dt.datetime) else value
+        if day < rules.earliest or day > (issued + rules.max_future).date():
+            raise SchemaInvalid(f"field {path!r}: the date {day} is not plausible", field=path)
+    return value
+
+
+def _person(ref: dict[str, Any], path: str, issued: dt.datetime, rules: Rules) -> dict[str, Any]:
+    nhs = ref.get("nhs_number")
+    local = ref.get("local_id")
+    if nhs is not None:
+        nhs = normalise_nhs_number(nhs)
+        if not is_valid_nhs_number(nhs):
+            raise InvalidNhsNumber(
+                f"field '{path}.nhs_number' is not a valid NHS number (10 digits, Modulus 11 check digit)",
+                field=f"{path}.nhs_number",
+            )
+    if not nhs and not local:
+        raise SchemaInvalid(f"field {path!r}: a person needs an nhs_number or a local_id", field=path)
+    born = ref.get("date_of_birth")
+    if isinstance(born, dt.date) and born > issued.date() + dt.timedelta(days=1):
+        raise SchemaInvalid(f"field '{path}.date_of_birth' is in the future", field=f"{path}.date_of_birth")
+    out = {k: _walk_people(v, f"{path}.{k}", issued, rules) for k, v in ref.items()}
+    out["nhs_number"] = nhs
+    return out
+
+
+def _check_payload(env: Envelope, data: dict[str, Any], rules: Rules) -> dict[str, Any]:
+    if env.event_type == "challenge.raised" and not 1 <= int(data.get("level", 0)) <= 4:
+        raise SchemaInvalid("field 'level' must be 1 to 4 (the escalation stage)", field="level")
+    if env.event_type == "record.retracted":
+        original = str(data.get("original_event_id", ""))
+        try:
+            ok = str(uuid.UUID(original)) == original
+        except ValueError:
+            ok = False
+        if not ok:
+            raise SchemaInvalid("field 'original_event_id' is not a lower-case hyphenated UUID")
+    checked = _walk_people(data, "", env.issued_at, rules)
+    assert isinstance(checked, dict)
+    return checked
+
+
+def _check_permission(
+    env: Envelope, key: KeyRecord, publisher_of: PublisherOf, data: Mapping[str, Any]
+) -> None:
+    if not may_publish(key.kind, env.event_type):
+        raise NotPermitted(f"{env.source} is a {key.kind} organisation and may not publish {env.event_type}")
+    if env.event_type == "record.retracted":
+        original = str(data["original_event_id"])
+        publisher = publisher_of(original)
+        if publisher is None:
+            raise NotPermitted(f"there is no accepted event {original} to retract")
+        if publisher != env.source:
+            raise NotPermitted(
+                f"event {original} was published by another organisation; only it may retract it"
+            )
+
+
+def verify(
+    envelope: bytes | Envelope,
+    *,
+    keys: KeyRegistry,
+    now: dt.datetime,
+    publisher_of: PublisherOf,
+    catalogue: Catalogue | None = None,
+    rules: Rules = DEFAULT_RULES,
+) -> Accepted:
+    """Check one submission; the accepted envelope, decoded event and signing key.
+
+    Args:
+        envelope: the envelope's Avro bytes as received, or an ``Envelope`` (the simulator).
+        keys: the key registry as it stands at ``now``.
+        now: the receiving time (the gateway's clock, the simulator's virtual clock).
+        publisher_of: the source that published an accepted event id, or None.
+
+    Raises:
+        Refusal: ``SchemaInvalid``, ``UnknownKey``, ``KeyRevoked``, ``SignatureInvalid``,
+            ``NotPermitted`` or ``InvalidNhsNumber``, with a message a person can act on.
+    """
+    catalogue = catalogue or default_catalogue()
+    env: Envelope | None = None
+    try:
+        if isinstance(envelope, Envelope):
+            env = envelope
+        else:
+            env = decode_envelope(bytes(envelope), catalogue=catalogue, limits=rules.limits)
+        _check_fields(env)
+        key = _check_key(env, keys)
+        _check_times(env, now, rules)
+        decoded = decode_payload(catalogue, env.event_type, env.schema_fingerprint, env.payload, rules.limits)
+        data = _check_payload(env, decoded, rules)
+        _check_permission(env, key, publisher_of, data)
+    except Refusal as exc:
+        if env is not None:
+            exc.evidence.setdefault("event_id", env.event_id)
+            exc.evidence.setdefault("source", env.source)
+            exc.evidence.setdefault("event_type", env.event_type)
+        raise
+    return Accepted(env, _event(env, data), key)
+
+
+def validate(
+    envelope: bytes | Envelope,
+    *,
+    keys: KeyRegistry,
+    now: dt.datetime,
+    publisher_of: PublisherOf,
+    catalogue: Catalogue | None = None,
+    rules: Rules = DEFAULT_RULES,
+) -> Event:
+    """``verify``, returning only the decoded ``Event``."""
+    return verify(
+        envelope, keys=keys, now=now, publisher_of=publisher_of, catalogue=catalogue, rules=rules
+    ).event
+
+
+def _event(env: Envelope, data: Mapping[str, Any]) -> Event:
+    return Event(
+        event_id=env.event_id,
+        event_type=env.event_type,
+        source=env.source,
+        occurred_at=env.occurred_at,
+        issued_at=env.issued_at,
+        lawful_basis=env.lawful_basis,
+        consent=env.consent,
+        data=data,
+    )
+
+
+def event_of(envelope: bytes | Envelope, *, catalogue: Catalogue | None = None) -> Event:
+    """Decode an envelope already accepted into the log (no signature or permission checks).
+
+    For readers of the events topics (router, auditor); NHS numbers are normalised as ``verify`` does.
+
+    Raises:
+        SchemaInvalid: the bytes do not decode.
+    """
+    catalogue = catalogue or default_catalogue()
+    env = (
+        envelope if isinstance(envelope, Envelope) else decode_envelope(bytes(envelope), catalogue=catalogue)
+    )
+    data = decode_payload(catalogue, env.event_type, env.schema_fingerprint, env.payload)
+    return _event(env, _normalised(data))
+
+
+def _normalised(value: Any) -> Any:
+    if isinstance(value, dict):
+        out = {k: _normalised(v) for k, v in value.items()}
+        if isinstance(out.get("nhs_number"), str) and "local_id" in out:
+            out["nhs_number"] = normalise_nhs_number(out["nhs_number"])
+        return out
+    if isinstance(value, list):
+        return [_normalised(v) for v in value]
+    return value
+
+
+_SUBJECT_FIELDS = ("child", "children", "victim", "mother", "person", "a", "children_present")
+_FALLBACK_FIELDS = ("org_id", "challenge_ref", "original_event_id")
+
+
+def _person_id(ref: Any) -> str | None:
+    if isinstance(ref, Mapping):
+        value = ref.get("nhs_number") or ref.get("local_id")
+        return str(value) if value else None
+    return None
+
+
+def subject_key(event: Event) -> str:
+    """The log key of an event: its subject person's NHS number or local id (else a stable ref).
+
+    The child for child-centred events, the victim for incidents, the mother for
+    pregnancies, the person otherwise; directory entries by org id.
+    """
+    data = event.data
+    for name in _SUBJECT_FIELDS:
+        value = data.get(name)
+        candidates = value if isinstance(value, list) else [value]
+        for ref in candidates:
+            found = _person_id(ref)
+            if found:
+                return found
+    for name in _FALLBACK_FIELDS:
+        if data.get(name):
+            return str(data[name])
+    return event.event_id
