@@ -1,8 +1,9 @@
 # Shared settings for deploy/kafka/*.sh (sourced, not run).
 #
 # Kafka 3.9.1 is pinned: the conservative choice with aiokafka 0.14 (the last
-# 3.x line; aiokafka's maintainer says 4.x works too, but 3.9 is what aiokafka's
-# own CI has run against longest), and it runs on Java 17. The version lives in
+# 3.x line, still serving the older protocol versions Kafka 4.0 removed;
+# aiokafka's maintainer says 4.x works too, but nothing here needs it). It runs
+# on Java 17. See README.md. The version lives in
 # pom.xml as well; fetch.sh refuses to run if the two disagree.
 
 KAFKA_VERSION="3.9.1"

@@ -50,6 +50,8 @@ controller.listener.names=CONTROLLER
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
 log.dirs=$data_dir
 num.partitions=1
+# Jigsaw creates its topics itself (with the replication it is configured for); a typo must not make one.
+auto.create.topics.enable=false
 offsets.topic.replication.factor=1
 # One partition for the internal topics: creating 50 of them on the first commit is slow on a small box.
 offsets.topic.num.partitions=1

@@ -1,0 +1,498 @@
+"""The Kafka log backend (aiokafka).
+
+aiokafka's defaults are not safe for a record of safeguarding events: its
+producer defaults to ``acks=1`` without idempotence and its consumer commits
+automatically every 5 s. Every setting that matters is set explicitly here and
+kept as data (``PRODUCER_SAFETY``, ``CONSUMER_SAFETY``) so a test can check
+them, and ``KafkaLog.safety_report()`` reads them back from the live objects.
+
+How the protocol maps onto Kafka:
+
+- appends go through one idempotent producer; ``append_many`` sends every item
+  and then awaits them all, so they travel in batches. Keys are placed with
+  ``partition_for`` like every other backend, so a key lands on the same
+  partition whichever log holds it.
+- a topic is created (with the configured replication factor) on its first
+  append, so the log does not rely on the broker's ``auto.create.topics.enable``.
+- reads use one group-less, manually assigned consumer per topic partition,
+  kept between calls: a reader walking forward needs no seek and is served
+  from what the consumer already fetched.
+- commits go through one consumer per group, manually assigned and paused (it
+  never fetches); committed positions are read with the admin client.
+
+A send that timed out may still have landed: everything downstream dedupes on
+ids. aiokafka's errors become ``LogUnavailable`` (with the cause chained).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, Final
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, OffsetOutOfRangeError
+
+from broker.errors import ConfigError, LogUnavailable
+from broker.log.base import Headers, Position, Record, partition_for
+
+__all__ = ["CONSUMER_SAFETY", "PRODUCER_SAFETY", "TOPIC_DEFAULTS", "KafkaLog"]
+
+# Never rely on aiokafka's defaults for these (see the module docstring).
+PRODUCER_SAFETY: Final[Mapping[str, Any]] = MappingProxyType({"acks": "all", "enable_idempotence": True})
+CONSUMER_SAFETY: Final[Mapping[str, Any]] = MappingProxyType(
+    {"enable_auto_commit": False, "isolation_level": "read_committed"}
+)
+# Readers: an offset past the end is reported (and handled here), never silently reset to 0;
+# a short broker-side wait keeps a read that follows a seek quick.
+_READER_SETTINGS: Final[Mapping[str, Any]] = MappingProxyType(
+    {"auto_offset_reset": "none", "fetch_max_wait_ms": 100}
+)
+# Every topic keeps its records until an operator decides otherwise, as the other backends do.
+# Time retention would also judge records by their own timestamps, and Jigsaw appends records
+# stamped with when things happened, which may be long ago.
+TOPIC_DEFAULTS: Final[Mapping[str, str]] = MappingProxyType({"retention.ms": "-1", "retention.bytes": "-1"})
+_TOPIC_EXISTS = 36  # TOPIC_ALREADY_EXISTS
+_CONFIG_ERRORS = {17: "invalid topic name", 37: "invalid partition count", 38: "invalid replication factor"}
+_CATCH_UP_S = 10.0  # how long to wait for records the broker holds but the consumer has not fetched yet
+_POLL_S = 0.1
+
+
+def _partitioner(key: bytes | None, all_partitions: Sequence[int], available: Sequence[int]) -> int:
+    """aiokafka partitioner that places keys exactly as the other backends do."""
+    ordered = sorted(all_partitions)
+    return ordered[partition_for(key, len(ordered))]
+
+
+def _describe(exc: BaseException) -> str:
+    """An aiokafka error as one line (some already start with their class name, some are empty)."""
+    text, name = str(exc), type(exc).__name__
+    return text if text.startswith(name) else f"{name}: {text}" if text else name
+
+
+def _record(message: Any) -> Record:
+    """An aiokafka ``ConsumerRecord`` as a neutral ``Record`` (converted at the edge)."""
+    headers: Headers = tuple((str(k), bytes(v)) for k, v in (message.headers or ()))
+    return Record(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+        headers=headers,
+        timestamp_ms=message.timestamp,
+    )
+
+
+class _Reader:
+    """One manually assigned consumer for one topic partition, with where it stands."""
+
+    def __init__(self, consumer: Any, tp: TopicPartition) -> None:
+        self.consumer = consumer
+        self.tp = tp
+        self.next_offset: int | None = None  # where the consumer will continue without a seek
+        self.lock = asyncio.Lock()
+
+    def seek(self, offset: int) -> None:
+        if self.next_offset != offset:
+            self.consumer.seek(self.tp, offset)
+            self.next_offset = offset
+
+    async def fetch(self, offset: int, limit: int, wait_s: float) -> list[Any]:
+        batch = await self.consumer.getmany(self.tp, timeout_ms=int(wait_s * 1000), max_records=limit)
+        messages = [m for m in batch.get(self.tp, []) if m.offset >= offset]
+        if messages:
+            self.next_offset = messages[-1].offset + 1
+        return messages
+
+
+class _Committer:
+    """A consumer in one group that only commits: manually assigned, paused, never fetching."""
+
+    def __init__(self, consumer: Any) -> None:
+        self.consumer = consumer
+        self.assigned: set[TopicPartition] = set()
+        self.lock = asyncio.Lock()
+
+
+class KafkaLog:
+    """The log on a Kafka cluster, through aiokafka with safe settings."""
+
+    name = "kafka"
+
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        client_id: str = "jigsaw",
+        replication_factor: int = 1,
+        request_timeout_ms: int = 30_000,
+        max_readers: int = 64,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.client_id = client_id
+        self.replication_factor = replication_factor
+        self._timeout_ms = request_timeout_ms
+        self._max_readers = max_readers
+        self._producer: Any = None
+        self._admin: Any = None
+        self._meta: Any = None  # a group-less consumer that only asks for end offsets
+        self._readers: collections.OrderedDict[tuple[str, int], _Reader] = collections.OrderedDict()
+        self._committers: dict[str, _Committer] = {}
+        self._ensured: set[str] = set()  # topics this object created or saw created
+        self._partition_counts: dict[str, int] = {}
+        self._lock = asyncio.Lock()
+
+    # -- plumbing -------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except KafkaError as exc:
+            raise LogUnavailable(
+                f"Kafka at {self.bootstrap} could not {doing}: {_describe(exc)}",
+                bootstrap=self.bootstrap,
+                kafka_error=type(exc).__name__,
+                kafka_retriable=bool(getattr(exc, "retriable", False)),
+            ) from exc
+
+    def _common(self) -> dict[str, Any]:
+        return {
+            "bootstrap_servers": self.bootstrap,
+            "client_id": self.client_id,
+            "request_timeout_ms": self._timeout_ms,
+        }
+
+    def _consumer(self, group: str | None, **extra: Any) -> Any:
+        return AIOKafkaConsumer(group_id=group, **self._common(), **CONSUMER_SAFETY, **extra)
+
+    async def start(self) -> None:
+        async with self._lock:
+            if self._producer is not None:
+                return
+            producer = AIOKafkaProducer(**self._common(), **PRODUCER_SAFETY, partitioner=_partitioner)
+            admin = AIOKafkaAdminClient(**self._common())
+            # It meets each topic on its first question, then waits out a metadata retry backoff.
+            meta = self._consumer(None, retry_backoff_ms=20)
+            try:
+                with self._errors("start (is the broker running?)"):
+                    for client in (producer, admin, meta):
+                        await client.start()
+            except LogUnavailable:
+                # Close all three, started or not: aiokafka warns about any left unclosed.
+                for client in (meta, admin, producer):
+                    with contextlib.suppress(Exception):
+                        await (client.close() if client is admin else client.stop())
+                raise
+            self._producer, self._admin, self._meta = producer, admin, meta
+
+    async def _started(self) -> None:
+        if self._producer is None:
+            await self.start()
+
+    async def close(self) -> None:
+        async with self._lock:
+            if self._producer is None:
+                return
+            producer, admin, meta = self._producer, self._admin, self._meta
+            self._producer = self._admin = self._meta = None
+            consumers = [r.consumer for r in self._readers.values()]
+            consumers += [c.consumer for c in self._committers.values()]
+            self._readers.clear()
+            self._committers.clear()
+            self._ensured.clear()
+            self._partition_counts.clear()
+            for consumer in [*consumers, meta]:
+                with contextlib.suppress(KafkaError):
+                    await consumer.stop()
+            with contextlib.suppress(KafkaError):
+                await admin.close()
+            with contextlib.suppress(KafkaError):
+                await producer.stop()  # flushes anything still in flight
+
+    def safety_report(self) -> dict[str, Any]:
+        """The safety settings as the live aiokafka objects hold them (not as configured).
+
+        Reads private attributes of aiokafka 0.14, so a missing one shows as None
+        rather than raising.
+        """
+        producer = self._producer
+        consumers = [self._meta, *(r.consumer for r in self._readers.values())]
+        consumers += [c.consumer for c in self._committers.values()]
+        return {
+            "producer_acks": getattr(getattr(producer, "_sender", None), "_acks", None),  # "all" is -1
+            "producer_idempotent": getattr(producer, "_txn_manager", None) is not None,
+            "consumers_auto_commit": [getattr(c, "_enable_auto_commit", None) for c in consumers if c],
+            "consumers_isolation": [getattr(c, "_isolation_level", None) for c in consumers if c],
+        }
+
+    # -- topics ---------------------------------------------------------------
+
+    async def create_topic(self, topic: str, *, partitions: int = 1, compacted: bool = False) -> None:
+        await self._started()
+        configs = dict(TOPIC_DEFAULTS)
+        if compacted:
+            configs["cleanup.policy"] = "compact"
+        new = NewTopic(topic, partitions, self.replication_factor, topic_configs=configs)
+        with self._errors(f"create topic {topic}"):
+            response = await self._admin.create_topics([new])
+        for name, code, *rest in response.topic_errors:
+            message = rest[0] if rest and rest[0] else ""
+            if code in _CONFIG_ERRORS:
+                raise ConfigError(
+                    f"Kafka refused to create topic {name} ({_CONFIG_ERRORS[code]}, "
+                    f"replication factor {self.replication_factor}): {message}"
+                )
+            if code not in (0, _TOPIC_EXISTS):
+                raise LogUnavailable(
+                    f"Kafka at {self.bootstrap} could not create topic {name}: error {code} {message}"
+                )
+        self._ensured.add(topic)
+
+    async def partitions(self, topic: str) -> int:
+        await self._started()
+        # Metadata for all topics: asking for one by name may auto-create it on some brokers.
+        with self._errors("describe topics"):
+            topics = await self._admin.describe_topics()
+        for entry in topics:
+            if entry["topic"] == topic and entry["error_code"] == 0:
+                count = len(entry["partitions"])
+                self._partition_counts[topic] = count
+                return count
+        return 0
+
+    async def _exists(self, topic: str, partition: int) -> bool:
+        count = self._partition_counts.get(topic, 0)
+        if partition < count:
+            return True
+        return partition < await self.partitions(topic)
+
+    async def _wait_exists(self, topic: str, partition: int, deadline: float) -> bool:
+        loop = asyncio.get_running_loop()
+        while not await self._exists(topic, partition):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            await asyncio.sleep(min(remaining, _POLL_S * 2))
+        return True
+
+    # -- writing --------------------------------------------------------------
+
+    async def append(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        headers: Headers = (),
+        timestamp_ms: int | None = None,
+        partition: int | None = None,
+    ) -> Position:
+        [position] = await self._send(topic, [(key, value, headers)], timestamp_ms, partition)
+        return position
+
+    async def append_many(
+        self,
+        topic: str,
+        items: Sequence[tuple[bytes | None, bytes | None, Headers]],
+        *,
+        timestamp_ms: int | None = None,
+    ) -> list[Position]:
+        return await self._send(topic, items, timestamp_ms, None)
+
+    async def _send(
+        self,
+        topic: str,
+        items: Sequence[tuple[bytes | None, bytes | None, Headers]],
+        timestamp_ms: int | None,
+        partition: int | None,
+    ) -> list[Position]:
+        await self._started()
+        if topic not in self._ensured:
+            await self.create_topic(topic)
+        with self._errors(f"append to {topic}"):
+            # Queue everything first so the producer batches it, then wait for every ack.
+            futures = [
+                await self._producer.send(
+                    topic,
+                    value,
+                    key=key,
+                    partition=partition,
+                    timestamp_ms=timestamp_ms,
+                    headers=list(headers),
+                )
+                for key, value, headers in items
+            ]
+            results = await asyncio.gather(*futures, return_exceptions=True)
+            positions = []
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
+                positions.append(Position(result.topic, result.partition, result.offset))
+        return positions
+
+    # -- reading --------------------------------------------------------------
+
+    async def _reader(self, topic: str, partition: int) -> _Reader:
+        key = (topic, partition)
+        async with self._lock:
+            reader = self._readers.get(key)
+            if reader is not None:
+                self._readers.move_to_end(key)
+                return reader
+            consumer = self._consumer(None, **_READER_SETTINGS)
+            with self._errors(f"open a reader on {topic}"):
+                await consumer.start()
+            tp = TopicPartition(topic, partition)
+            consumer.assign([tp])
+            reader = self._readers[key] = _Reader(consumer, tp)
+            evicted = []
+            while len(self._readers) > self._max_readers:
+                evicted.append(self._readers.popitem(last=False)[1])
+        for old in evicted:
+            async with old.lock:
+                with contextlib.suppress(KafkaError):
+                    await old.consumer.stop()
+        return reader
+
+    async def read(
+        self, topic: str, offset: int, *, partition: int = 0, limit: int = 500, timeout: float = 0.0
+    ) -> list[Record]:
+        await self._started()
+        if limit <= 0:
+            return []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        if not await self._wait_exists(topic, partition, deadline):
+            return []
+        reader = await self._reader(topic, partition)
+        async with reader.lock:
+            with self._errors(f"read {topic}[{partition}]"):
+                messages = await self._read(reader, offset, limit, deadline)
+        return [_record(m) for m in messages]
+
+    async def _read(self, reader: _Reader, offset: int, limit: int, deadline: float) -> list[Any]:
+        loop = asyncio.get_running_loop()
+        reader.seek(offset)
+        while True:
+            try:
+                messages = await reader.fetch(offset, limit, max(0.0, deadline - loop.time()))
+            except OffsetOutOfRangeError:
+                reader.next_offset = None  # the consumer's position is no longer known
+                start = (await reader.consumer.beginning_offsets([reader.tp]))[reader.tp]
+                if offset < start:  # removed by retention: carry on from the oldest record left
+                    offset = start
+                    reader.seek(offset)
+                    continue
+                # Past the end: nothing there yet. Wait for it like any other empty read.
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return []
+                await asyncio.sleep(min(remaining, _POLL_S))
+                reader.seek(offset)
+                continue
+            if messages:
+                return await self._fill(reader, messages, limit)
+            # Nothing buffered; but right after a seek the broker may hold records the
+            # consumer has not fetched yet. Those must come back even when timeout is 0.
+            end = (await reader.consumer.end_offsets([reader.tp]))[reader.tp]
+            if end > offset:
+                messages = await reader.fetch(offset, limit, max(_CATCH_UP_S, deadline - loop.time()))
+                return await self._fill(reader, messages, limit)
+            if loop.time() >= deadline:
+                return []
+
+    async def _fill(self, reader: _Reader, messages: list[Any], limit: int) -> list[Any]:
+        """Top a read up towards ``limit`` while the broker holds more than one fetch brought.
+
+        One fetch stops at a log segment's end; the other backends return
+        ``min(limit, available)`` and so should this. The consumer's last stable
+        offset from its latest fetch says whether more is there, at no extra cost.
+        """
+        while messages and len(messages) < limit:
+            stable = reader.consumer.last_stable_offset(reader.tp)
+            if stable is None or reader.next_offset is None or reader.next_offset >= stable:
+                break
+            more = await reader.fetch(reader.next_offset, limit - len(messages), _CATCH_UP_S)
+            if not more:
+                break
+            messages += more
+        return messages
+
+    async def end_offset(self, topic: str, *, partition: int = 0) -> int:
+        await self._started()
+        if not await self._exists(topic, partition):
+            return 0
+        tp = TopicPartition(topic, partition)
+        with self._errors(f"read the end offset of {topic}[{partition}]"):
+            offsets = await self._meta.end_offsets([tp])
+        return int(offsets[tp])
+
+    async def read_compacted(self, topic: str) -> dict[bytes, Record]:
+        latest: dict[bytes, Record] = {}
+        for partition in range(await self.partitions(topic)):
+            end = await self.end_offset(topic, partition=partition)
+            offset = 0
+            while offset < end:
+                batch = await self.read(topic, offset, partition=partition, limit=1000)
+                if not batch:
+                    break
+                for record in batch:
+                    if record.key is None:
+                        continue
+                    if record.value is None:
+                        latest.pop(record.key, None)
+                    else:
+                        latest[record.key] = record
+                offset = batch[-1].offset + 1
+        return latest
+
+    # -- consumer groups ------------------------------------------------------
+
+    async def commit(self, group: str, topic: str, offset: int, *, partition: int = 0) -> None:
+        await self._started()
+        async with self._lock:
+            committer = self._committers.get(group)
+            if committer is None:
+                consumer = self._consumer(group, auto_offset_reset="earliest")
+                with self._errors(f"join group {group} for commits"):
+                    await consumer.start()
+                committer = self._committers[group] = _Committer(consumer)
+        tp = TopicPartition(topic, partition)
+        async with committer.lock:
+            if tp not in committer.assigned:
+                committer.assigned.add(tp)
+                committer.consumer.assign(sorted(committer.assigned))
+                committer.consumer.pause(*committer.assigned)  # it commits; it never fetches
+            with self._errors(f"commit {topic}[{partition}]@{offset} for group {group}"):
+                await committer.consumer.commit({tp: offset})
+
+    async def committed(self, group: str, topic: str, *, partition: int = 0) -> int | None:
+        await self._started()
+        tp = TopicPartition(topic, partition)
+        with self._errors(f"read the committed offset of group {group}"):
+            offsets = await self._admin.list_consumer_group_offsets(group, partitions=[tp])
+        found = offsets.get(tp)
+        if found is None or found.offset < 0:
+            return None
+        return int(found.offset)
+
+    # -- health ---------------------------------------------------------------
+
+    async def status(self) -> dict[str, Any]:
+        report: dict[str, Any] = {"backend": self.name, "ok": False, "bootstrap": self.bootstrap}
+        if self._admin is None:
+            report["error"] = "not started"
+            return report
+        try:
+            cluster = await asyncio.wait_for(self._admin.describe_cluster(), 5)
+        except (KafkaError, TimeoutError) as exc:
+            report["error"] = _describe(exc)
+            return report
+        report.update(ok=True, brokers=len(cluster.get("brokers", [])))
+        return report
