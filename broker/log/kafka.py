@@ -222,11 +222,13 @@ class KafkaLog:
         rather than raising.
         """
         producer = self._producer
+        txn = getattr(producer, "_txn_manager", None)  # aiokafka keeps idempotence state here
         consumers = [self._meta, *(r.consumer for r in self._readers.values())]
         consumers += [c.consumer for c in self._committers.values()]
         return {
             "producer_acks": getattr(getattr(producer, "_sender", None), "_acks", None),  # "all" is -1
-            "producer_idempotent": getattr(producer, "_txn_manager", None) is not None,
+            "producer_idempotent": txn is not None,
+            "producer_id": getattr(txn, "producer_id", None),  # assigned by the broker once it has sent
             "consumers_auto_commit": [getattr(c, "_enable_auto_commit", None) for c in consumers if c],
             "consumers_isolation": [getattr(c, "_isolation_level", None) for c in consumers if c],
         }
