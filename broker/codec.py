@@ -314,12 +314,13 @@ def decode_payload(
     Raises:
         SchemaInvalid: the fingerprint is unknown or belongs to another type, or the bytes do not decode.
     """
+    reader = catalogue.for_type(event_type)
     writer = catalogue.for_fingerprint(fingerprint)
     if writer.event_type != event_type:
         raise SchemaInvalid(
             f"schema fingerprint {fingerprint.hex()} is the schema of {writer.event_type}, not {event_type}"
         )
-    record = decode(writer, data, limits, reader=catalogue.for_type(event_type))
+    record = decode(writer, data, limits, reader=reader)
     if not isinstance(record, dict):
         raise SchemaInvalid(f"{event_type} payload is not a record")
     return record

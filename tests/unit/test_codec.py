@@ -1,0 +1,199 @@
+"""Bounded Avro decoding and the JSON-side converter."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import pytest
+
+from broker.codec import (
+    Limits,
+    check_bounds,
+    decode,
+    decode_payload,
+    encode,
+    encode_payload,
+    from_json,
+    jsonable,
+)
+from broker.envelope.batch import decode_batch, encode_batch
+from broker.envelope.testing import sample_data
+from broker.errors import SchemaInvalid
+from broker.schemas import compile_schema, default_catalogue
+
+CATALOGUE = default_catalogue()
+DA = CATALOGUE.for_type("police.domestic_abuse_incident")
+
+
+def _zigzag(n: int) -> bytes:
+    raw = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while True:
+        byte = raw & 0x7F
+        raw >>= 7
+        if raw:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+@pytest.mark.parametrize("event_type", CATALOGUE.event_types)
+def test_every_sample_round_trips(event_type: str) -> None:
+    """Each event type's sample converts from JSON, encodes, and decodes back to the same record."""
+    record = from_json(CATALOGUE.for_type(event_type), sample_data(event_type))
+    fp, data = encode_payload(CATALOGUE, event_type, record)
+    assert decode_payload(CATALOGUE, event_type, fp, data) == record
+
+
+def test_array_bomb_is_refused_before_allocation() -> None:
+    """A few bytes declaring fifty million array items are refused at once, naming the field."""
+    schema = compile_schema("bomb", {"type": "array", "items": "null"})
+    body = _zigzag(50_000_000)
+    started = time.perf_counter()
+    with pytest.raises(SchemaInvalid, match="50000000 items"):
+        decode(schema, body)
+    assert time.perf_counter() - started < 0.1
+
+
+def test_array_bomb_inside_an_event_names_the_field() -> None:
+    """A huge children_present count inside a real event is refused with the field's name."""
+    prefix = _zigzag(2) + b"I1" + b"\x02" + _zigzag(10) + b"9990000018" + b"\x00\x00\x00" + b"\x00"
+    body = prefix + _zigzag(50_000_000)
+    with pytest.raises(SchemaInvalid, match="children_present"):
+        decode(DA, body)
+
+
+def test_map_and_negative_block_counts_are_bounded() -> None:
+    """A negative block count with a byte size that overruns the data is refused."""
+    schema = compile_schema("m", {"type": "map", "values": "string"})
+    with pytest.raises(SchemaInvalid, match="block declares"):
+        decode(schema, _zigzag(-3) + _zigzag(1_000_000))
+    with pytest.raises(SchemaInvalid, match="over the limit"):
+        decode(schema, _zigzag(20_000) + b"\x00" * 40_000, Limits(max_items=10_000))
+
+
+def test_huge_string_length_is_refused() -> None:
+    """A string declaring more bytes than remain, or more than the limit, is refused."""
+    schema = compile_schema("s", "string")
+    with pytest.raises(SchemaInvalid, match="only 3 remain"):
+        decode(schema, _zigzag(1_000_000_000) + b"abc", Limits(max_string=2**40))
+    with pytest.raises(SchemaInvalid, match="over the limit"):
+        decode(schema, _zigzag(100) + b"a" * 100, Limits(max_string=10))
+    with pytest.raises(SchemaInvalid, match="negative length"):
+        decode(schema, _zigzag(-5))
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (b"", "ends inside a number"),
+        (b"\xff" * 11, "longer than 10 bytes"),
+        (_zigzag(3) + b"\xff\xfe\xfd", "does not decode"),  # invalid UTF-8
+    ],
+)
+def test_malformed_strings_are_schema_invalid(body: bytes, problem: str) -> None:
+    """Truncated numbers, over-long varints and invalid UTF-8 become SchemaInvalid."""
+    with pytest.raises(SchemaInvalid, match=problem):
+        decode(compile_schema("s", "string"), body)
+
+
+def test_union_enum_boolean_and_int_ranges_are_checked() -> None:
+    """A union branch, enum index, boolean byte or int out of range is refused."""
+    with pytest.raises(SchemaInvalid, match="union branch 5"):
+        decode(compile_schema("u", ["null", "string"]), _zigzag(5))
+    with pytest.raises(SchemaInvalid, match="enum index 3"):
+        decode(compile_schema("e", {"type": "enum", "name": "E", "symbols": ["a", "b"]}), _zigzag(3))
+    with pytest.raises(SchemaInvalid, match="not a boolean"):
+        decode(compile_schema("b", "boolean"), b"\x02")
+    with pytest.raises(SchemaInvalid, match="does not fit in an Avro int"):
+        decode(compile_schema("i", "int"), _zigzag(2**40))
+
+
+def test_trailing_bytes_are_refused() -> None:
+    """Bytes left over after the record are refused (one message, one meaning)."""
+    data = encode(DA, from_json(DA, sample_data("police.domestic_abuse_incident")))
+    check_bounds(DA, data)
+    with pytest.raises(SchemaInvalid, match="left over"):
+        decode(DA, data + b"\x00")
+
+
+def test_every_truncation_of_a_payload_is_schema_invalid() -> None:
+    """Cutting a valid payload anywhere gives SchemaInvalid, never another exception."""
+    data = encode(DA, from_json(DA, sample_data("police.domestic_abuse_incident")))
+    for cut in range(len(data)):
+        with pytest.raises(SchemaInvalid):
+            decode(DA, data[:cut])
+
+
+def test_fingerprint_of_another_type_is_refused() -> None:
+    """A payload claiming another type's fingerprint is refused."""
+    fp = CATALOGUE.for_type("gp.registration").fingerprint
+    with pytest.raises(SchemaInvalid, match=r"is the schema of gp\.registration"):
+        decode_payload(CATALOGUE, "police.domestic_abuse_incident", fp, b"")
+
+
+def test_from_json_fills_optional_person_fields_and_strips_nhs_spaces() -> None:
+    """A PersonRef missing optional keys gets nulls; spaces leave NHS numbers; dates parse."""
+    data = dict(sample_data("gp.registration"))
+    data["person"] = {"nhs_number": "999 291 4173"}
+    record = from_json(CATALOGUE.for_type("gp.registration"), data)
+    assert record["person"] == {
+        "nhs_number": "9992914173",
+        "local_id": None,
+        "name": None,
+        "date_of_birth": None,
+    }
+    assert record["effective_date"] == dt.date(2015, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"victim": None}, "field 'victim' must be an object"),
+        ({"risk_level": "low"}, "field 'risk_level' must be one of standard, medium, high"),
+        ({"marac_referral": "yes"}, "field 'marac_referral' must be true or false"),
+        ({"children_present": [{"nhs_number": 9990000018}]}, r"field 'children_present\[0\].nhs_number'"),
+        ({"children_present": "all"}, "must be a list"),
+        ({"unexpected": 1}, "field 'unexpected' is not in the schema"),
+    ],
+)
+def test_from_json_names_the_wrong_field(change: dict[str, object], message: str) -> None:
+    """A wrong type or unknown field is SchemaInvalid naming the field."""
+    data = {**sample_data("police.domestic_abuse_incident"), **change}
+    with pytest.raises(SchemaInvalid, match=message):
+        from_json(DA, data)
+
+
+def test_from_json_missing_required_field() -> None:
+    """A missing required field is SchemaInvalid naming it."""
+    data = sample_data("police.domestic_abuse_incident")
+    del data["incident_ref"]
+    with pytest.raises(SchemaInvalid, match="missing required field 'incident_ref'"):
+        from_json(DA, data)
+
+
+def test_from_json_bad_dates() -> None:
+    """A date that is not YYYY-MM-DD is SchemaInvalid naming the field."""
+    schema = CATALOGUE.for_type("challenge.raised")
+    with pytest.raises(SchemaInvalid, match="field 'respond_by' must be a date"):
+        from_json(schema, {**sample_data("challenge.raised"), "respond_by": "next week"})
+
+
+def test_jsonable_turns_dates_into_iso_strings() -> None:
+    """Decoded dates and times come back as ISO strings."""
+    when = dt.datetime(2022, 1, 2, 22, tzinfo=dt.UTC)
+    assert jsonable({"d": dt.date(2022, 1, 2), "t": [when]}) == {
+        "d": "2022-01-02",
+        "t": ["2022-01-02T22:00:00Z"],
+    }
+
+
+def test_batch_framing_round_trips_and_is_bounded() -> None:
+    """A batch is an Avro array of bytes; too many items are refused before decoding."""
+    assert decode_batch(encode_batch([b"a", b"bc"]), max_items=5, max_item_bytes=10) == [b"a", b"bc"]
+    with pytest.raises(SchemaInvalid, match="over the limit"):
+        decode_batch(encode_batch([b"a"] * 6), max_items=5, max_item_bytes=10)
+    with pytest.raises(SchemaInvalid):
+        decode_batch(_zigzag(40_000_000), max_items=500, max_item_bytes=10)
