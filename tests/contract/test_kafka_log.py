@@ -1,0 +1,160 @@
+"""What only the Kafka backend has to prove: safe settings, topic configuration, errors."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from broker.errors import ConfigError, LogUnavailable
+from broker.log import open_log
+from broker.log.kafka import CONSUMER_SAFETY, PRODUCER_SAFETY, TOPIC_DEFAULTS, KafkaLog
+from broker.settings import Settings
+
+
+@pytest.fixture
+async def kafka_log(kafka_bootstrap: str) -> AsyncIterator[KafkaLog]:
+    log = KafkaLog(kafka_bootstrap, client_id="jigsaw-tests")
+    await log.start()
+    yield log
+    await log.close()
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_safety_settings_are_set_explicitly() -> None:
+    """The producer acks on all in-sync replicas with idempotence; consumers never auto-commit."""
+    assert PRODUCER_SAFETY["acks"] == "all"
+    assert PRODUCER_SAFETY["enable_idempotence"] is True
+    assert CONSUMER_SAFETY["enable_auto_commit"] is False
+    assert TOPIC_DEFAULTS["retention.ms"] == "-1"
+
+
+@pytest.mark.kafka
+async def test_live_clients_hold_the_safety_settings(kafka_log: KafkaLog, topic: str) -> None:
+    """The running producer and every consumer (meta, reader, committer) hold the safe settings."""
+    await kafka_log.append(topic, b"v", key=b"k")
+    await kafka_log.read(topic, 0)
+    await kafka_log.commit("safety-check", topic, 1)
+
+    report = kafka_log.safety_report()
+
+    assert report["producer_acks"] == -1  # aiokafka's spelling of acks="all"
+    assert report["producer_idempotent"] is True
+    assert report["producer_id"] is not None and report["producer_id"] >= 0  # the broker granted one
+    assert len(report["consumers_auto_commit"]) == 3
+    assert report["consumers_auto_commit"] == [False, False, False]
+    assert set(report["consumers_isolation"]) == {"read_committed"}
+
+
+@pytest.mark.kafka
+async def test_created_topics_keep_records_forever_and_compact_when_asked(
+    kafka_log: KafkaLog, kafka_bootstrap: str, unique: Callable[[str], str]
+) -> None:
+    """Topics are created with no time or size retention, and link topics with cleanup.policy=compact."""
+    plain, compacted, implicit = unique("plain"), unique("links"), unique("implicit")
+    await kafka_log.create_topic(plain, partitions=2)
+    await kafka_log.create_topic(compacted, compacted=True)
+    await kafka_log.append(implicit, b"created on first append")
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        responses = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name) for name in (plain, compacted, implicit)]
+        )
+    finally:
+        await admin.close()
+    configs = {
+        resource[3]: {entry[0]: entry[1] for entry in resource[4]}
+        for response in responses
+        for resource in response.resources
+    }
+
+    for name in (plain, compacted, implicit):
+        assert configs[name]["retention.ms"] == "-1"
+        assert configs[name]["retention.bytes"] == "-1"
+    assert configs[plain]["cleanup.policy"] == "delete"
+    assert configs[compacted]["cleanup.policy"] == "compact"
+    assert await kafka_log.partitions(plain) == 2
+
+
+@pytest.mark.kafka
+async def test_old_timestamps_read_back_whole(kafka_log: KafkaLog, topic: str) -> None:
+    """Records stamped long ago (which roll Kafka's segments) still read back in full batches."""
+    await kafka_log.append(topic, b"old", timestamp_ms=1_000)
+    await kafka_log.append_many(topic, [(None, b"new", ())] * 20)
+
+    records = await kafka_log.read(topic, 0, limit=10)
+
+    assert [r.offset for r in records] == list(range(10))
+    assert records[0].timestamp_ms == 1_000
+
+
+@pytest.mark.kafka
+async def test_sequential_reads_reuse_one_consumer(kafka_log: KafkaLog, topic: str) -> None:
+    """Walking a partition forward reuses one reader, served from what it already fetched."""
+    await kafka_log.append_many(topic, [(None, b"%d" % i, ()) for i in range(300)])
+
+    offset, started = 0, time.monotonic()
+    while batch := await kafka_log.read(topic, offset, limit=3):
+        offset = batch[-1].offset + 1
+    elapsed = time.monotonic() - started
+
+    assert offset == 300
+    assert len(kafka_log._readers) == 1
+    assert elapsed < 5.0
+
+
+@pytest.mark.kafka
+async def test_replication_beyond_the_cluster_is_a_config_error(kafka_bootstrap: str, topic: str) -> None:
+    """Asking a one-broker cluster for three replicas fails as a configuration error, not a hang."""
+    log = KafkaLog(kafka_bootstrap, replication_factor=3)
+    try:
+        with pytest.raises(ConfigError, match="replication factor"):
+            await log.create_topic(topic)
+    finally:
+        await log.close()
+
+
+async def test_unreachable_broker_is_log_unavailable() -> None:
+    """With no broker at the address, using the log raises LogUnavailable, marked retriable."""
+    log = KafkaLog(f"127.0.0.1:{_closed_port()}")
+
+    with pytest.raises(LogUnavailable) as caught:
+        await log.append("jigsaw.events.police", b"v")
+
+    assert caught.value.retriable is True
+    assert caught.value.code == "log_unavailable"
+    status = await log.status()
+    assert status == {"backend": "kafka", "ok": False, "bootstrap": log.bootstrap, "error": "not started"}
+
+
+def test_open_log_builds_a_kafka_log_from_settings() -> None:
+    """JIGSAW_LOG_BACKEND=kafka gives a KafkaLog on the configured bootstrap, client id and replication."""
+    settings = Settings.from_env(
+        {
+            "JIGSAW_LOG_BACKEND": "kafka",
+            "JIGSAW_KAFKA_BOOTSTRAP": "kafka-1:9092,kafka-2:9092",
+            "JIGSAW_KAFKA_CLIENT_ID": "jigsaw-router",
+            "JIGSAW_KAFKA_REPLICATION_FACTOR": "3",
+        }
+    )
+
+    log = open_log(settings)
+
+    assert isinstance(log, KafkaLog)
+    assert (log.bootstrap, log.client_id, log.replication_factor) == (
+        "kafka-1:9092,kafka-2:9092",
+        "jigsaw-router",
+        3,
+    )
