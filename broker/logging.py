@@ -42,5 +42,9 @@ def configure_logging(log_format: str = "auto", level: str = "info") -> None:
 
 
 def get_logger(name: str, **context: Any) -> Any:
-    """A bound logger for one module, with optional context bound up front."""
-    return structlog.get_logger(name).bind(**context)
+    """A lazy logger for one module: it takes the configuration in force when it first logs."""
+    return structlog.get_logger(component=name, **context)
+
+
+# Until configure_logging runs, log to standard error: standard output may carry data (simulate).
+structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))

@@ -255,7 +255,7 @@ class FamilyGraph:
         elif t == "csc.pre_birth_assessment":
             mother, father = self.ref(d["mother"]), self.ref(d.get("expected_father"))
             if mother:
-                a = Assessment(
+                assessment = Assessment(
                     str(d["assessment_ref"]),
                     mother,
                     father,
@@ -264,7 +264,7 @@ class FamilyGraph:
                     order,
                     event.event_id,
                 )
-                self._assessments[mother].append(a)
+                self._assessments[mother].append(assessment)
                 for person in (mother, father):
                     if person:
                         self._assessments_by_person[person].add(mother)
@@ -281,16 +281,12 @@ class FamilyGraph:
             if p:
                 members.append((p, str(m["relationship"]), bool(m["lives_with_child"])))
                 self._named_in_composition[p].add(child)
-        self._compositions[child].append(
-            Composition(child, tuple(members), event.source, order, event.event_id)
-        )
+        self._compositions[child].append(Composition(child, tuple(members), event.source, order, event.event_id))
         self._csc_publisher[child].append((order, event.source, event.event_id))
         for role, field in (("health_visiting", "health_visiting"), ("school", "school")):
             if d.get(field):
                 self._inferred_kind.setdefault(str(d[field]), role)
-                self._slots[(child, role)].append(
-                    Slot(str(d[field]), None, order, event.event_id, "household")
-                )
+                self._slots[(child, role)].append(Slot(str(d[field]), None, order, event.event_id, "household"))
         return [child, *(m[0] for m in members)]
 
     def _apply_birth(self, event: Event, order: Order) -> list[str | None]:
@@ -394,9 +390,7 @@ class FamilyGraph:
         return out
 
     def _candidate_children(self, person: str) -> set[str]:
-        keys = self._keys_for(self._named_in_composition, person) | self._keys_for(
-            self._births_by_parent, person
-        )
+        keys = self._keys_for(self._named_in_composition, person) | self._keys_for(self._births_by_parent, person)
         return {self.people.find(k) for k in keys}
 
     def children_living_with(self, person: str) -> set[str]:
@@ -465,9 +459,7 @@ class FamilyGraph:
             pubs = [p for p in pubs if p[2] not in self.retracted]
             if pubs:
                 return [(max(pubs)[1], "publisher of the child's latest plan, meeting or household record")]
-        return [
-            (o, f"of the area ({area})") for o in self.orgs_of_kind_in_area("childrens_social_care", area)
-        ]
+        return [(o, f"of the area ({area})") for o in self.orgs_of_kind_in_area("childrens_social_care", area)]
 
     def active_pregnancies(self, person: str, day: dt.date) -> list[Pregnancy]:
         """Pregnancies where the person is mother or expected father, booked, not born, not long overdue."""

@@ -25,9 +25,7 @@ __all__ = [
 ]
 
 NOTIFICATION_KINDS = ("alert", "catch_up", "history", "pre_birth_alert", "escalation", "retraction")
-ACK_KINDS = frozenset(
-    {"alert", "catch_up", "history", "pre_birth_alert"}
-)  # the kinds that need acknowledging
+ACK_KINDS = frozenset({"alert", "catch_up", "history", "pre_birth_alert"})  # the kinds that need acknowledging
 
 _NS = uuid.UUID("6f1d7c1e-3c55-4a4e-9d7b-0d6c8e3a9b21")
 

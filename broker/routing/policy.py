@@ -76,9 +76,7 @@ class Route:
 class _Builder:
     """Collects recipients and paths while a rule walks the graph."""
 
-    def __init__(
-        self, graph: FamilyGraph, event: Event, as_of: dt.datetime, area: str | None, rule: str
-    ) -> None:
+    def __init__(self, graph: FamilyGraph, event: Event, as_of: dt.datetime, area: str | None, rule: str) -> None:
         self.g = graph
         self.event = event
         self.day = as_of.date()
@@ -140,9 +138,7 @@ class _Builder:
         elif left is not None:
             self.withhold(left.practice, f"{role} {self.who(person)} deregistered on {left.effective_date}")
 
-    def professionals(
-        self, child: str, relation: str, *, present: bool = False, named_as_child: bool = True
-    ) -> None:
+    def professionals(self, child: str, relation: str, *, present: bool = False, named_as_child: bool = True) -> None:
         """The child's GP, health visiting service (under 5), school (4 or over), midwifery (unborn)."""
         self.involved.add(child)
         if is_unborn(child):
@@ -184,8 +180,7 @@ class _Builder:
         for org, basis in self.g.responsible_csc(child, self.area):
             self.add(
                 org,
-                f"children's social care ({org}) responsible for {self.child_label(child)}{relation}"
-                f" ({basis})",
+                f"children's social care ({org}) responsible for {self.child_label(child)}{relation} ({basis})",
                 child=child,
             )
 

@@ -12,7 +12,14 @@ from typing import Any
 from broker.log.base import Headers, Record
 from broker.routing.model import Ack, Decision, Notification
 
-__all__ = ["decode_ack", "decode_decision", "decode_notification", "encode_ack", "encode_output", "encode_json"]
+__all__ = [
+    "decode_ack",
+    "decode_decision",
+    "decode_notification",
+    "encode_ack",
+    "encode_json",
+    "encode_output",
+]
 
 
 def encode_json(value: Any) -> bytes:

@@ -83,16 +83,16 @@ class RouterService:
                             self._written.add(ident.decode())
                     offset = records[-1].offset + 1
 
-    async def step(self, *, now: dt.datetime | None = None, timeout: float = 0.0) -> list[Output]:
+    async def step(self, *, now: dt.datetime | None = None, wait: float = 0.0) -> list[Output]:
         """Route one merged batch of whatever is waiting; with ``now``, raise escalations due by then.
 
         Returns the outputs newly written (already-written ones, recognised by id, are skipped).
         """
         fetched: dict[tuple[str, int], list[Record]] = {}
         for i, tp in enumerate(self._inputs):
-            wait = timeout if i == 0 else 0.0
-            fetched[tp] = await self.log.read(tp[0], self._positions[tp], partition=tp[1], limit=self._batch,
-                                              timeout=wait)
+            fetched[tp] = await self.log.read(
+                tp[0], self._positions[tp], partition=tp[1], limit=self._batch, timeout=wait if i == 0 else 0.0
+            )
         full = [recs[-1].timestamp_ms for recs in fetched.values() if len(recs) >= self._batch]
         horizon = min(full) if full else None
         order = {tp: i for i, tp in enumerate(self._inputs)}
@@ -138,7 +138,8 @@ class RouterService:
 
     async def _write(self, outputs: list[Output]) -> list[Output]:
         fresh: list[Output] = []
-        notes, decisions = [], []
+        notes: list[Output] = []
+        decisions: list[Output] = []
         for item in outputs:
             ident = item.notification_id if isinstance(item, Notification) else item.decision_id
             if ident in self._written:
@@ -155,8 +156,14 @@ class RouterService:
                 )
         for item in fresh:
             if isinstance(item, Notification):
-                _log.info("notified", notification_id=item.notification_id, event_id=item.event_id,
-                          recipient=item.recipient, kind=item.kind, priority=item.priority)
+                _log.info(
+                    "notified",
+                    notification_id=item.notification_id,
+                    event_id=item.event_id,
+                    recipient=item.recipient,
+                    kind=item.kind,
+                    priority=item.priority,
+                )
         return fresh
 
 

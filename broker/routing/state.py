@@ -197,9 +197,7 @@ class RoutingState:
         org = cand.org
         view = view_for(self.graph, org)
         perpetrators = set(route.perpetrators)
-        flags = flags_for(
-            self.graph, org, perpetrators=perpetrators, day=day, perpetrator_gp=cand.perpetrator_gp
-        )
+        flags = flags_for(self.graph, org, perpetrators=perpetrators, day=day, perpetrator_gp=cand.perpetrator_gp)
         reason = "; ".join(cand.paths)
         if kind == "catch_up" and trigger is not None:
             reason += f" (new link: {trigger.event_type} {trigger.event_id})"
@@ -346,9 +344,9 @@ class RoutingState:
             father = g.people.resolve(d.get("expected_father"))
             targets = [(p, how) for p, how in ((mother, "mother"), (father, "expected father")) if p]
             pregs = g.active_pregnancies(mother, event.occurred_at.date()) if mother else []
-            cscs = sorted(
-                {o for p in pregs for o, _ in g.responsible_csc(p.unborn, g.org_area(event.source))}
-            ) or [event.source]
+            cscs = sorted({o for p in pregs for o, _ in g.responsible_csc(p.unborn, g.org_area(event.source))}) or [
+                event.source
+            ]
             about = "the pre-birth assessment"
         out: list[Output] = []
         for csc in cscs:

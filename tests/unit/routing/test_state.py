@@ -15,17 +15,40 @@ def test_late_binding_sends_catch_up_once_when_a_link_arrives() -> None:
     w.standard_orgs()
     child, mother, father = person("2021-01-01"), person("1995-01-01"), person("1993-01-01")
     w.household(child, [(mother, "mother", True), (father, "father", False)])
-    plan, out = w.send("csc.child_protection_plan", "CSC", "2021-03-01T10:00:00", plan_ref="P", child=child,
-                       status="started", category="neglect", summary="s", next_review=None)
+    plan, out = w.send(
+        "csc.child_protection_plan",
+        "CSC",
+        "2021-03-01T10:00:00",
+        plan_ref="P",
+        child=child,
+        status="started",
+        category="neglect",
+        summary="s",
+        next_review=None,
+    )
     assert "GP-B" not in notes(out)
-    reg, out = w.send("gp.registration", "GP-B", "2021-03-05T10:00:00", person=father, practice="GP-B",
-                      status="registered", effective_date=dt.date(2021, 3, 5))
+    reg, out = w.send(
+        "gp.registration",
+        "GP-B",
+        "2021-03-05T10:00:00",
+        person=father,
+        practice="GP-B",
+        status="registered",
+        effective_date=dt.date(2021, 3, 5),
+    )
     catch = notes(out, kind="catch_up")
     assert set(catch) == {"GP-B"}
     assert catch["GP-B"].event_id == plan and reg in catch["GP-B"].reason
     assert catch["GP-B"].flags == ("restricted",)
-    _, out = w.send("gp.registration", "GP-B", "2021-03-06T10:00:00", person=father, practice="GP-B",
-                    status="registered", effective_date=dt.date(2021, 3, 6))
+    _, out = w.send(
+        "gp.registration",
+        "GP-B",
+        "2021-03-06T10:00:00",
+        person=father,
+        practice="GP-B",
+        status="registered",
+        effective_date=dt.date(2021, 3, 6),
+    )
     assert notes(out, kind="catch_up") == {}
 
 
@@ -36,10 +59,15 @@ def test_late_binding_skips_items_that_are_no_longer_active() -> None:
     child, father = person("2021-01-01"), person("1993-01-01")
     w.household(child, [(father, "father", False)])
     for status in ("started", "ended"):
-        w.send("csc.child_in_need_plan", "CSC", plan_ref="P", child=child, status=status, summary="s",
-               next_review=None)
-    _, out = w.send("gp.registration", "GP-B", person=father, practice="GP-B", status="registered",
-                    effective_date=dt.date(2020, 1, 1))
+        w.send("csc.child_in_need_plan", "CSC", plan_ref="P", child=child, status=status, summary="s", next_review=None)
+    _, out = w.send(
+        "gp.registration",
+        "GP-B",
+        person=father,
+        practice="GP-B",
+        status="registered",
+        effective_date=dt.date(2020, 1, 1),
+    )
     assert notes(out, kind="catch_up") == {}
 
 
@@ -48,17 +76,39 @@ def test_history_sweep_gives_csc_what_it_has_not_had_when_a_plan_starts() -> Non
     w = World()
     w.standard_orgs()
     child, mother = person("2021-01-01"), person("1995-01-01")
-    disclosure, out = w.send("gp.safeguarding_information", "GP-A", "2021-02-01T10:00:00", person=mother,
-                             category="substance_misuse", summary="s")
+    disclosure, out = w.send(
+        "gp.safeguarding_information",
+        "GP-A",
+        "2021-02-01T10:00:00",
+        person=mother,
+        category="substance_misuse",
+        summary="s",
+    )
     assert notes(out) == {}
     w.household(child, [(mother, "mother", True)])
-    _, out = w.send("csc.child_in_need_plan", "CSC", "2021-03-01T10:00:00", plan_ref="P", child=child,
-                    status="started", summary="s", next_review=None)
+    _, out = w.send(
+        "csc.child_in_need_plan",
+        "CSC",
+        "2021-03-01T10:00:00",
+        plan_ref="P",
+        child=child,
+        status="started",
+        summary="s",
+        next_review=None,
+    )
     history = notes(out, kind="history")
     assert set(history) == {"CSC"} and history["CSC"].event_id == disclosure
     assert history["CSC"].priority == "routine"
-    _, out = w.send("csc.child_in_need_plan", "CSC", "2021-03-02T10:00:00", plan_ref="P2", child=child,
-                    status="started", summary="s", next_review=None)
+    _, out = w.send(
+        "csc.child_in_need_plan",
+        "CSC",
+        "2021-03-02T10:00:00",
+        plan_ref="P2",
+        child=child,
+        status="started",
+        summary="s",
+        next_review=None,
+    )
     assert notes(out, kind="history") == {}  # it has had it now
 
 
@@ -82,9 +132,18 @@ def test_not_to_itself() -> None:
     w.org("CSC2", "childrens_social_care")
     child = person("2021-01-01")
     w.send("link.professional_assigned", "CSC", person=child, org="CSC", role="social_worker", status="assigned")
-    _, out = w.send("police.domestic_abuse_incident", "CSC", incident_ref="X", victim=person("1990-01-01"),
-                    perpetrator=None, children_present=[child], children_in_household=[], risk_level="high",
-                    marac_referral=False, summary="s")
+    _, out = w.send(
+        "police.domestic_abuse_incident",
+        "CSC",
+        incident_ref="X",
+        victim=person("1990-01-01"),
+        perpetrator=None,
+        children_present=[child],
+        children_in_household=[],
+        risk_level="high",
+        marac_referral=False,
+        summary="s",
+    )
     assert "CSC" not in notes(out, kind=None)
 
 
@@ -112,12 +171,21 @@ def test_retraction_tells_everyone_told_and_stops_the_item() -> None:
     w.register(mother, "GP-A")
     incident, out = w.incident(mother, None, at="2021-02-01T10:00:00")
     assert set(notes(out)) == {"GP-A"}
-    _, out = w.send("record.retracted", "POLICE", "2021-02-01T11:00:00", original_event_id=incident,
-                    reason="wrong family")
+    _, out = w.send(
+        "record.retracted", "POLICE", "2021-02-01T11:00:00", original_event_id=incident, reason="wrong family"
+    )
     retr = notes(out, kind="retraction")
     assert set(retr) == {"GP-A"} and retr["GP-A"].follows
-    _, out = w.send("midwifery.pregnancy_booked", "MW", "2021-02-02T10:00:00", booking_ref="B", mother=mother,
-                    expected_father=None, expected_date=dt.date(2021, 9, 1), midwifery_service="MW")
+    _, out = w.send(
+        "midwifery.pregnancy_booked",
+        "MW",
+        "2021-02-02T10:00:00",
+        booking_ref="B",
+        mother=mother,
+        expected_father=None,
+        expected_date=dt.date(2021, 9, 1),
+        midwifery_service="MW",
+    )
     assert notes(out, kind="pre_birth_alert") == {} and notes(out, kind="catch_up") == {}
     assert notes(w.run_until("2021-03-01T00:00:00"), kind="escalation") == {}  # no ack chased for it
 
@@ -128,8 +196,7 @@ def test_schools_get_the_education_view_and_never_health_information() -> None:
     w.standard_orgs()
     child, mother = person("2012-01-01", name="Child Name"), person("1985-01-01", name="Adult Name")
     w.household(child, [(mother, "mother", True)], school="SCHOOL")
-    w.send("csc.child_in_need_plan", "CSC", plan_ref="P", child=child, status="started", summary="s",
-           next_review=None)
+    w.send("csc.child_in_need_plan", "CSC", plan_ref="P", child=child, status="started", summary="s", next_review=None)
     _, out = w.incident(mother, None, present=[child])
     school = notes(out)["SCHOOL"]
     assert school.view == "education"

@@ -35,8 +35,9 @@ def test_a_father_who_does_not_live_with_the_child_is_a_carer() -> None:
     child, mother, father = person("2021-06-01"), person("1995-01-01"), person("1993-01-01")
     w.register(father, "GP-B")
     w.household(child, [(mother, "mother", True), (father, "father", False)])
-    _, out = w.send("csc.child_in_need_plan", "CSC", plan_ref="P", child=child, status="started", summary="s",
-                    next_review=None)
+    _, out = w.send(
+        "csc.child_in_need_plan", "CSC", plan_ref="P", child=child, status="started", summary="s", next_review=None
+    )
     assert "GP-B" in notes(out)
     assert "father" in notes(out)["GP-B"].reason
 
@@ -49,8 +50,9 @@ def test_other_adults_are_carers_only_when_they_live_with_the_child() -> None:
     w.register(lodger, "GP-A")
     w.register(visitor, "GP-B")
     w.household(child, [(lodger, "other_adult", True), (visitor, "other_adult", False)])
-    _, out = w.send("csc.child_in_need_plan", "CSC", plan_ref="P", child=child, status="started", summary="s",
-                    next_review=None)
+    _, out = w.send(
+        "csc.child_in_need_plan", "CSC", plan_ref="P", child=child, status="started", summary="s", next_review=None
+    )
     assert "GP-A" in notes(out) and "GP-B" not in notes(out)
 
 
@@ -63,8 +65,9 @@ def test_the_latest_household_replaces_partners_but_parenthood_never_ends() -> N
     w.register(partner, "GP-B")
     w.household(child, [(mother, "mother", True), (partner, "partner_of_parent", True)])
     w.household(child, [])
-    _, out = w.send("csc.child_in_need_plan", "CSC", plan_ref="P", child=child, status="started", summary="s",
-                    next_review=None)
+    _, out = w.send(
+        "csc.child_in_need_plan", "CSC", plan_ref="P", child=child, status="started", summary="s", next_review=None
+    )
     assert "GP-A" in notes(out) and "GP-B" not in notes(out)
 
 
@@ -144,8 +147,16 @@ def test_responsible_csc_is_the_social_worker_then_the_latest_publisher_then_the
     w.household(child, [(mother, "mother", True)])
     _, out = w.incident(mother, None)
     assert "CSC" in notes(out)  # the area's CSC published the household
-    w.send("csc.child_protection_plan", "CSC-K", plan_ref="K1", child=child, status="started", category="neglect",
-           summary="s", next_review=None)
+    w.send(
+        "csc.child_protection_plan",
+        "CSC-K",
+        plan_ref="K1",
+        child=child,
+        status="started",
+        category="neglect",
+        summary="s",
+        next_review=None,
+    )
     _, out = w.incident(mother, None)
     assert "CSC-K" in notes(out) and "CSC" not in notes(out)
     w.send("link.professional_assigned", "CSC", person=child, org="CSC", role="social_worker", status="assigned")
@@ -158,8 +169,16 @@ def test_an_active_pregnancy_ends_at_birth_or_28_days_after_the_expected_date() 
     w = World()
     w.standard_orgs()
     mother = person("1995-01-01")
-    w.send("midwifery.pregnancy_booked", "MW", "2021-02-01T10:00:00", booking_ref="B1", mother=mother,
-           expected_father=None, expected_date=dt.date(2021, 8, 1), midwifery_service="MW")
+    w.send(
+        "midwifery.pregnancy_booked",
+        "MW",
+        "2021-02-01T10:00:00",
+        booking_ref="B1",
+        mother=mother,
+        expected_father=None,
+        expected_date=dt.date(2021, 8, 1),
+        midwifery_service="MW",
+    )
     _, out = w.incident(mother, None, at="2021-08-20T10:00:00")
     assert "MW" in notes(out)
     _, out = w.incident(mother, None, at="2021-09-01T10:00:00")

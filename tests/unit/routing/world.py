@@ -16,7 +16,9 @@ UTC = dt.UTC
 _numbers = itertools.count(1)
 
 
-def person(dob: str | None = None, *, name: str | None = None, nhs: bool = True, local: str | None = None) -> dict[str, Any]:
+def person(
+    dob: str | None = None, *, name: str | None = None, nhs: bool = True, local: str | None = None
+) -> dict[str, Any]:
     """A synthetic PersonRef (999-range NHS number with a valid check digit)."""
     return {
         "nhs_number": synthetic_nhs_number(next(_numbers)) if nhs else None,
@@ -39,16 +41,31 @@ class World:
         self.clock = when("2021-01-01T09:00:00")
 
     def org(self, org_id: str, kind: str, area: str = "bradford", lead: str | None = "Lead") -> str:
-        self.send("directory.organisation", "PARTNERSHIP", org_id=org_id, kind=kind, name=org_id, area=area,
-                  endpoint=None, safeguarding_lead=lead)
+        self.send(
+            "directory.organisation",
+            "PARTNERSHIP",
+            org_id=org_id,
+            kind=kind,
+            name=org_id,
+            area=area,
+            endpoint=None,
+            safeguarding_lead=lead,
+        )
         return org_id
 
     def standard_orgs(self) -> None:
         for org_id, kind in (
-            ("GP-A", "gp_practice"), ("GP-B", "gp_practice"), ("GP-C", "gp_practice"),
-            ("CSC", "childrens_social_care"), ("POLICE", "police"), ("MW", "midwifery"),
-            ("MARAC", "marac"), ("PSHIP", "partnership"), ("HV", "health_visiting"),
-            ("SCHOOL", "school"), ("ADULTS", "adult_services"),
+            ("GP-A", "gp_practice"),
+            ("GP-B", "gp_practice"),
+            ("GP-C", "gp_practice"),
+            ("CSC", "childrens_social_care"),
+            ("POLICE", "police"),
+            ("MW", "midwifery"),
+            ("MARAC", "marac"),
+            ("PSHIP", "partnership"),
+            ("HV", "health_visiting"),
+            ("SCHOOL", "school"),
+            ("ADULTS", "adult_services"),
         ):
             self.org(org_id, kind)
 
@@ -75,27 +92,76 @@ class World:
     # -- helpers for the common facts ----------------------------------------------
 
     def register(self, who: dict[str, Any], practice: str, on: str = "2015-01-01", status: str = "registered") -> None:
-        self.send("gp.registration", practice, person=who, practice=practice, status=status,
-                  effective_date=dt.date.fromisoformat(on))
+        self.send(
+            "gp.registration",
+            practice,
+            person=who,
+            practice=practice,
+            status=status,
+            effective_date=dt.date.fromisoformat(on),
+        )
 
-    def birth(self, child: dict[str, Any], mother: dict[str, Any] | None, father: dict[str, Any] | None,
-              hv: str | None = "HV", booking_ref: str | None = None) -> tuple[str, list[Output]]:
+    def birth(
+        self,
+        child: dict[str, Any],
+        mother: dict[str, Any] | None,
+        father: dict[str, Any] | None,
+        hv: str | None = "HV",
+        booking_ref: str | None = None,
+    ) -> tuple[str, list[Output]]:
         born = child["date_of_birth"] or dt.date(2021, 1, 1)
-        return self.send("midwifery.birth_notified", "MW", booking_ref=booking_ref, child=child, mother=mother,
-                         father=father, born_on=born, health_visiting=hv)
+        return self.send(
+            "midwifery.birth_notified",
+            "MW",
+            booking_ref=booking_ref,
+            child=child,
+            mother=mother,
+            father=father,
+            born_on=born,
+            health_visiting=hv,
+        )
 
-    def household(self, child: dict[str, Any], members: list[tuple[dict[str, Any], str, bool]],
-                  school: str | None = None, hv: str | None = None, source: str = "CSC") -> tuple[str, list[Output]]:
-        return self.send("csc.household_composition", source, child=child,
-                         members=[{"person": p, "relationship": r, "lives_with_child": lw} for p, r, lw in members],
-                         school=school, health_visiting=hv)
+    def household(
+        self,
+        child: dict[str, Any],
+        members: list[tuple[dict[str, Any], str, bool]],
+        school: str | None = None,
+        hv: str | None = None,
+        source: str = "CSC",
+    ) -> tuple[str, list[Output]]:
+        return self.send(
+            "csc.household_composition",
+            source,
+            child=child,
+            members=[{"person": p, "relationship": r, "lives_with_child": lw} for p, r, lw in members],
+            school=school,
+            health_visiting=hv,
+        )
 
-    def incident(self, victim: dict[str, Any], perpetrator: dict[str, Any] | None, *, present: list[Any] | None = None,
-                 household: list[Any] | None = None, risk: str = "standard", marac: bool = False,
-                 at: str | None = None) -> tuple[str, list[Output]]:
-        return self.send("police.domestic_abuse_incident", "POLICE", at, incident_ref="I", victim=victim,
-                         perpetrator=perpetrator, children_present=present or [], children_in_household=household or [],
-                         risk_level=risk, marac_referral=marac, summary="synthetic incident")
+    def incident(
+        self,
+        victim: dict[str, Any],
+        perpetrator: dict[str, Any] | None,
+        *,
+        present: list[Any] | None = None,
+        household: list[Any] | None = None,
+        risk: str = "standard",
+        marac: bool = False,
+        at: str | None = None,
+    ) -> tuple[str, list[Output]]:
+        return self.send(
+            "police.domestic_abuse_incident",
+            "POLICE",
+            at,
+            incident_ref="I",
+            victim=victim,
+            perpetrator=perpetrator,
+            children_present=present or [],
+            children_in_household=household or [],
+            risk_level=risk,
+            marac_referral=marac,
+            summary="synthetic incident",
+        )
 
 
 def notes(outputs: list[Output], kind: str | None = "alert") -> dict[str, Notification]:

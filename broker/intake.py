@@ -1,0 +1,202 @@
+"""Intake: every submission is either accepted into the log or refused, and the refusal recorded.
+
+One code path for the HTTP gateway and ``jigsaw simulate``: verify the
+envelope (``validation.verify``), check the caller may submit for its
+``source``, recognise a re-sent event by id, append to the events topic of the
+publisher's kind, or append a rejection record that says what was refused and
+why: never the payload itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Callable
+
+from broker import topics
+from broker.envelope.keys import KeyRegistry
+from broker.envelope.model import Envelope, decode_envelope, encode_envelope
+from broker.errors import DuplicateEvent, Forbidden, Refusal
+from broker.log.base import Log, Position
+from broker.logging import get_logger
+from broker.model import Event
+from broker.routing.model import iso
+from broker.schemas import Catalogue, default_catalogue
+from broker.validation import DEFAULT_RULES, Rules, subject_key, verify
+
+__all__ = ["Intake", "Outcome"]
+
+_log = get_logger("jigsaw.intake")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one submission."""
+
+    status: str  # "accepted", "duplicate" (accepted before: same bytes) or "refused"
+    event_id: str | None
+    position: Position | None = None
+    error: Refusal | None = None
+    event: Event | None = None
+
+    @property
+    def http_status(self) -> int:
+        if self.error is not None:
+            return self.error.http_status
+        return 202 if self.status == "accepted" else 200
+
+    def body(self) -> dict[str, object]:
+        """The JSON a client receives for this submission."""
+        if self.error is not None:
+            return {**self.error.to_dict(), **({"event_id": self.event_id} if self.event_id else {})}
+        assert self.position is not None
+        return {
+            "event_id": self.event_id,
+            "status": self.status,
+            "topic": self.position.topic,
+            "partition": self.position.partition,
+            "offset": self.position.offset,
+        }
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Seen:
+    digest: str
+    source: str
+    position: Position
+
+
+class Intake:
+    """Accept-or-refuse over one log. Call ``start`` before ``submit``."""
+
+    def __init__(
+        self,
+        log: Log,
+        keys: Callable[[], KeyRegistry],
+        *,
+        catalogue: Catalogue | None = None,
+        rules: Rules = DEFAULT_RULES,
+    ) -> None:
+        self.log = log
+        self._keys = keys
+        self._catalogue = catalogue or default_catalogue()
+        self._rules = rules
+        self._seen: dict[str, _Seen] = {}
+        self.accepted = 0
+        self.refused = 0
+
+    async def start(self) -> None:
+        """Create the topics and rebuild the index of accepted event ids from the log."""
+        for topic in (*topics.all_event_topics(), topics.REJECTED):
+            await self.log.create_topic(topic)
+        for topic in topics.all_event_topics():
+            for partition in range(max(1, await self.log.partitions(topic))):
+                offset = 0
+                while records := await self.log.read(topic, offset, partition=partition, limit=5000):
+                    for record in records:
+                        if record.value is None:
+                            continue
+                        env = decode_envelope(record.value, catalogue=self._catalogue)
+                        position = (record.topic, record.partition, record.offset)
+                        self._seen[env.event_id] = _Seen(
+                            hashlib.sha256(record.value).hexdigest(), env.source, Position(*position)
+                        )
+                    offset = records[-1].offset + 1
+
+    def publisher_of(self, event_id: str) -> str | None:
+        """The organisation that published an accepted event, or None."""
+        seen = self._seen.get(event_id)
+        return seen.source if seen else None
+
+    async def submit(
+        self,
+        body: bytes | Envelope,
+        *,
+        caller: str | None,
+        now: dt.datetime,
+        timestamp_ms: int | None = None,
+    ) -> Outcome:
+        """Accept one envelope into the log or refuse it (and record the refusal).
+
+        Args:
+            body: the envelope's Avro bytes as received, or an ``Envelope`` (the simulator).
+            caller: the authenticated organisation; None when the caller is trusted to be the source
+                (the simulator, which signs as each organisation).
+            now: the receiving time; also the record's timestamp unless ``timestamp_ms`` is given.
+        """
+        raw = body if isinstance(body, bytes) else encode_envelope(body, self._catalogue)
+        try:
+            accepted = verify(
+                body,
+                keys=self._keys(),
+                now=now,
+                publisher_of=self.publisher_of,
+                catalogue=self._catalogue,
+                rules=self._rules,
+            )
+            env = accepted.envelope
+            if caller is not None and env.source != caller:
+                raise Forbidden(
+                    f"you are signed in as {caller} but the envelope's source is {env.source}: "
+                    "an organisation may only submit its own events",
+                    event_id=env.event_id,
+                )
+            digest = hashlib.sha256(raw).hexdigest()
+            seen = self._seen.get(env.event_id)
+            if seen is not None:
+                if seen.digest == digest:
+                    return Outcome("duplicate", env.event_id, seen.position, event=accepted.event)
+                raise DuplicateEvent(
+                    f"event id {env.event_id} was already accepted with different content; "
+                    "give a corrected event a new id (and retract the old one if it was wrong)",
+                    event_id=env.event_id,
+                )
+        except Refusal as exc:
+            await self.refuse(exc, caller=caller, body=raw, now=now)
+            return Outcome("refused", exc.evidence.get("event_id"), error=exc)
+        headers = (
+            ("event_type", env.event_type.encode()),
+            ("event_id", env.event_id.encode()),
+            ("source", env.source.encode()),
+        )
+        ts = timestamp_ms if timestamp_ms is not None else int(now.timestamp() * 1000)
+        position = await self.log.append(
+            topics.events_topic(accepted.kind),
+            raw,
+            key=subject_key(accepted.event).encode(),
+            headers=headers,
+            timestamp_ms=ts,
+        )
+        self._seen[env.event_id] = _Seen(digest, env.source, position)
+        self.accepted += 1
+        _log.info(
+            "accepted",
+            event_id=env.event_id,
+            source=env.source,
+            event_type=env.event_type,
+            topic=position.topic,
+            offset=position.offset,
+        )
+        return Outcome("accepted", env.event_id, position, event=accepted.event)
+
+    async def refuse(self, error: Refusal, *, caller: str | None, body: bytes, now: dt.datetime) -> Position:
+        """Record a refusal: what, from whom, why; the body only as its size and SHA-256."""
+        record = {
+            "event_id": error.evidence.get("event_id"),
+            "source": error.evidence.get("source"),
+            "event_type": error.evidence.get("event_type"),
+            "caller": caller,
+            "error": error.code,
+            "message": error.message,
+            "received_at": iso(now),
+            "body_sha256": hashlib.sha256(body).hexdigest(),
+            "body_bytes": len(body),
+        }
+        key = str(record["event_id"] or record["body_sha256"]).encode()
+        value = json.dumps(record, sort_keys=True).encode()
+        position = await self.log.append(topics.REJECTED, value, key=key, timestamp_ms=int(now.timestamp() * 1000))
+        self.refused += 1
+        _log.info("refused", event_id=record["event_id"], source=record["source"], caller=caller, error=error.code)
+        return position
