@@ -167,7 +167,7 @@ def test_retraction_tells_everyone_told_and_stops_the_item() -> None:
     """A retracted incident goes as a retraction to each recipient and is no longer history or active."""
     w = World()
     w.standard_orgs()
-    child, mother = person("2021-01-01"), person("1995-01-01")
+    mother = person("1995-01-01")
     w.register(mother, "GP-A")
     incident, out = w.incident(mother, None, at="2021-02-01T10:00:00")
     assert set(notes(out)) == {"GP-A"}
