@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 __all__ = [
-    "ACKS",
     "ACCESS",
+    "ACKS",
     "CHECKPOINTS",
     "DECISIONS",
     "DELIVERIES",
