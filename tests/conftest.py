@@ -15,6 +15,7 @@ see each other's records on a shared broker.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 import uuid
@@ -35,6 +36,34 @@ NO_BROKER = (
     "deploy/kafka/start.sh` and set JIGSAW_TEST_KAFKA_BOOTSTRAP=127.0.0.1:19092, or start Docker "
     "so testcontainers can run one"
 )
+
+
+# Outcomes of the tests marked ``kafka``, reported at the end of the run so the
+# output says how many ran against a real broker (deploy/test.sh reads the line).
+_kafka_outcomes: collections.Counter[str] = collections.Counter()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if "kafka" not in report.keywords:
+        return
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        _kafka_outcomes[report.outcome] += 1
+    elif report.when == "teardown" and report.failed:
+        _kafka_outcomes["failed"] += 1
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _kafka_outcomes:
+        return
+    passed, failed, skipped = (_kafka_outcomes[k] for k in ("passed", "failed", "skipped"))
+    if passed + failed == 0:
+        terminalreporter.write_line(f"kafka-marked tests: none ran against a real broker ({skipped} skipped)")
+        return
+    where = os.environ.get("JIGSAW_TEST_KAFKA_BOOTSTRAP") or "testcontainers"
+    terminalreporter.write_line(
+        f"kafka-marked tests against a real broker ({where}): {passed} passed, "
+        f"{failed} failed or errored, {skipped} skipped"
+    )
 
 
 def unique_name(prefix: str = "test") -> str:
