@@ -268,6 +268,7 @@ async def _run(scenario: Scenario, out: TextIO, log: EmbeddedLog, keep_log: Path
     first = _time(scenario.steps[0]["at"], "step 1") - dt.timedelta(minutes=1)
     for entry in scenario.organisations:
         data = {k: entry.get(k) for k in ("org_id", "kind", "name", "area", "endpoint", "safeguarding_lead")}
+        data["endpoint_internal"] = bool(entry.get("endpoint_internal"))
         env = build_envelope(
             "directory.organisation",
             data,
