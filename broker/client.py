@@ -150,10 +150,11 @@ class JigsawClient:
         return {"Authorization": f"Bearer {self._token}", "Content-Type": content_type}
 
     def build(self, event_type: str, data: Mapping[str, Any], **options: Any) -> Envelope:
-        """``build_envelope`` with this client's key and its organisation as source."""
+        """``build_envelope`` with this client's key, its organisation as source, and now as default times."""
         if self.key is None:
             raise ValueError("this client has no signing key")
         options.setdefault("source", self.key.org_id)
+        options.setdefault("occurred_at", dt.datetime.now(dt.UTC))
         return build_envelope(event_type, data, key=self.key, **options)
 
     async def send(self, envelope: Envelope | bytes) -> SendResult:

@@ -63,9 +63,7 @@ class Credentials:
         self._entries: list[_Entry] = []
         for digest, org_id, role in entries:
             if role not in ROLES:
-                raise ConfigError(
-                    f"credential for {org_id} has unknown role {role!r}; use one of {', '.join(ROLES)}"
-                )
+                raise ConfigError(f"credential for {org_id} has unknown role {role!r}; use one of {', '.join(ROLES)}")
             try:
                 raw = bytes.fromhex(digest)
             except ValueError:
@@ -90,9 +88,7 @@ class Credentials:
             return cls()
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            entries = [
-                (str(e["token_sha256"]), str(e["org_id"]), str(e["role"])) for e in data["credentials"]
-            ]
+            entries = [(str(e["token_sha256"]), str(e["org_id"]), str(e["role"])) for e in data["credentials"]]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ConfigError(f"cannot read the credentials file {path}: {exc}") from exc
         return cls(entries)
@@ -137,9 +133,7 @@ def add_credential(path: Path, org_id: str, role: str, label: str = "") -> str:
         except (OSError, ValueError, AssertionError) as exc:
             raise ConfigError(f"cannot read the credentials file {path}: {exc}") from exc
     token = new_token()
-    data["credentials"].append(
-        {"token_sha256": hash_token(token), "org_id": org_id, "role": role, "label": label}
-    )
+    data["credentials"].append({"token_sha256": hash_token(token), "org_id": org_id, "role": role, "label": label})
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -1,0 +1,179 @@
+"""The gateway's aiohttp application: ``create_app(settings, log, ...)``.
+
+State lives in typed ``web.AppKey``s; start-up and tear-down are paired in
+``cleanup_ctx``: the log is started and the intake rebuilds its index of
+accepted event ids from it, then the background roles (``roles.py``) start;
+on shutdown the roles are cancelled and the log closed. The app owns the
+log's lifetime from start-up on.
+
+Accept-or-refuse is ``broker.intake.Intake`` (shared with ``jigsaw simulate``):
+verification, deduplication by event id, appends and rejection records. The
+gateway adds HTTP: who is calling, body limits, content types, batching,
+status codes and metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from broker.envelope.keys import KeyRegistry, KeyStore
+from broker.errors import JigsawError, Refusal
+from broker.gateway.auth import Credentials
+from broker.gateway.metrics import Metrics
+from broker.gateway.roles import RoleContext, run_roles
+from broker.log.base import Log, Position
+from broker.logging import get_logger
+from broker.settings import Settings
+
+__all__ = [
+    "CLOCK",
+    "CREDENTIALS",
+    "INTAKE",
+    "KEYS",
+    "LOG",
+    "METRICS",
+    "SETTINGS",
+    "Outcome",
+    "Submitter",
+    "create_app",
+]
+
+_log = get_logger("jigsaw.gateway")
+
+
+class Outcome(Protocol):
+    """What the intake says about one submission (``broker.intake.Outcome``)."""
+
+    status: str
+    event_id: str | None
+    position: Position | None
+    error: Refusal | None
+
+    @property
+    def http_status(self) -> int: ...
+
+    def body(self) -> dict[str, object]: ...
+
+
+class Submitter(Protocol):
+    """Accept-or-refuse over the log (``broker.intake.Intake``)."""
+
+    async def start(self) -> None: ...
+
+    async def submit(self, body: bytes, *, caller: str | None, now: dt.datetime) -> Any: ...
+
+    async def refuse(self, error: Refusal, *, caller: str | None, body: bytes, now: dt.datetime) -> Position: ...
+
+
+SETTINGS = web.AppKey("settings", Settings)
+LOG = web.AppKey("log", Log)
+KEYS = web.AppKey("keys", KeyStore)
+CREDENTIALS = web.AppKey("credentials", Credentials)
+INTAKE = web.AppKey("intake", Submitter)
+METRICS = web.AppKey("metrics", Metrics)
+Clock = Callable[[], dt.datetime]
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")
+SUBMIT_LOCK = web.AppKey("submit_lock", asyncio.Lock)
+ROLE_TASKS = web.AppKey("role_tasks", list[asyncio.Task[None]])
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@web.middleware
+async def _errors_and_metrics(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Time every request; turn anything unexpected into a JSON 500 (the process never dies of input)."""
+    started = time.perf_counter()
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        response = web.json_response(
+            {"error": "not_found" if exc.status == 404 else "invalid_request", "message": exc.reason},
+            status=exc.status,
+        )
+    except JigsawError as exc:  # e.g. LogUnavailable during an append: retriable
+        _log.warning("request_failed", path=request.path, error=exc.code, message=exc.message)
+        response = web.json_response(exc.to_dict(), status=exc.http_status)
+    except Exception:
+        _log.exception("request_crashed", path=request.path)
+        response = web.json_response(
+            {"error": "internal_error", "message": "the gateway failed; the request may be retried"}, status=500
+        )
+    route = request.match_info.route.resource
+    name = route.canonical if route is not None else "unmatched"
+    metrics = request.app[METRICS]
+    metrics.inc("jigsaw_http_requests_total", method=request.method, route=name, status=str(response.status))
+    metrics.observe(time.perf_counter() - started, route=name)
+    return response
+
+
+def create_app(
+    settings: Settings,
+    log: Log,
+    *,
+    keys: KeyStore | None = None,
+    credentials: Credentials | None = None,
+    intake: Submitter | None = None,
+    clock: Callable[[], dt.datetime] = _utc_now,
+    roles: Sequence[str] | None = None,
+) -> web.Application:
+    """The gateway application over ``log`` (started in the app's cleanup context, closed at shutdown).
+
+    Args:
+        settings: limits, the keys directory, the credentials file and the roles to run.
+        log: the log backend (not yet started).
+        keys: the key store; default ``KeyStore(settings.keys_dir)``, re-read when the directory changes.
+        credentials: default ``Credentials.load(settings.credentials_file)``.
+        intake: accept-or-refuse; default ``broker.intake.Intake`` over ``log``.
+        clock: the receiving time of a submission.
+        roles: background roles to start; default ``settings.roles`` (the gateway itself is always on).
+    """
+    from broker.gateway import routes  # the handlers import this module's keys
+
+    keys = keys or KeyStore(settings.keys_dir)
+    if intake is None:
+        from broker.intake import Intake
+
+        store = keys
+
+        def registry() -> KeyRegistry:
+            return store.current()
+
+        intake = Intake(log, registry)
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_errors_and_metrics])
+    app[SETTINGS] = settings
+    app[LOG] = log
+    app[KEYS] = keys
+    app[CREDENTIALS] = credentials if credentials is not None else Credentials.load(settings.credentials_file)
+    app[INTAKE] = intake
+    app[METRICS] = Metrics()
+    app[CLOCK] = clock
+    app[SUBMIT_LOCK] = asyncio.Lock()
+    background = tuple(settings.roles if roles is None else roles)
+
+    async def log_and_index(app: web.Application) -> AsyncIterator[None]:
+        await log.start()
+        await app[INTAKE].start()
+        _log.info("gateway_started", log=log.name, keys=len(app[KEYS].current()), credentials=len(app[CREDENTIALS]))
+        yield
+        await log.close()
+
+    async def background_roles(app: web.Application) -> AsyncIterator[None]:
+        ctx = RoleContext(settings=settings, log=log, keys=keys)
+        async for tasks in run_roles(ctx, background):
+            app[ROLE_TASKS] = tasks
+            yield
+
+    app.cleanup_ctx.append(log_and_index)
+    app.cleanup_ctx.append(background_roles)
+    routes.add_routes(app)
+    return app
