@@ -57,7 +57,7 @@ fi
 if [[ -n "${JIGSAW_TEST_KAFKA_BOOTSTRAP:-}" ]]; then
     step "using the Kafka broker at $JIGSAW_TEST_KAFKA_BOOTSTRAP (JIGSAW_TEST_KAFKA_BOOTSTRAP)"
 else
-    step "fetching Kafka (cached in ~/.cache/jigsaw)"
+    step "fetching Kafka's jars (cached outside the repo)"
     "$root/deploy/kafka/fetch.sh"
     # A broker of this run's own: its own state dir, and the usual ports unless they are taken
     # (another checkout's test run, a developer's broker).

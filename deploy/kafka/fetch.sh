@@ -31,11 +31,16 @@ done
 
 mkdir -p "$KAFKA_HOME"
 tmp="$(mktemp -d "$KAFKA_HOME/lib.partial.XXXXXX")"
-trap 'rm -rf "$tmp"' EXIT
+trap 'rm -rf "$tmp" "$tmp.log"' EXIT
 echo "kafka $KAFKA_VERSION: fetching the broker's jars from Maven Central into $KAFKA_LIB"
-mvn -B -ntp -q -Dstyle.color=never -f "$pom" \
+# Maven's output goes to a file, shown only when it fails (its quiet mode still prints colour codes).
+if ! mvn -B -ntp -q -Dstyle.color=never -f "$pom" \
     -Dmaven.repo.local="$JIGSAW_CACHE/m2" \
-    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp"
+    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp" >"$tmp.log" 2>&1; then
+    cat "$tmp.log" >&2
+    echo "fetch.sh: mvn could not fetch Kafka $KAFKA_VERSION's jars (is Maven Central reachable?)" >&2
+    exit 1
+fi
 if [[ ! -f "$tmp/kafka_2.13-$KAFKA_VERSION.jar" || ! -f "$tmp/slf4j-reload4j-1.7.36.jar" ]]; then
     echo "fetch.sh: mvn finished but the broker or logging jar is missing from $tmp" >&2
     exit 1
