@@ -49,9 +49,7 @@ CONSUMER_SAFETY: Final[Mapping[str, Any]] = MappingProxyType(
 )
 # Readers: an offset past the end is reported (and handled here), never silently reset to 0;
 # a short broker-side wait keeps a read that follows a seek quick.
-_READER_SETTINGS: Final[Mapping[str, Any]] = MappingProxyType(
-    {"auto_offset_reset": "none", "fetch_max_wait_ms": 100}
-)
+_READER_SETTINGS: Final[Mapping[str, Any]] = MappingProxyType({"auto_offset_reset": "none", "fetch_max_wait_ms": 100})
 # Every topic keeps its records until an operator decides otherwise, as the other backends do.
 # Time retention would also judge records by their own timestamps, and Jigsaw appends records
 # stamped with when things happened, which may be long ago.
@@ -96,6 +94,7 @@ class _Reader:
         self.tp = tp
         self.next_offset: int | None = None  # where the consumer will continue without a seek
         self.lock = asyncio.Lock()
+        self.closed = False  # evicted (too many readers); whoever still holds it asks for a new one
 
     def seek(self, offset: int) -> None:
         if self.next_offset != offset:
@@ -251,9 +250,7 @@ class KafkaLog:
                     f"replication factor {self.replication_factor}): {message}"
                 )
             if code not in (0, _TOPIC_EXISTS):
-                raise LogUnavailable(
-                    f"Kafka at {self.bootstrap} could not create topic {name}: error {code} {message}"
-                )
+                raise LogUnavailable(f"Kafka at {self.bootstrap} could not create topic {name}: error {code} {message}")
         self._ensured.add(topic)
 
     async def partitions(self, topic: str) -> int:
@@ -358,6 +355,7 @@ class KafkaLog:
                 evicted.append(self._readers.popitem(last=False)[1])
         for old in evicted:
             async with old.lock:
+                old.closed = True
                 with contextlib.suppress(KafkaError):
                     await old.consumer.stop()
         return reader
@@ -372,11 +370,14 @@ class KafkaLog:
         deadline = loop.time() + timeout
         if not await self._wait_exists(topic, partition, deadline):
             return []
-        reader = await self._reader(topic, partition)
-        async with reader.lock:
-            with self._errors(f"read {topic}[{partition}]"):
-                messages = await self._read(reader, offset, limit, deadline)
-        return [_record(m) for m in messages]
+        while True:
+            reader = await self._reader(topic, partition)
+            async with reader.lock:
+                if reader.closed:
+                    continue
+                with self._errors(f"read {topic}[{partition}]"):
+                    messages = await self._read(reader, offset, limit, deadline)
+            return [_record(m) for m in messages]
 
     async def _read(self, reader: _Reader, offset: int, limit: int, deadline: float) -> list[Any]:
         loop = asyncio.get_running_loop()

@@ -158,3 +158,20 @@ def test_open_log_builds_a_kafka_log_from_settings() -> None:
         "jigsaw-router",
         3,
     )
+
+
+@pytest.mark.kafka
+async def test_readers_beyond_the_cap_are_recycled(kafka_bootstrap: str, unique: Callable[[str], str]) -> None:
+    """With more partitions read than the reader cap, the oldest readers close and reads stay correct."""
+    log = KafkaLog(kafka_bootstrap, max_readers=2)
+    topics = [unique("cap") for _ in range(4)]
+    try:
+        for name in topics:
+            await log.append_many(name, [(None, name.encode() + b"/%d" % i, ()) for i in range(3)])
+        for _ in range(2):
+            for name in topics:
+                records = await log.read(name, 1)
+                assert [r.value for r in records] == [name.encode() + b"/1", name.encode() + b"/2"]
+        assert len(log._readers) == 2
+    finally:
+        await log.close()
