@@ -183,9 +183,7 @@ async def test_end_offset_is_the_next_offset_per_partition(log: Log, topic: str)
     assert (await log.append(topic, b"d")).offset == 3
 
 
-async def test_commit_and_committed_per_group_and_partition(
-    log: Log, topic: str, unique: Callable[[str], str]
-) -> None:
+async def test_commit_and_committed_per_group_and_partition(log: Log, topic: str, unique: Callable[[str], str]) -> None:
     """committed returns what a group last committed for a partition, None before any commit."""
     await log.create_topic(topic, partitions=2)
     await log.append_many(topic, [(None, f"v{i}".encode(), ()) for i in range(6)])
