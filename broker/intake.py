@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from broker import topics
 from broker.envelope.keys import KeyRegistry
-from broker.envelope.model import Envelope, decode_envelope, encode_envelope
+from broker.envelope.model import Envelope, decode_envelope, encode_envelope, to_millis
 from broker.errors import DuplicateEvent, Forbidden, Refusal
 from broker.log.base import Log, Position
 from broker.logging import get_logger
@@ -35,7 +35,7 @@ _log = get_logger("jigsaw.intake")
 class Outcome:
     """What happened to one submission."""
 
-    status: str  # "accepted", "duplicate" (accepted before: same bytes) or "refused"
+    status: str  # "accepted", "duplicate" (accepted before: same content) or "refused"
     event_id: str | None
     position: Position | None = None
     error: Refusal | None = None
@@ -59,6 +59,20 @@ class Outcome:
             "partition": self.position.partition,
             "offset": self.position.offset,
         }
+
+
+def _content_digest(env: Envelope) -> str:
+    """What makes two submissions the same event: every field but when and with which key it was signed.
+
+    An agency that re-sends an event it sent before (an adapter re-running an export file) signs it
+    again with a new ``issued_at``; that is the same event (200), not a conflicting one (409).
+    """
+    digest = hashlib.sha256()
+    fields = (env.event_id, env.event_type, env.schema_fingerprint, env.source, to_millis(env.occurred_at))
+    for part in (*fields, env.lawful_basis, env.consent, env.payload):
+        raw = part if isinstance(part, bytes) else str(part).encode()
+        digest.update(len(raw).to_bytes(8, "big") + raw)
+    return digest.hexdigest()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -100,9 +114,7 @@ class Intake:
                             continue
                         env = decode_envelope(record.value, catalogue=self._catalogue)
                         position = (record.topic, record.partition, record.offset)
-                        self._seen[env.event_id] = _Seen(
-                            hashlib.sha256(record.value).hexdigest(), env.source, Position(*position)
-                        )
+                        self._seen[env.event_id] = _Seen(_content_digest(env), env.source, Position(*position))
                     offset = records[-1].offset + 1
 
     def publisher_of(self, event_id: str) -> str | None:
@@ -143,7 +155,7 @@ class Intake:
                     "an organisation may only submit its own events",
                     event_id=env.event_id,
                 )
-            digest = hashlib.sha256(raw).hexdigest()
+            digest = _content_digest(env)
             seen = self._seen.get(env.event_id)
             if seen is not None:
                 if seen.digest == digest:
