@@ -43,27 +43,27 @@ WRITER = textwrap.dedent(
 
 def _write_until_killed(path: Path, acks_wanted: int) -> list[int]:
     """Run the writer, SIGKILL it once it has acknowledged enough, and return every offset it acknowledged."""
-    child = subprocess.Popen(
+    acked: list[int] = []
+    with subprocess.Popen(
         [sys.executable, "-c", WRITER, str(path), TOPIC],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-    )
-    assert child.stdout is not None
-    acked: list[int] = []
-    deadline = time.monotonic() + 60
-    try:
-        while len(acked) < acks_wanted and time.monotonic() < deadline:
-            line = child.stdout.readline()
-            if not line:
-                break
-            acked.append(int(line))
-    finally:
-        os.kill(child.pid, signal.SIGKILL)  # mid-write: it never stops appending
-        child.wait(timeout=30)
-    # Lines printed (so acknowledged) before the kill may still sit in the pipe.
-    acked += [int(line) for line in child.stdout.read().split()]
-    stderr = child.stderr.read() if child.stderr else ""
+    ) as child:
+        assert child.stdout is not None and child.stderr is not None
+        deadline = time.monotonic() + 60
+        try:
+            while len(acked) < acks_wanted and time.monotonic() < deadline:
+                line = child.stdout.readline()
+                if not line:
+                    break
+                acked.append(int(line))
+        finally:
+            os.kill(child.pid, signal.SIGKILL)  # mid-write: it never stops appending
+            child.wait(timeout=30)
+        # Lines printed (so acknowledged) before the kill may still sit in the pipe.
+        acked += [int(line) for line in child.stdout.read().split()]
+        stderr = child.stderr.read()
     assert child.returncode == -signal.SIGKILL, stderr
     assert len(acked) >= acks_wanted, f"the writer acknowledged only {len(acked)} appends: {stderr}"
     return acked
