@@ -35,7 +35,7 @@ from typing import Any, Final
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, OffsetOutOfRangeError
+from aiokafka.errors import ConsumerStoppedError, KafkaError, OffsetOutOfRangeError
 
 from broker.errors import ConfigError, LogUnavailable
 from broker.log.base import Headers, Position, Record, partition_for
@@ -152,7 +152,7 @@ class KafkaLog:
     def _errors(self, doing: str) -> Iterator[None]:
         try:
             yield
-        except KafkaError as exc:
+        except (KafkaError, ConsumerStoppedError) as exc:  # the latter: closed while a read waited
             raise LogUnavailable(
                 f"Kafka at {self.bootstrap} could not {doing}: {_describe(exc)}",
                 bootstrap=self.bootstrap,
