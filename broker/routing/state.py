@@ -400,11 +400,7 @@ class RoutingState:
                 also_notified=(),
                 ack_by=None,
                 rule="retraction",
-                content={
-                    "original_event_id": original,
-                    "reason": str(event.data.get("reason", "")),
-                    "event_type": event.event_type,
-                },
+                content=_retraction_view(event, original, view_for(self.graph, org)),
                 follows=nid,
                 safeguarding_lead=self.graph.safeguarding_lead(org),
             )
@@ -413,3 +409,16 @@ class RoutingState:
             shared.append((org, rid))
         out.append(self._decision(event, "retraction", "retraction", at, tuple(shared), (), None))
         return out
+
+
+def _retraction_view(event: Event, original: str, view: str) -> dict[str, Any]:
+    """What a retraction says: which notification to disregard, and (outside schools) why."""
+    content: dict[str, Any] = {
+        "event_id": event.event_id,
+        "event_type": event.event_type,
+        "date": event.occurred_at.date().isoformat(),
+        "original_event_id": original,
+    }
+    if view == "full":
+        content["reason"] = str(event.data.get("reason", ""))
+    return content
