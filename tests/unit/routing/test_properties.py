@@ -330,7 +330,7 @@ def test_no_notification_names_a_sensitive_persons_organisations_to_others(event
 
 def _refs(data: Any) -> list[dict[str, Any]]:
     out = []
-    for k, v in data.items():
+    for v in data.values():
         if isinstance(v, dict) and ("nhs_number" in v or "local_id" in v):
             out.append(v)
         elif isinstance(v, list):
