@@ -36,6 +36,8 @@ ENV_VARS: dict[str, str | None] = {
     "JIGSAW_MAX_BATCH": "500",
     "JIGSAW_CREDENTIALS_FILE": None,
     "JIGSAW_SIGNING_KEY_FILE": None,
+    "JIGSAW_WEBHOOK_RETRY_SCHEDULE": "standard",
+    "JIGSAW_WEBHOOK_TIMEOUT": "10",
     "JIGSAW_LOG_FORMAT": "auto",
     "JIGSAW_LOG_LEVEL": "info",
 }
@@ -70,6 +72,8 @@ class Settings:
     max_batch: int = 500
     credentials_file: Path | None = None
     signing_key_file: Path | None = None
+    webhook_retry_schedule: str = "standard"  # comma-separated seconds between retries, or standard/testing
+    webhook_timeout: int = 10  # seconds an endpoint has to answer one webhook
     log_format: str = "auto"
     log_level: str = "info"
 
@@ -106,6 +110,13 @@ class Settings:
             if value and not Path(value).is_file():
                 raise ConfigError(f"{name} names {value}, which is not a readable file")
             secrets[name] = Path(value) if value else None
+        schedule = get("JIGSAW_WEBHOOK_RETRY_SCHEDULE")
+        try:
+            from broker.delivery.backoff import parse_schedule
+
+            parse_schedule(schedule)
+        except ValueError as exc:
+            raise ConfigError(f"JIGSAW_WEBHOOK_RETRY_SCHEDULE: {exc}") from None
         return cls(
             log_backend=backend,
             data_dir=data_dir,
@@ -121,6 +132,8 @@ class Settings:
             max_batch=_int(env, "JIGSAW_MAX_BATCH"),
             credentials_file=secrets["JIGSAW_CREDENTIALS_FILE"],
             signing_key_file=secrets["JIGSAW_SIGNING_KEY_FILE"],
+            webhook_retry_schedule=schedule,
+            webhook_timeout=_int(env, "JIGSAW_WEBHOOK_TIMEOUT"),
             log_format=log_format,
             log_level=get("JIGSAW_LOG_LEVEL").lower(),
         )

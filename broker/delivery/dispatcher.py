@@ -1,0 +1,328 @@
+"""The dispatcher: a role of ``jigsaw serve`` that delivers every notification to its organisation.
+
+It reads the notifications topic as consumer group ``jigsaw-dispatcher``.
+An organisation the directory gives an endpoint gets a signed webhook (retried
+on the backoff schedule, through a per-endpoint breaker, dead-lettered when
+retries run out); any other organisation's notification waits in its inbox.
+Every attempt, dead letter and inbox drop is a record on the deliveries topic,
+written *before* the notifications topic's offset is committed past it.
+
+State lives in the log: on start the dispatcher replays the deliveries topic
+(``Ledger``), so it skips every notification already delivered (a receiver
+never gets the same id twice because of a restart) and resumes retries it
+still owes from where they are in the notifications topic. The one gap left
+is a crash between a receiver's 2xx and the record of it; receivers dedupe on
+``webhook-id`` for that.
+
+Attempts run as tasks, so a slow endpoint never holds up the others; the
+committed offset never passes a notification whose first outcome is not yet recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import time
+from collections import defaultdict
+from collections.abc import Callable
+
+from broker import topics
+from broker.delivery import breaker as breakers
+from broker.delivery.backoff import STANDARD, Schedule
+from broker.delivery.directory import DirectoryFollower
+from broker.delivery.ledger import Job, Ledger, after_attempt, dead_letter, inbox_record
+from broker.delivery.records import DeliveryRecord, decode_delivery, encode_delivery
+from broker.delivery.signing import WebhookKey
+from broker.delivery.webhook import AttemptResult, WebhookSender
+from broker.errors import JigsawError
+from broker.log.base import Log
+from broker.logging import get_logger
+from broker.routing.records import decode_notification
+
+__all__ = ["GROUP", "Dispatcher"]
+
+GROUP = "jigsaw-dispatcher"
+_log = get_logger("jigsaw.dispatcher")
+_BUSY_POLL_S = 0.02  # how often to look again while attempts are in flight (a retry may come due)
+_REQUEUE = dt.timedelta(seconds=1)
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Dispatcher:
+    """Delivers what the notifications topic holds; ``start``, then ``step`` (or ``run``), then ``close``."""
+
+    def __init__(
+        self,
+        log: Log,
+        key: WebhookKey,
+        *,
+        schedule: Schedule = STANDARD,
+        timeout: float = 10.0,
+        clock: Callable[[], dt.datetime] = _utc_now,
+        group: str = GROUP,
+        concurrency: int = 64,
+        per_endpoint: int = 8,
+        breaker: breakers.Breaker = breakers.Breaker(),
+        sender: WebhookSender | None = None,
+    ) -> None:
+        """Args:
+        log: the log (started by the caller).
+        key: Jigsaw's webhook signing key.
+        schedule: when to retry (``backoff.TESTING`` in tests).
+        timeout: seconds an endpoint has to answer one attempt.
+        clock: wall-clock time (records, retry times, webhook timestamps).
+        group: the consumer group whose offsets are committed.
+        concurrency: attempts in flight at once, over all endpoints.
+        per_endpoint: attempts in flight at once to one endpoint.
+        breaker: the breaker each endpoint starts with (its threshold and cooldown).
+        sender: the HTTP side; default a ``WebhookSender`` with ``key`` and ``timeout``.
+        """
+        self.log = log
+        self.schedule = schedule
+        self.ledger = Ledger()
+        self.directory = DirectoryFollower(log)
+        self.sender = sender or WebhookSender(key, timeout=timeout)
+        self._clock = clock
+        self._group = group
+        self._slots = asyncio.Semaphore(concurrency)
+        self._per_endpoint = per_endpoint
+        self._endpoint_slots: dict[str, asyncio.Semaphore] = {}
+        self._breaker_template = breaker
+        self._breakers: dict[str, breakers.Breaker] = {}
+        self._positions: dict[int, int] = {}
+        self._committed: dict[int, int] = {}
+        self._unrecorded: dict[int, set[int]] = defaultdict(set)  # offsets with no outcome recorded yet
+        self._bodies: dict[str, bytes] = {}  # notification id -> body, while attempts are owed
+        self._waiting: dict[str, Job] = {}  # retries whose notification has been read again
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self.delivered = 0
+        self.dead_lettered = 0
+        self.inboxed = 0
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Create topics, replay the deliveries topic, and find where to read from."""
+        for topic in (topics.NOTIFICATIONS, topics.DELIVERIES):
+            await self.log.create_topic(topic)
+        for partition in range(max(1, await self.log.partitions(topics.DELIVERIES))):
+            offset = 0
+            while records := await self.log.read(topics.DELIVERIES, offset, partition=partition, limit=5000):
+                for record in records:
+                    delivery = decode_delivery(record)
+                    if delivery is not None:
+                        self.ledger.apply(delivery)
+                offset = records[-1].offset + 1
+        owed: dict[int, int] = {}
+        for job in self.ledger.retries.values():
+            owed[job.partition] = min(job.offset, owed.get(job.partition, job.offset))
+        for partition in range(max(1, await self.log.partitions(topics.NOTIFICATIONS))):
+            committed = await self.log.committed(self._group, topics.NOTIFICATIONS, partition=partition) or 0
+            self._committed[partition] = committed
+            self._positions[partition] = min(committed, owed.get(partition, committed))
+        await self.directory.refresh()
+        await self.sender.start()
+        _log.info(
+            "dispatcher_started",
+            delivered_before=len(self.ledger.done),
+            retries_owed=len(self.ledger.retries),
+            positions=dict(self._positions),
+        )
+
+    async def close(self, *, grace: float = 5.0) -> None:
+        """Let attempts in flight finish (up to ``grace`` seconds), cancel the rest, commit, close HTTP."""
+        tasks = list(self._tasks.values())
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        with contextlib.suppress(JigsawError):
+            await self._commit()
+        await self.sender.close()
+
+    async def run(self, *, idle_wait: float = 0.5) -> None:
+        """Start, then deliver until cancelled."""
+        await self.start()
+        try:
+            while True:
+                await self.step(wait=idle_wait)
+        finally:
+            await asyncio.shield(self.close())
+
+    # -- one turn -------------------------------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        """Attempts are in flight or retries are waiting."""
+        return bool(self._tasks or self._waiting)
+
+    async def step(self, *, wait: float = 0.0) -> int:
+        """Read new notifications (waiting up to ``wait`` s), start what is due, commit; how many were read."""
+        await self.directory.refresh()
+        now = self._clock()
+        timeout = wait
+        if self._waiting:
+            soonest = min(job.due for job in self._waiting.values())
+            timeout = min(timeout, max(0.0, (soonest - now).total_seconds()))
+        if self._tasks:
+            timeout = min(timeout, _BUSY_POLL_S)
+        read = 0
+        inbox: list[DeliveryRecord] = []
+        for index, partition in enumerate(sorted(self._positions)):
+            records = await self.log.read(
+                topics.NOTIFICATIONS,
+                self._positions[partition],
+                partition=partition,
+                limit=500,
+                timeout=timeout if index == 0 else 0.0,
+            )
+            for record in records:
+                read += 1
+                self._positions[partition] = record.offset + 1
+                if record.value is None:
+                    continue
+                note = decode_notification(record)
+                nid = note.notification_id
+                if not self.ledger.owes(nid) or nid in self._bodies:
+                    continue  # done already, or a second copy of a record (a producer retry)
+                retry = self.ledger.retries.get(nid)
+                if retry is not None:  # owed from before a restart: wait for its time
+                    self._bodies[nid] = record.value
+                    self._waiting[nid] = retry
+                    continue
+                job = Job(nid, note.recipient, partition, record.offset, 1, self._clock())
+                entry = self.directory.directory.get(note.recipient)
+                if entry is None or entry.endpoint is None:
+                    inbox.append(inbox_record(job, self._clock()))
+                    continue
+                self._bodies[nid] = record.value
+                self._unrecorded[partition].add(record.offset)
+                self._spawn(job)
+        if inbox:
+            await self._record(inbox)
+        now = self._clock()
+        for nid, job in list(self._waiting.items()):
+            if job.due <= now and nid not in self._tasks:
+                del self._waiting[nid]
+                self._spawn(job)
+        await self._commit()
+        return read
+
+    async def settle(self, *, timeout: float = 10.0, wait: float = 0.02) -> None:
+        """Step until everything read is delivered or dead-lettered and nothing new arrives (tests)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            read = await self.step(wait=wait)
+            if not read and not self.busy:
+                return
+            if self._tasks:
+                await asyncio.wait(list(self._tasks.values()), timeout=wait)
+        raise TimeoutError(f"deliveries did not settle in {timeout} s")
+
+    # -- attempts -----------------------------------------------------------------------------
+
+    def _spawn(self, job: Job) -> None:
+        self._tasks[job.notification_id] = asyncio.create_task(
+            self._attempt(job), name=f"jigsaw-deliver-{job.notification_id}"
+        )
+
+    async def _attempt(self, job: Job) -> None:
+        try:
+            entry = self.directory.directory.get(job.recipient)
+            if entry is None or entry.endpoint is None:  # the endpoint was withdrawn since
+                records, retry = [inbox_record(job, self._clock())], None
+            elif self.ledger.endpoint_gone(entry.endpoint, entry.updated_ms):
+                reason = "the endpoint answered 410 Gone to an earlier notification and has not been republished"
+                records = [dead_letter(job, self._clock(), reason, endpoint=entry.endpoint, attempts=job.attempt - 1)]
+                retry = None
+            else:
+                slots = self._endpoint_slots.setdefault(entry.endpoint, asyncio.Semaphore(self._per_endpoint))
+                async with self._slots, slots:
+                    result = await self._try(job, entry.endpoint, entry.endpoint_internal)
+                records, retry = after_attempt(
+                    job,
+                    outcome=result.outcome,
+                    at=self._clock(),
+                    endpoint=entry.endpoint,
+                    schedule=self.schedule,
+                    status=result.status,
+                    error=result.error,
+                    duration_ms=result.duration_ms,
+                )
+            await self._record(records)
+            if retry is not None:
+                self._waiting[job.notification_id] = retry
+            else:
+                self._bodies.pop(job.notification_id, None)
+            self._unrecorded[job.partition].discard(job.offset)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # e.g. the log could not take the record: make the same attempt again soon
+            message = exc.message if isinstance(exc, JigsawError) else repr(exc)
+            _log.warning("delivery_not_recorded", notification_id=job.notification_id, error=message)
+            self._waiting[job.notification_id] = dataclasses.replace(job, due=self._clock() + _REQUEUE)
+        finally:
+            self._tasks.pop(job.notification_id, None)
+
+    async def _try(self, job: Job, endpoint: str, internal: bool) -> AttemptResult:
+        """One attempt through the endpoint's breaker."""
+        state = self._breakers.get(endpoint, self._breaker_template)
+        allowed, state = breakers.allow(state, time.monotonic())
+        self._breakers[endpoint] = state
+        if not allowed:
+            return AttemptResult("circuit_open", error="the endpoint's breaker is open after repeated failures")
+        body = self._bodies[job.notification_id]
+        result = await self.sender.deliver(
+            endpoint,
+            internal=internal,
+            webhook_id=job.notification_id,
+            body=body,
+            timestamp=int(self._clock().timestamp()),
+        )
+        state = self._breakers.get(endpoint, self._breaker_template)
+        if result.outcome == "delivered":
+            state = breakers.on_success(state)
+        elif result.outcome == "failed":
+            state = breakers.on_failure(state, time.monotonic())
+        self._breakers[endpoint] = state
+        return result
+
+    async def _record(self, records: list[DeliveryRecord]) -> None:
+        """Append delivery records (durable on return) and apply them to the ledger."""
+        at = records[-1].at
+        await self.log.append_many(
+            topics.DELIVERIES, [encode_delivery(r) for r in records], timestamp_ms=int(at.timestamp() * 1000)
+        )
+        for record in records:
+            self.ledger.apply(record)
+            if record.outcome == "delivered":
+                self.delivered += 1
+            elif record.kind == "dead_letter":
+                self.dead_lettered += 1
+            elif record.kind == "inbox":
+                self.inboxed += 1
+            _log.info(
+                "delivery",
+                notification_id=record.notification_id,
+                recipient=record.recipient,
+                kind=record.kind,
+                outcome=record.outcome,
+                attempt=record.attempt,
+                status=record.status,
+                error=record.error,
+            )
+
+    async def _commit(self) -> None:
+        """Commit each partition up to the first notification whose first outcome is not yet recorded."""
+        for partition, position in self._positions.items():
+            unrecorded = self._unrecorded.get(partition)
+            target = min(unrecorded) if unrecorded else position
+            if target > self._committed.get(partition, 0):
+                await self.log.commit(self._group, topics.NOTIFICATIONS, target, partition=partition)
+                self._committed[partition] = target

@@ -1,0 +1,199 @@
+"""The dispatcher against real HTTP receivers on 127.0.0.1 (marked internal in the directory)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from broker import topics
+from broker.delivery.backoff import TESTING, Schedule
+from broker.delivery.breaker import Breaker
+from broker.delivery.dispatcher import GROUP, Dispatcher
+from broker.delivery.inbox import InboxFollower
+from broker.delivery.signing import WebhookKey
+from broker.log import EmbeddedLog, Log
+from tests.integration.delivery_support import World, body_json, closed_port_url, outcomes, receiving
+
+KEY = WebhookKey.generate()
+
+
+@pytest.fixture
+async def log(tmp_path: Path) -> AsyncIterator[Log]:
+    """A started embedded log in a temporary directory."""
+    log = EmbeddedLog(tmp_path / "log.db")
+    await log.start()
+    yield log
+    await log.close()
+
+
+@pytest.fixture
+async def world(log: Log) -> World:
+    """A partnership that publishes directory entries and a router stand-in, on the log."""
+    return await World(log).start()
+
+
+async def _dispatcher(log: Log, **options: object) -> Dispatcher:
+    options.setdefault("schedule", TESTING)
+    options.setdefault("timeout", 0.3)
+    dispatcher = Dispatcher(log, KEY, **options)  # type: ignore[arg-type]
+    await dispatcher.start()
+    return dispatcher
+
+
+async def test_delivers_by_webhook_or_inbox(world: World, log: Log) -> None:
+    """An organisation with an endpoint gets the notification's JSON by webhook; one without gets an inbox record."""
+    async with receiving(None) as (receiver,):
+        await world.organisation("GP-HOOK", receiver.url)
+        await world.organisation("GP-INBOX")
+        hooked = await world.notify("GP-HOOK")
+        boxed = await world.notify("GP-INBOX")
+        dispatcher = await _dispatcher(log)
+        await dispatcher.settle()
+        await dispatcher.close()
+    assert receiver.ids() == {hooked.notification_id: 1}
+    got = receiver.received[0]
+    assert body_json(got) == hooked.to_dict()
+    assert got.headers["content-type"] == "application/json"
+    assert got.headers["webhook-signature"].startswith("v1a,")
+    assert abs(int(got.headers["webhook-timestamp"]) - time.time()) < 60
+    assert outcomes(await world.deliveries(hooked.notification_id)) == [("attempt", "delivered")]
+    assert outcomes(await world.deliveries(boxed.notification_id)) == [("inbox", "inbox")]
+    assert await log.committed(GROUP, topics.NOTIFICATIONS) == 2
+
+
+async def test_retries_after_500s_and_timeouts(world: World, log: Log) -> None:
+    """A 500 and a timeout are failures retried on the schedule; the third attempt delivers."""
+    async with receiving([500, "hang", 200]) as (receiver,):
+        await world.organisation("GP-FLAKY", receiver.url)
+        note = await world.notify("GP-FLAKY")
+        dispatcher = await _dispatcher(log)
+        await dispatcher.settle()
+        await dispatcher.close()
+    assert receiver.ids() == {note.notification_id: 3}
+    records = await world.deliveries(note.notification_id)
+    assert outcomes(records) == [("attempt", "failed"), ("attempt", "failed"), ("attempt", "delivered")]
+    assert [r.attempt for r in records] == [1, 2, 3]
+    assert records[0].status == 500 and records[0].next_attempt_at is not None
+    assert records[1].status is None and "timed out" in (records[1].error or "")
+    assert dispatcher.delivered == 1
+
+
+async def test_gone_stops_retries(world: World, log: Log) -> None:
+    """410 Gone ends delivery at once (dead letter) and later notifications are not sent to that endpoint."""
+    async with receiving([410]) as (receiver,):
+        await world.organisation("GP-GONE", receiver.url)
+        first = await world.notify("GP-GONE")
+        dispatcher = await _dispatcher(log)
+        await dispatcher.settle()
+        second = await world.notify("GP-GONE")
+        await dispatcher.settle()
+        await dispatcher.close()
+    assert receiver.ids() == {first.notification_id: 1}
+    assert outcomes(await world.deliveries(first.notification_id)) == [
+        ("attempt", "gone"),
+        ("dead_letter", "dead_letter"),
+    ]
+    later = await world.deliveries(second.notification_id)
+    assert outcomes(later) == [("dead_letter", "dead_letter")] and "410" in (later[0].error or "")
+
+
+async def test_receiver_down_for_the_whole_schedule(world: World, log: Log) -> None:
+    """A receiver that never answers gets every scheduled attempt, then a dead letter; the inbox keeps it."""
+    await world.organisation("GP-DOWN", closed_port_url())
+    note = await world.notify("GP-DOWN")
+    dispatcher = await _dispatcher(log)
+    await dispatcher.settle()
+    await dispatcher.close()
+    records = await world.deliveries(note.notification_id)
+    assert outcomes(records) == [("attempt", "failed")] * TESTING.attempts + [("dead_letter", "dead_letter")]
+    assert "no answer after 4 attempts" in (records[-1].error or "")
+    assert "inbox" in (records[-1].error or "")
+    follower = InboxFollower(log)
+    await follower.start()
+    assert follower.inboxes.get("GP-DOWN", note.notification_id) == note
+
+
+async def test_each_id_at_most_once_across_a_restart(world: World, log: Log) -> None:
+    """After a crash before the commit, a restarted dispatcher skips what the deliveries topic says was delivered."""
+    async with receiving(None) as (receiver,):
+        await world.organisation("GP-ONCE", receiver.url)
+        notes = [await world.notify("GP-ONCE") for _ in range(5)]
+        first = await _dispatcher(log)
+        await first.settle()
+        await first.close()
+        await log.commit(GROUP, topics.NOTIFICATIONS, 0)  # as if it died before committing anything
+        more = [await world.notify("GP-ONCE") for _ in range(2)]
+        second = await _dispatcher(log)
+        await second.settle()
+        await second.close()
+    assert receiver.ids() == {n.notification_id: 1 for n in notes + more}
+    assert second.delivered == 2
+
+
+async def test_a_retry_owed_before_a_restart_is_made_after_it(world: World, log: Log) -> None:
+    """A retry scheduled before a restart is made by the next dispatcher, from the deliveries topic."""
+    async with receiving([503]) as (receiver,):
+        await world.organisation("GP-LATER", receiver.url)
+        note = await world.notify("GP-LATER")
+        first = await _dispatcher(log, schedule=Schedule((0.3,), jitter=0.0))
+        await first.step()
+        while first.busy and not first.ledger.retries:
+            await first.step(wait=0.02)
+        await first.close(grace=0.0)  # stops with the retry still owed
+        assert receiver.ids() == {note.notification_id: 1}
+        second = await _dispatcher(log, schedule=Schedule((0.3,), jitter=0.0))
+        assert note.notification_id in second.ledger.retries
+        await second.settle()
+        await second.close()
+    assert receiver.ids() == {note.notification_id: 2}
+    assert outcomes(await world.deliveries(note.notification_id)) == [("attempt", "failed"), ("attempt", "delivered")]
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "https://127.0.0.1:9/hook",
+        "https://10.20.30.40/hook",
+        "https://169.254.169.254/latest/meta-data",
+        "https://[::1]/hook",
+        "https://localhost/hook",
+    ],
+)
+async def test_private_targets_are_refused_unless_internal(world: World, log: Log, endpoint: str) -> None:
+    """Loopback, private and link-local targets not marked internal are dead-lettered, never contacted."""
+    await world.organisation("GP-SSRF", endpoint, internal=False)
+    note = await world.notify("GP-SSRF")
+    dispatcher = await _dispatcher(log)
+    await dispatcher.settle()
+    await dispatcher.close()
+    records = await world.deliveries(note.notification_id)
+    assert outcomes(records) == [("attempt", "refused"), ("dead_letter", "dead_letter")]
+    assert "not marked internal" in (records[-1].error or "")
+
+
+async def test_a_loopback_receiver_not_marked_internal_gets_nothing(world: World, log: Log) -> None:
+    """A live receiver on 127.0.0.1 is not contacted unless the directory marks it internal."""
+    async with receiving(None) as (receiver,):
+        await world.organisation("GP-NOTINTERNAL", receiver.url, internal=False)
+        await world.notify("GP-NOTINTERNAL")
+        dispatcher = await _dispatcher(log)
+        await dispatcher.settle()
+        await dispatcher.close()
+    assert receiver.received == []
+
+
+async def test_breaker_opens_after_repeated_failures(world: World, log: Log) -> None:
+    """Once an endpoint's breaker opens, further attempts are recorded as circuit_open and not sent."""
+    async with receiving(None, default=500) as (receiver,):
+        await world.organisation("GP-BROKEN", receiver.url)
+        notes = [await world.notify("GP-BROKEN") for _ in range(3)]
+        dispatcher = await _dispatcher(log, breaker=Breaker(threshold=2, cooldown=60.0), per_endpoint=1)
+        await dispatcher.settle()
+        await dispatcher.close()
+    assert len(receiver.received) == 2
+    records = [r for n in notes for r in await world.deliveries(n.notification_id)]
+    assert sum(r.outcome == "circuit_open" for r in records) == 3 * TESTING.attempts - 2
+    assert sum(r.kind == "dead_letter" for r in records) == 3
