@@ -177,7 +177,8 @@ class _Printer:
                 if ref.get(field):
                     self.names[str(ref[field]).replace(" ", "")] = handle
 
-    def _text(self, text: str) -> str:
+    def text(self, text: str) -> str:
+        """Event ids as step refs, people as handles."""
         for ident, ref in self.refs.items():
             text = text.replace(ident, ref)
         for label, handle in self.names.items():
@@ -197,7 +198,7 @@ class _Printer:
             "priority": n.priority,
             "flags": list(n.flags),
             "view": n.view,
-            "reason": self._text(n.reason),
+            "reason": self.text(n.reason),
             "also_notified": list(n.also_notified),
             "ack_by": iso(n.ack_by),
         }
@@ -212,7 +213,7 @@ class _Printer:
                 "event_ref": self.refs.get(d.event_id, d.event_id),
                 "event_type": d.event_type,
                 "rule": w.rule,
-                "reason": self._text(w.reason),
+                "reason": self.text(w.reason),
             }
             if w.org:
                 line["recipient"] = w.org
@@ -327,7 +328,7 @@ async def _submit(
         exc.evidence.setdefault("event_id", event_id)
         exc.evidence.setdefault("source", source)
         await intake.refuse(exc, caller=source, body=b"", now=at)
-        printer.line({"kind": "rejected", "event_ref": ref, "error": exc.code, "message": exc.message})
+        printer.line({"kind": "rejected", "event_ref": ref, "error": exc.code, "message": printer.text(exc.message)})
         return
     if step.get("corrupt"):
         env = _corrupt(env)
@@ -338,6 +339,6 @@ async def _submit(
                 "kind": "rejected",
                 "event_ref": ref,
                 "error": outcome.error.code,
-                "message": outcome.error.message,
+                "message": printer.text(outcome.error.message),
             }
         )

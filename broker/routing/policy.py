@@ -462,6 +462,9 @@ def r9_challenge_raised(b: _Builder, items: Items) -> Route:
 def r9b_challenge_resolved(b: _Builder, items: Items) -> Route:
     raised = items.challenge_event(str(b.event.data["challenge_ref"]))
     if raised is not None:
+        child = b.g.people.resolve(raised.data.get("child"))
+        if child:
+            b.involved.add(child)
         b.add(raised.source, f"raised the challenge ({raised.source})")
         target = str(raised.data["directed_to"])
         b.add(target, f"challenge directed to {target}")

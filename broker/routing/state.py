@@ -68,6 +68,7 @@ class RoutingState:
         self._challenges: list[tuple[dt.datetime, int, str]] = []  # heap of (deadline, seq, event id)
         self._challenge_recipients: dict[str, list[Notification]] = defaultdict(list)
         self._withheld_seen: set[tuple[str, str | None, str]] = set()
+        self._pushed = 0
 
     # -- inputs -------------------------------------------------------------------
 
@@ -245,7 +246,8 @@ class RoutingState:
             self.item_had[self.items.item_key(note.event_id)].add(note.recipient)
         if note.ack_by is not None:
             self._awaiting[note.notification_id] = note
-            heapq.heappush(self._pending, (note.ack_by, self.seq, note.notification_id))
+            self._pushed += 1  # ties at one ack_by escalate in the order they were sent
+            heapq.heappush(self._pending, (note.ack_by, self._pushed, note.notification_id))
         if note.event_type == "challenge.raised" and note.kind == "alert":
             self._challenge_recipients[note.event_id].append(note)
 

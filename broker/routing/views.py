@@ -114,7 +114,16 @@ def _child_refs(data: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 def hidden_orgs(graph: FamilyGraph, persons: Iterable[str], day: dt.date) -> set[str]:
     """Organisations that would reveal where a sensitive person among ``persons`` is."""
     hidden: set[str] = set()
-    for person in set(persons):
+    # A child's organisations also reveal a sensitive adult the child lives with, even when the
+    # event does not name that adult (a school's challenge about a child living with a victim who fled).
+    around = set(persons)
+    for person in persons:
+        preg = graph.pregnancy(person)
+        if preg is not None:
+            around.update(p for p in (preg.mother, preg.expected_father) if p)
+        elif not person.startswith("unborn:"):
+            around |= graph.lives_with(person)
+    for person in around:
         if person.startswith("unborn:") or not graph.people.is_sensitive(person):
             continue
         gp, _ = graph.gp_on(person, day)
