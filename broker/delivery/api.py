@@ -19,7 +19,24 @@ from broker.log.base import Log
 
 __all__ = ["WEBHOOK_KEY", "mount_delivery", "webhook_key_document"]
 
-WEBHOOK_KEY = web.AppKey("jigsaw_webhook_key", WebhookKey)
+KeySource = WebhookKey | Callable[[], WebhookKey]
+
+
+class _KeyHolder:
+    """The webhook key, loaded on first use (building an app must not write a key file)."""
+
+    def __init__(self, source: KeySource) -> None:
+        self._source = source
+        self._key: WebhookKey | None = source if isinstance(source, WebhookKey) else None
+
+    def get(self) -> WebhookKey:
+        if self._key is None:
+            assert not isinstance(self._source, WebhookKey)
+            self._key = self._source()
+        return self._key
+
+
+WEBHOOK_KEY = web.AppKey("jigsaw_webhook_key", _KeyHolder)
 
 
 def webhook_key_document(key: WebhookKey) -> dict[str, Any]:
@@ -38,7 +55,7 @@ def webhook_key_document(key: WebhookKey) -> dict[str, Any]:
 
 async def get_webhook_key(request: web.Request) -> web.Response:
     """``GET /v1/webhook-key``: the public key that verifies Jigsaw's webhook signatures."""
-    return web.json_response(webhook_key_document(request.app[WEBHOOK_KEY]))
+    return web.json_response(webhook_key_document(request.app[WEBHOOK_KEY].get()))
 
 
 def mount_delivery(
@@ -47,7 +64,7 @@ def mount_delivery(
     log: Log,
     authenticate: Authenticate,
     clock: Callable[[], dt.datetime],
-    webhook_key: WebhookKey,
+    webhook_key: KeySource,
 ) -> None:
     """Add the inbox routes (and their follower, started with the app) and the webhook key route.
 
@@ -56,8 +73,8 @@ def mount_delivery(
         log: the same log the app uses.
         authenticate: ``Authorization`` header to caller (``Credentials.authenticate``).
         clock: the time of reads and acknowledgements.
-        webhook_key: the key the dispatcher signs with.
+        webhook_key: the key the dispatcher signs with, or a function that loads it (called on first use).
     """
     add_inbox_routes(app, InboxService(log, authenticate, clock))
-    app[WEBHOOK_KEY] = webhook_key
+    app[WEBHOOK_KEY] = _KeyHolder(webhook_key)
     app.router.add_get("/v1/webhook-key", get_webhook_key)

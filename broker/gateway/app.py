@@ -176,4 +176,14 @@ def create_app(
     app.cleanup_ctx.append(log_and_index)
     app.cleanup_ctx.append(background_roles)
     routes.add_routes(app)
+    from broker.delivery.api import mount_delivery  # the inbox and the webhook key
+    from broker.delivery.signing import webhook_key_for
+
+    mount_delivery(
+        app,
+        log=log,
+        authenticate=app[CREDENTIALS].authenticate,
+        clock=clock,
+        webhook_key=lambda: webhook_key_for(settings.signing_key_file, settings.data_dir),
+    )
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from broker.delivery.openapi import delivery_openapi_paths
 from broker.envelope.batch import BATCH_CONTENT_TYPE, ENVELOPE_CONTENT_TYPE
 
 __all__ = ["openapi_document"]
@@ -155,5 +156,6 @@ def openapi_document(max_body_bytes: int, max_batch: int) -> dict[str, Any]:
             "/v1/openapi.json": {
                 "get": {"summary": "This document", "security": [], "responses": {"200": {"description": "ok"}}}
             },
+            **delivery_openapi_paths(),
         },
     }

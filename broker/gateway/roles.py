@@ -42,8 +42,10 @@ class RoleContext:
 RoleRunner = Callable[[RoleContext], Awaitable[None]]
 
 # role name -> "module:function" of an ``async def run(ctx: RoleContext) -> None`` (runs until cancelled).
-# The lead wires the router and dispatcher here when they exist.
-ROLE_RUNNERS: dict[str, str | RoleRunner] = {}
+ROLE_RUNNERS: dict[str, str | RoleRunner] = {
+    "router": "broker.delivery.workers:run_router",  # routes, and raises escalations on the wall clock
+    "dispatcher": "broker.delivery.workers:run_dispatcher",
+}
 
 
 def _resolve(spec: str | RoleRunner) -> RoleRunner:
