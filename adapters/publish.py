@@ -81,6 +81,20 @@ class Report:
         """The numbers of the refused rows, in order, each once."""
         return sorted({r.row for r in self.refused})
 
+    @classmethod
+    def of(cls, adapter: Adapter, source: str, name: str, preparation: Preparation, *, dry_run: bool = False) -> Report:
+        """A report of a prepared export, before anything is sent."""
+        return cls(
+            adapter.name,
+            source,
+            name,
+            rows=preparation.rows,
+            events=len(preparation.events),
+            repeats=preparation.repeats,
+            refused=list(preparation.refused),
+            dry_run=dry_run,
+        )
+
     def summary(self) -> dict[str, Any]:
         """The counts (the summary line of ``jigsaw adapter``)."""
         out: dict[str, Any] = {
@@ -199,18 +213,18 @@ async def send_prepared(
     return report
 
 
-def _client_key_report(agency: str | Adapter, client: JigsawClient, name: str) -> tuple[Adapter, Report]:
+def _adapter_of(agency: str | Adapter, client: JigsawClient) -> Adapter:
     adapter = resolve_adapter(agency)
     if client.key is None:
         raise ConfigError("the client has no signing key: JigsawClient(url, token, key=...)")
-    return adapter, Report(adapter.name, client.key.org_id, name)
+    return adapter
 
 
 async def _publish(
     adapter: Adapter,
     items: list[Any],
     client: JigsawClient,
-    report: Report,
+    name: str,
     *,
     batch: int,
     clock: Clock | None,
@@ -220,8 +234,7 @@ async def _publish(
     assert client.key is not None
     now = clock() if clock is not None else dt.datetime.now(dt.UTC)
     preparation = prepare(adapter, items, client.key, now=now)
-    report.rows, report.events, report.repeats = preparation.rows, len(preparation.events), preparation.repeats
-    report.refused = list(preparation.refused)
+    report = Report.of(adapter, client.key.org_id, name, preparation)
     return await send_prepared(preparation, client, report, batch=batch, progress=progress, sleep=sleep)
 
 
@@ -249,9 +262,9 @@ async def publish_records(
     Raises:
         ConfigError: no such adapter, no key on the client, or a key of the wrong kind of organisation.
     """
-    adapter, report = _client_key_report(agency, client, name)
+    adapter = _adapter_of(agency, client)
     items = rows_from_records(records)
-    return await _publish(adapter, items, client, report, batch=batch, clock=clock, progress=progress, sleep=sleep)
+    return await _publish(adapter, items, client, name, batch=batch, clock=clock, progress=progress, sleep=sleep)
 
 
 async def publish_file(
@@ -270,6 +283,6 @@ async def publish_file(
         ExportUnreadable: the file cannot be read as a whole.
         ConfigError: as ``publish_records``.
     """
-    adapter, report = _client_key_report(agency, client, str(path))
+    adapter = _adapter_of(agency, client)
     items = read_export(path)
-    return await _publish(adapter, items, client, report, batch=batch, clock=clock, progress=progress, sleep=sleep)
+    return await _publish(adapter, items, client, str(path), batch=batch, clock=clock, progress=progress, sleep=sleep)
