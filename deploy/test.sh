@@ -19,7 +19,7 @@ started_at=$SECONDS
 work="$(mktemp -d "${TMPDIR:-/tmp}/jigsaw-test.XXXXXX")"
 kafka_started=false
 
-step() { printf '\n==> %s\n' "$*"; }
+step() { printf '\n==> [%3ss] %s\n' "$((SECONDS - started_at))" "$*"; }
 die() { printf '\ndeploy/test.sh: %s\n' "$*" >&2; exit 1; }
 
 cleanup() {
