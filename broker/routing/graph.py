@@ -145,6 +145,8 @@ class FamilyGraph:
     # -- helpers --------------------------------------------------------------
 
     def _live(self, items: Iterable[Any]) -> list[Any]:
+        if not self.retracted:
+            return list(items)
         return [i for i in items if i.event_id not in self.retracted]
 
     def _for_person(self, index: Mapping[str, Iterable[Any]], person: str) -> list[Any]:

@@ -154,16 +154,18 @@ class RouterService:
                 await self.log.append_many(
                     topic, [encode_output(i) for i in group], timestamp_ms=int(at.timestamp() * 1000)
                 )
-        for item in fresh:
-            if isinstance(item, Notification):
-                _log.info(
-                    "notified",
-                    notification_id=item.notification_id,
-                    event_id=item.event_id,
-                    recipient=item.recipient,
-                    kind=item.kind,
-                    priority=item.priority,
-                )
+        for item in notes:  # at debug: one line per recipient is too many for a busy partnership
+            assert isinstance(item, Notification)
+            _log.debug(
+                "notified",
+                notification_id=item.notification_id,
+                event_id=item.event_id,
+                recipient=item.recipient,
+                kind=item.kind,
+                priority=item.priority,
+            )
+        if fresh:
+            _log.info("routed", events=self.routed, notifications=len(notes), decisions=len(decisions))
         return fresh
 
 

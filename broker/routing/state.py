@@ -69,6 +69,7 @@ class RoutingState:
         self._challenge_recipients: dict[str, list[Notification]] = defaultdict(list)
         self._withheld_seen: set[tuple[str, str | None, str]] = set()
         self._pushed = 0
+        self._views: dict[str, dict[str, Any]] = {}
 
     # -- inputs -------------------------------------------------------------------
 
@@ -206,9 +207,9 @@ class RoutingState:
         if view == "education":
             content = education_view(self.graph, event, cand.child, cand.present)
         else:
-            content = full_view(event)
+            content = dict(self._full_view(event))
             if route.items:
-                content["history"] = [full_view(self.items.events[eid]) for eid in route.items]
+                content["history"] = [self._full_view(self.items.events[eid]) for eid in route.items]
         also = sorted(everyone - {org})
         if org not in hidden:
             also = [o for o in also if o not in hidden]
@@ -236,6 +237,15 @@ class RoutingState:
         )
         self._record(note)
         return note
+
+    def _full_view(self, event: Event) -> dict[str, Any]:
+        """The full view of an event, computed once per event (events never change)."""
+        view = self._views.get(event.event_id)
+        if view is None:
+            if len(self._views) >= 4096:  # a small cache: routing touches recent events most
+                self._views.pop(next(iter(self._views)))
+            view = self._views[event.event_id] = full_view(event)
+        return view
 
     def _record(self, note: Notification) -> None:
         """Remember a sent notification: once only, who has had what, what awaits an ack."""
