@@ -71,7 +71,7 @@ def city_events(families: int, *, seed: int = 7) -> Iterator[Event]:
         def add(etype: str, source: str, step: dt.timedelta = dt.timedelta(days=7), **data: Any) -> None:
             nonlocal t
             t += step
-            events.append(_event(etype, source, t, rng, **data))
+            events.append(_event(etype, source, t, rng, **data))  # noqa: B023 (called only in this iteration)
 
         add("gp.registration", gp_m, person=mother, practice=gp_m, status="registered", effective_date=t.date())
         add("gp.registration", gp_f, person=father, practice=gp_f, status="registered", effective_date=t.date())

@@ -24,11 +24,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from city import city_events, directory_events  # noqa: E402
+from city import city_events, directory_events
 
-from broker.routing.graph import FamilyGraph  # noqa: E402
-from broker.routing.model import Notification  # noqa: E402
-from broker.routing.state import RoutingState  # noqa: E402
+from broker.routing.graph import FamilyGraph
+from broker.routing.model import Notification
+from broker.routing.state import RoutingState
 
 
 def baseline(events: list) -> float:  # type: ignore[type-arg]
