@@ -12,7 +12,7 @@ give them (columns in ``adapters/README.md``):
   ``summary`` and the children discussed (``children_<n>_*``).
 - ``pre_birth_assessment``: ``assessment_ref``, the mother, the expected
   father (``father_*``), ``status`` (requested, started, completed),
-  ``status_date``, ``outcome``. One event per status.
+  ``status_date``, ``outcome``. One event per status and date.
 - ``household``: who lives with a child as recorded on ``recorded_on``: the
   child, the members (``members_<n>_*`` with ``relationship`` and
   ``lives_with_child``), the ``school`` (OrgId, or the school's URN) and the
@@ -181,8 +181,9 @@ def map_pre_birth_assessment(row: Row, org_id: str) -> list[Mapped]:
         "status": status,
         "outcome": row.get("outcome"),
     }
-    key = RecordKey("pre_birth_assessment", ref, status)
-    return [Mapped("csc.pre_birth_assessment", data, moment(row, "status_date"), key)]
+    when = moment(row, "status_date")
+    key = RecordKey("pre_birth_assessment", ref, f"{status}:{when.date().isoformat()}")
+    return [Mapped("csc.pre_birth_assessment", data, when, key)]
 
 
 def map_household(row: Row, org_id: str) -> list[Mapped]:
@@ -209,7 +210,14 @@ def map_household(row: Row, org_id: str) -> list[Mapped]:
         "health_visiting": org_ref(row, "health_visiting"),
     }
     ident = row.get("household_ref") or _person_key(child)
-    return [Mapped("csc.household_composition", data, when, RecordKey("household", ident, when.isoformat()))]
+    return [
+        Mapped(
+            "csc.household_composition",
+            data,
+            when,
+            RecordKey("household", ident, when.isoformat().replace("+00:00", "Z")),
+        )
+    ]
 
 
 ADAPTER = Adapter(

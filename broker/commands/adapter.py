@@ -157,8 +157,13 @@ async def _send_file(adapter: Adapter, path: Path, key: SigningKey, args: argpar
 async def _watch(adapter: Adapter, key: SigningKey, args: argparse.Namespace, token: str) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    handled: list[signal.Signals] = []
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+        try:
+            loop.add_signal_handler(signum, stop.set)
+        except (RuntimeError, ValueError, NotImplementedError):  # not the main thread, or no signals here
+            continue
+        handled.append(signum)
     try:
         async with JigsawClient(args.gateway, token, key=key) as client:
 
@@ -176,7 +181,7 @@ async def _watch(adapter: Adapter, key: SigningKey, args: argparse.Namespace, to
                 stop=stop,
             )
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in handled:
             loop.remove_signal_handler(signum)
     _line(
         sys.stdout,
