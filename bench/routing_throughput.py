@@ -100,6 +100,9 @@ def main() -> None:
     parser.add_argument("families", nargs="?", type=int, default=100_000)
     parser.add_argument("--service-families", type=int, default=2_000)
     args = parser.parse_args()
+    from broker.logging import configure_logging
+
+    configure_logging("json", "warning")
     t0 = time.perf_counter()
     events = directory_events(args.families) + list(city_events(args.families))
     print(f"city: {args.families:,} families, {len(events):,} events (generated in {time.perf_counter() - t0:.1f} s)")

@@ -47,4 +47,7 @@ def get_logger(name: str, **context: Any) -> Any:
 
 
 # Until configure_logging runs, log to standard error: standard output may carry data (simulate).
-structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
+structlog.configure(
+    logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+    wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+)

@@ -23,7 +23,7 @@ from broker.model import Event
 from broker.routing.graph import FamilyGraph
 from broker.routing.people import ref_keys
 
-__all__ = ["HISTORY_TYPES", "PLAN_TYPES", "Item", "Items", "person_refs"]
+__all__ = ["HISTORY_TYPES", "PLAN_TYPES", "REMEMBERED_TYPES", "Item", "Items", "person_refs"]
 
 PLAN_TYPES = frozenset({"csc.child_in_need_plan", "csc.child_protection_plan"})
 INCIDENT_TYPES = frozenset({"police.domestic_abuse_incident", "marac.case_heard"})
@@ -31,6 +31,22 @@ ABOUT_PERSON_TYPES = frozenset(
     {"gp.safeguarding_information", "midwifery.safeguarding_concern", "adult.concern_about_parent"}
 )
 HISTORY_TYPES = INCIDENT_TYPES | ABOUT_PERSON_TYPES
+# What Items keeps: everything that can be a history or active item, or that a rule looks back at.
+REMEMBERED_TYPES = (
+    HISTORY_TYPES
+    | PLAN_TYPES
+    | frozenset(
+        {
+            "csc.pre_birth_assessment",
+            "challenge.raised",
+            "challenge.resolved",
+            "csc.strategy_meeting",
+            "midwifery.birth_notified",
+            "midwifery.pregnancy_booked",
+            "record.retracted",
+        }
+    )
+)
 HISTORY_WINDOW = dt.timedelta(days=730)  # 24 months
 INCIDENT_ACTIVE = dt.timedelta(days=365)
 

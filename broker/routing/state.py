@@ -28,7 +28,7 @@ from typing import Any
 
 from broker.model import Event
 from broker.routing.graph import LINK_TYPES, FamilyGraph, is_unborn
-from broker.routing.items import PLAN_TYPES, Items, person_refs
+from broker.routing.items import PLAN_TYPES, REMEMBERED_TYPES, Items, person_refs
 from broker.routing.model import ACK_KINDS, Ack, Decision, Notification, Withheld, notification_id
 from broker.routing.policy import Candidate, Route, route_event
 from broker.routing.views import education_view, flags_for, full_view, hidden_orgs, scrub, view_for
@@ -58,7 +58,6 @@ class RoutingState:
         self.graph = FamilyGraph()
         self.items = Items(self.graph)
         self.seq = 0
-        self.publisher: dict[str, str] = {}
         self.sent: dict[tuple[str, str], str] = {}  # (event id, org) -> notification id (once only)
         self.had: dict[str, set[str]] = defaultdict(set)  # event id -> orgs that published or were told
         self.item_had: dict[str, set[str]] = defaultdict(set)  # item key -> orgs told about it
@@ -78,10 +77,12 @@ class RoutingState:
         out = self.advance(at, inclusive=False)
         self.seq += 1
         seq = self.seq
-        self.publisher[event.event_id] = event.source
-        self.had[event.event_id].add(event.source)
+        remembered = event.event_type in REMEMBERED_TYPES
+        if remembered:  # links and directory entries are facts in the graph, never items
+            self.had[event.event_id].add(event.source)
         named = self.graph.apply(event, seq)
-        self.items.add(event, seq)
+        if remembered:
+            self.items.add(event, seq)
         if event.event_type == "record.retracted":
             out += self._retract(event, at)
             return out
