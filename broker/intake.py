@@ -16,6 +16,7 @@ import json
 from collections.abc import Callable
 
 from broker import topics
+from broker.audit.sealer import DEFAULT_EVERY, ChainWriter, KeySource
 from broker.envelope.keys import KeyRegistry
 from broker.envelope.model import Envelope, decode_envelope, encode_envelope, to_millis
 from broker.errors import DuplicateEvent, Forbidden, Refusal
@@ -92,8 +93,12 @@ class Intake:
         *,
         catalogue: Catalogue | None = None,
         rules: Rules = DEFAULT_RULES,
+        checkpoint_key: KeySource | None = None,
+        checkpoint_every: int = DEFAULT_EVERY,
     ) -> None:
         self.log = log
+        # The hash chain and Jigsaw-signed checkpoints over the events topics (broker/audit/sealer.py).
+        self.chain = ChainWriter(log, key=checkpoint_key, every=checkpoint_every)
         self._keys = keys
         self._catalogue = catalogue or default_catalogue()
         self._rules = rules
@@ -105,17 +110,23 @@ class Intake:
         """Create the topics and rebuild the index of accepted event ids from the log."""
         for topic in (*topics.all_event_topics(), topics.REJECTED):
             await self.log.create_topic(topic)
+        await self.chain.start()
         for topic in topics.all_event_topics():
             for partition in range(max(1, await self.log.partitions(topic))):
                 offset = 0
                 while records := await self.log.read(topic, offset, partition=partition, limit=5000):
                     for record in records:
+                        self.chain.observe(record)
                         if record.value is None:
                             continue
                         env = decode_envelope(record.value, catalogue=self._catalogue)
                         position = (record.topic, record.partition, record.offset)
                         self._seen[env.event_id] = _Seen(_content_digest(env), env.source, Position(*position))
                     offset = records[-1].offset + 1
+
+    async def seal(self, now: dt.datetime) -> None:
+        """Write a signed checkpoint for every events partition that moved since its last one."""
+        await self.chain.seal(now)
 
     def publisher_of(self, event_id: str) -> str | None:
         """The organisation that published an accepted event, or None."""
@@ -174,7 +185,7 @@ class Intake:
             ("source", env.source.encode()),
         )
         ts = timestamp_ms if timestamp_ms is not None else int(now.timestamp() * 1000)
-        position = await self.log.append(
+        position = await self.chain.append(
             topics.events_topic(accepted.kind),
             raw,
             key=subject_key(accepted.event).encode(),

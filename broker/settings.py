@@ -36,6 +36,7 @@ ENV_VARS: dict[str, str | None] = {
     "JIGSAW_MAX_BATCH": "500",
     "JIGSAW_CREDENTIALS_FILE": None,
     "JIGSAW_SIGNING_KEY_FILE": None,
+    "JIGSAW_CHECKPOINT_EVERY": "100",
     "JIGSAW_WEBHOOK_RETRY_SCHEDULE": "standard",
     "JIGSAW_WEBHOOK_TIMEOUT": "10",
     "JIGSAW_LOG_FORMAT": "auto",
@@ -72,6 +73,7 @@ class Settings:
     max_batch: int = 500
     credentials_file: Path | None = None
     signing_key_file: Path | None = None
+    checkpoint_every: int = 100  # a signed hash-chain checkpoint after this many events per partition
     webhook_retry_schedule: str = "standard"  # comma-separated seconds between retries, or standard/testing
     webhook_timeout: int = 10  # seconds an endpoint has to answer one webhook
     log_format: str = "auto"
@@ -132,6 +134,7 @@ class Settings:
             max_batch=_int(env, "JIGSAW_MAX_BATCH"),
             credentials_file=secrets["JIGSAW_CREDENTIALS_FILE"],
             signing_key_file=secrets["JIGSAW_SIGNING_KEY_FILE"],
+            checkpoint_every=_int(env, "JIGSAW_CHECKPOINT_EVERY"),
             webhook_retry_schedule=schedule,
             webhook_timeout=_int(env, "JIGSAW_WEBHOOK_TIMEOUT"),
             log_format=log_format,

@@ -21,7 +21,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from broker import topics
+from broker.audit.checkpoint import PUBLIC_KEY_FILE, public_key_line
 from broker.client import build_envelope, default_lawful_basis
 from broker.envelope.keys import KeyRecord, KeyRegistry, KeyStore, SigningKey, new_key
 from broker.envelope.model import Envelope
@@ -257,11 +260,13 @@ async def _run(scenario: Scenario, out: TextIO, log: EmbeddedLog, keep_log: Path
         signing[org_id] = key
         records.append(record)
     registry = KeyRegistry(records)
+    checkpoint_key = Ed25519PrivateKey.generate()  # Jigsaw's own key for this run: it signs the chain checkpoints
     if keep_log is not None:  # an auditor replaying the kept log needs the public keys
         store = KeyStore(Path(f"{keep_log}.keys"))
         for record in records:
             store.save(record)
-    intake = Intake(log, lambda: registry)
+        (store.directory / PUBLIC_KEY_FILE).write_text(public_key_line(checkpoint_key) + "\n", encoding="utf-8")
+    intake = Intake(log, lambda: registry, checkpoint_key=checkpoint_key)
     await intake.start()
     router = RouterService(log)
     await router.start()
@@ -282,18 +287,22 @@ async def _run(scenario: Scenario, out: TextIO, log: EmbeddedLog, keep_log: Path
         if outcome.error is not None:
             raise ScenarioError(f"organisation {entry['org_id']}: {outcome.error.code}: {outcome.error.message}")
     ids: dict[str, str] = {}
-    for step in scenario.steps:
+    at = first
+    for n, step in enumerate(scenario.steps):
         at = _time(step["at"], "step")
-        printer.outputs(await router.run_until_idle(now=at - dt.timedelta(milliseconds=1)))
+        # Steps at the same time are routed together, in the router's merge order (what a replay reproduces).
+        if n == 0 or at != _time(scenario.steps[n - 1]["at"], "step"):
+            printer.outputs(await router.run_until_idle(now=at - dt.timedelta(milliseconds=1)))
         if "ack" in step:
             nid = notification_id(ids[step["ack"]], step["by"]) if step["ack"] in ids else str(uuid.uuid4())
             ack_key, value, headers = encode_ack(Ack(nid, step["by"], f"{step['by']} (scenario)", at))
             await log.append(topics.ACKS, value, key=ack_key, headers=headers, timestamp_ms=int(at.timestamp() * 1000))
         else:
             await _submit(step, at, scenario, intake, signing, ids, printer)
-        printer.outputs(await router.run_until_idle())
+    printer.outputs(await router.run_until_idle())
     if scenario.run_until is not None:
         printer.outputs(await router.run_until_idle(now=scenario.run_until))
+    await intake.seal(max(at, scenario.run_until or at))
     return 0
 
 
