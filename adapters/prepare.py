@@ -93,7 +93,7 @@ def _content(env: Envelope) -> str:
     return hashlib.sha256(b"\x00".join(parts)).hexdigest()
 
 
-def _no_publisher(event_id: str) -> str | None:
+def _no_publisher(original_event_id: str) -> str | None:
     return None  # adapters publish no retractions; nothing else asks
 
 

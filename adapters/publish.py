@@ -133,22 +133,32 @@ def _failure(prepared: Sequence[Prepared], error: str, message: str) -> list[Row
 
 
 async def _send_one_batch(client: JigsawClient, chunk: Sequence[Prepared], report: Report, sleep: Sleep) -> str | None:
-    """Send one batch and record its results; the error that should stop the run (401, 403), or None."""
+    """Send one batch and record its results; the error that should stop the run (401, 403), or None.
+
+    Every event of ``chunk`` ends up counted once: accepted, already sent, refused or failed.
+    """
     for attempt, delay in enumerate((*RETRY_DELAYS, None)):
         try:
             results = await client.send_batch([p.envelope for p in chunk])
         except SchemaInvalid as exc:  # the gateway refused the batch as a whole
             status = int(exc.evidence.get("status") or 0)
             body = exc.evidence.get("body") or {}
-            if status in (400, 413) and len(chunk) > 1:
-                half = len(chunk) // 2
-                return await _send_one_batch(client, chunk[:half], report, sleep) or await _send_one_batch(
-                    client, chunk[half:], report, sleep
-                )
-            if status < 500:
-                code, message = str(body.get("error") or f"http_{status}"), str(body.get("message") or exc.message)
+            code, message = str(body.get("error") or f"http_{status}"), str(body.get("message") or exc.message)
+            if status in (401, 403):  # the credential, not the rows: nothing else will go either
                 report.failed += _failure(chunk, code, message)
-                return f"{code}: {message}" if status in (401, 403) else None
+                return f"{code}: {message}"
+            if status in (400, 413) and len(chunk) > 1:  # too many or too large together: halve it
+                half = len(chunk) // 2
+                stop = await _send_one_batch(client, chunk[:half], report, sleep)
+                if stop is not None:
+                    report.failed += _failure(
+                        chunk[half:], "not_sent", f"not sent: an earlier batch was refused ({stop})"
+                    )
+                    return stop
+                return await _send_one_batch(client, chunk[half:], report, sleep)
+            if status < 500:  # this one event, on its own, is refused
+                report.refused += _failure(chunk, code, message)
+                return None
             reason = f"the gateway answered {status}"
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             reason = f"the gateway could not be reached ({type(exc).__name__})"

@@ -106,3 +106,24 @@ async def test_publish_records_is_the_library_entry_point() -> None:
     assert (report.rows, report.events, report.accepted) == (3, 2, 2)
     assert report.refused_rows == [3]
     assert report.summary()["source"] == "POLICE-WYP"
+
+
+def _counted_once(report: Report) -> bool:
+    return report.accepted + report.already_sent + len(report.refused) + len(report.failed) == report.events
+
+
+async def test_a_refused_credential_inside_a_split_batch_leaves_nothing_uncounted() -> None:
+    """When half of a split batch meets a 401, the other half is reported not_sent, never dropped."""
+    client = StubClient(401, max_batch=2)
+    report = await _send(client, 4, batch=4)
+    assert client.batches == [4, 2]
+    assert [f.error for f in report.failed] == ["e401", "e401", "not_sent", "not_sent"]
+    assert _counted_once(report)
+
+
+async def test_an_event_too_large_on_its_own_is_refused_against_its_row() -> None:
+    """A single event the gateway will not take as a batch (413 alone) is a refusal of its row, not a failure."""
+    client = StubClient(max_batch=0)
+    report = await _send(client, 2, batch=2)
+    assert [(r.row, r.error) for r in report.refused] == [(1, "payload_too_large"), (2, "payload_too_large")]
+    assert report.failed == [] and _counted_once(report)
