@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from adapters.base import Adapter, RecordKey, Row, RowError, event_id
@@ -130,6 +130,7 @@ def prepare(
     *,
     now: dt.datetime,
     catalogue: Catalogue | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> Preparation:
     """Map, sign and check every row; the envelopes to send and the rows refused.
 
@@ -138,6 +139,7 @@ def prepare(
         items: the export's rows (and records that could not be read).
         key: the agency's signing key (its org id is the source).
         now: the signing time (``issued_at``), also the time the checks use.
+        progress: called with the number of rows done after each row.
     """
     check_key(adapter, key)
     catalogue = catalogue or default_catalogue()
@@ -148,6 +150,8 @@ def prepare(
     rows = repeats = 0
     for item in items:
         rows += 1
+        if progress is not None:
+            progress(rows)
         if isinstance(item, Unreadable):
             refused.append(RowRefusal(item.number, "row_unreadable", item.message))
             continue

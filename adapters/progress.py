@@ -8,22 +8,31 @@ from typing import TextIO
 
 __all__ = ["MIN_EVENTS", "Progress"]
 
-MIN_EVENTS = 200  # smaller files finish before a bar would help
+MIN_EVENTS = 200  # smaller files (rows or events) finish before a bar would help
 
 
 class Progress:
     """Redraws ``label [#####.....] done/total events`` in place; silent unless the stream is a terminal.
 
     Args:
-        total: events to send.
+        total: how many rows or events there are.
+        unit: what is counted (``events``, ``rows``).
         stream: where to draw (standard error).
         enabled: force on or off; by default on when the stream is a terminal and ``total >= MIN_EVENTS``.
     """
 
     def __init__(
-        self, total: int, label: str, *, stream: TextIO | None = None, enabled: bool | None = None, width: int = 30
+        self,
+        total: int,
+        label: str,
+        *,
+        unit: str = "events",
+        stream: TextIO | None = None,
+        enabled: bool | None = None,
+        width: int = 30,
     ) -> None:
         self.total = total
+        self.unit = unit
         self.label = label
         self.stream = stream or sys.stderr
         self.width = width
@@ -42,7 +51,7 @@ class Progress:
         self._drawn = now
         filled = self.width * done // max(self.total, 1)
         bar = "#" * filled + "." * (self.width - filled)
-        self.stream.write(f"\r{self.label} [{bar}] {done}/{self.total} events")
+        self.stream.write(f"\r{self.label} [{bar}] {done}/{self.total} {self.unit}")
         self.stream.flush()
 
     def close(self) -> None:

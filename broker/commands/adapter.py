@@ -72,12 +72,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key", metavar="KEYFILE", type=Path, required=True, help="the agency's private key file")
     parser.add_argument("--token-file", metavar="F", type=Path, help="a file holding the agency's bearer token")
     parser.add_argument("--dry-run", action="store_true", help="print the events that would be sent; send nothing")
-    parser.add_argument("--batch", type=_positive, default=100, help="events per request (default 100)")
+    parser.add_argument("--batch", metavar="N", type=_positive, default=100, help="events per request (default 100)")
     parser.add_argument("--watch", metavar="DIR", type=Path, help="process export files dropped into DIR")
-    parser.add_argument("--interval", type=_seconds, default=30.0, help="seconds between polls of DIR (30)")
-    parser.add_argument("--settle", type=_seconds, default=5.0, help="seconds a file must be unchanged (5)")
+    parser.add_argument(
+        "--interval", metavar="S", type=_seconds, default=30.0, help="seconds between polls of DIR (30)"
+    )
+    parser.add_argument(
+        "--settle", metavar="S", type=_seconds, default=5.0, help="seconds a file must be unchanged (5)"
+    )
     parser.add_argument("--once", action="store_true", help="with --watch: process what is there and stop")
-    parser.add_argument("--max-polls", type=_positive, help="with --watch: stop after this many polls")
+    parser.add_argument("--max-polls", metavar="N", type=_positive, help="with --watch: stop after this many polls")
 
 
 def _usage(args: argparse.Namespace) -> str | None:
@@ -143,11 +147,19 @@ def _human(report: Report) -> str:
     return f"{report.name}: {s['rows']} rows, {done}, {s['refused_rows']} rows refused"
 
 
-async def _send_file(adapter: Adapter, path: Path, key: SigningKey, args: argparse.Namespace, token: str) -> Report:
+def _prepare(adapter: Adapter, path: Path, key: SigningKey) -> Preparation:
+    """Read, map, sign and check the file, with a progress bar for a large one on a terminal."""
     items = read_export(path)
-    preparation = prepare(adapter, items, key, now=dt.datetime.now(dt.UTC))
+    progress = Progress(len(items), f"{path.name}: checking", unit="rows")
+    preparation = prepare(adapter, items, key, now=dt.datetime.now(dt.UTC), progress=progress)
+    progress.close()
+    return preparation
+
+
+async def _send_file(adapter: Adapter, path: Path, key: SigningKey, args: argparse.Namespace, token: str) -> Report:
+    preparation = _prepare(adapter, path, key)
     report = Report.of(adapter, key.org_id, str(path), preparation)
-    progress = Progress(len(preparation.events), path.name)
+    progress = Progress(len(preparation.events), f"{path.name}: sending")
     async with JigsawClient(args.gateway, token, key=key) as client:
         await send_prepared(preparation, client, report, batch=args.batch, progress=progress)
     progress.close()
@@ -213,7 +225,7 @@ def run(args: argparse.Namespace) -> int:
                 raise ConfigError(f"--watch {args.watch} is not a folder")
             return asyncio.run(_watch(adapter, key, args, token))
         if args.dry_run:
-            preparation = prepare(adapter, read_export(args.file), key, now=dt.datetime.now(dt.UTC))
+            preparation = _prepare(adapter, args.file, key)
             _print_events(preparation, sys.stdout)
             report = Report.of(adapter, key.org_id, str(args.file), preparation, dry_run=True)
         else:
