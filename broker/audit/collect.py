@@ -1,0 +1,90 @@
+"""Reading the log for an audit: everything the replay needs, as plain records.
+
+``read_snapshot(log)`` is the only part of the audit that awaits: it reads
+every events partition, the acknowledgements, the router's notifications and
+decisions, and the checkpoints, and puts the router's inputs in the order the
+router service merges them (``merge_inputs``): by record timestamp, then topic
+order (``topics.all_event_topics()`` then the acks topic), then partition, then
+offset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+
+from broker import topics
+from broker.log.base import Log, Record
+
+__all__ = ["INPUT_TOPICS", "Snapshot", "merge_inputs", "read_snapshot", "read_topic"]
+
+INPUT_TOPICS = (*topics.all_event_topics(), topics.ACKS)
+TopicPartition = tuple[str, int]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What the log held when it was read."""
+
+    partitions: Mapping[TopicPartition, list[Record]]  # every events and acks partition, in offset order
+    inputs: list[Record]  # the router's inputs, merged in its order
+    notifications: list[Record]
+    decisions: list[Record]
+    checkpoints: list[Record]
+    ends: Mapping[TopicPartition, int]  # end offset of every partition read
+
+    @property
+    def event_count(self) -> int:
+        return sum(len(r) for (t, _), r in self.partitions.items() if t != topics.ACKS)
+
+
+def merge_inputs(partitions: Mapping[TopicPartition, list[Record]]) -> list[Record]:
+    """Events and acks in the router service's merge order (``routing/service.py``)."""
+    order = {topic: i for i, topic in enumerate(INPUT_TOPICS)}
+    merged = [r for (topic, _), records in partitions.items() if topic in order for r in records]
+    merged.sort(key=lambda r: (r.timestamp_ms, order[r.topic], r.partition, r.offset))
+    return merged
+
+
+async def read_topic(
+    log: Log, topic: str, *, progress: Callable[[int], None] | None = None
+) -> dict[TopicPartition, list[Record]]:
+    """Every record of every partition of a topic (none when it does not exist)."""
+    out: dict[TopicPartition, list[Record]] = {}
+    for partition in range(await log.partitions(topic)):
+        end = await log.end_offset(topic, partition=partition)
+        records: list[Record] = []
+        offset = 0
+        while offset < end:
+            batch = await log.read(topic, offset, partition=partition, limit=5000)
+            if not batch:
+                break
+            records += batch
+            offset = batch[-1].offset + 1
+            if progress is not None:
+                progress(len(batch))
+        out[(topic, partition)] = records
+    return out
+
+
+async def read_snapshot(log: Log, *, progress: Callable[[int], None] | None = None) -> Snapshot:
+    """Read what an audit needs from a started log."""
+    partitions: dict[TopicPartition, list[Record]] = {}
+    for topic in INPUT_TOPICS:
+        partitions.update(await read_topic(log, topic, progress=progress))
+    ends = {tp: (records[-1].offset + 1 if records else 0) for tp, records in partitions.items()}
+    outputs: dict[str, list[Record]] = {}
+    for topic in (topics.NOTIFICATIONS, topics.DECISIONS, topics.CHECKPOINTS):
+        read = await read_topic(log, topic)
+        outputs[topic] = [r for _, records in sorted(read.items()) for r in records]
+        ends.update({tp: (records[-1].offset + 1 if records else 0) for tp, records in read.items()})
+    for partition in range(await log.partitions(topics.REJECTED)):  # only its length matters here
+        ends[(topics.REJECTED, partition)] = await log.end_offset(topics.REJECTED, partition=partition)
+    return Snapshot(
+        partitions=partitions,
+        inputs=merge_inputs(partitions),
+        notifications=outputs[topics.NOTIFICATIONS],
+        decisions=outputs[topics.DECISIONS],
+        checkpoints=outputs[topics.CHECKPOINTS],
+        ends=ends,
+    )

@@ -1,0 +1,266 @@
+"""Checks of single records, and the comparison of re-run routing with the record (pure).
+
+``check_event`` runs the very check the intake ran (``validation.verify``) with
+the record's log timestamp as "now", so the key registry is consulted as it
+stood then: a key revoked later still verifies what it signed before its
+``revoked_at``, and one revoked before ``issued_at`` does not. It adds what only
+the log can show: the record sits on its publisher's topic, under the subject
+key, with headers that match the envelope.
+
+``compare_outputs`` diffs what the policy gives against the notifications or
+decision records on the log: missing, unexpected and altered ones (by id), and
+records that do not decode or whose id header disagrees with their body.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from broker import topics
+from broker.audit.findings import Finding
+from broker.audit.window import Window
+from broker.envelope.keys import KeyRegistry
+from broker.errors import Refusal, SchemaInvalid
+from broker.log.base import Record
+from broker.model import Event
+from broker.routing.model import Decision, Notification, parse_iso
+from broker.routing.records import encode_json
+from broker.schemas import Catalogue
+from broker.validation import event_of, subject_key, verify
+
+__all__ = ["Recorded", "check_event", "compare_outputs", "parse_recorded", "record_time"]
+
+Output = Notification | Decision
+
+
+def record_time(record: Record) -> dt.datetime:
+    """A record's log timestamp as an aware time."""
+    return dt.datetime.fromtimestamp(record.timestamp_ms / 1000, dt.UTC)
+
+
+def _finding(code: str, message: str, record: Record, event_id: str | None, order: int) -> Finding:
+    return Finding(code, message, record.topic, record.partition, record.offset, event_id, order=order)
+
+
+def check_event(
+    record: Record,
+    order: int,
+    *,
+    keys: KeyRegistry,
+    publisher_of: Callable[[str], str | None],
+    catalogue: Catalogue,
+) -> tuple[Event | None, list[Finding]]:
+    """Verify one events record as the intake did when it accepted it; the decoded event (or None) and findings."""
+    assert record.value is not None
+    header_id = record.header("event_id")
+    claimed = header_id.decode(errors="replace") if header_id else None
+    try:
+        accepted = verify(
+            record.value, keys=keys, now=record_time(record), publisher_of=publisher_of, catalogue=catalogue
+        )
+    except Refusal as exc:
+        event_id = exc.evidence.get("event_id") or claimed
+        finding = _finding(
+            exc.code, f"does not verify as it stood when it was accepted: {exc.message}", record, event_id, order
+        )
+        try:
+            return event_of(record.value, catalogue=catalogue), [finding]
+        except SchemaInvalid:
+            return None, [finding]
+    env, event = accepted.envelope, accepted.event
+    found: list[Finding] = []
+    if record.topic != topics.events_topic(accepted.kind):
+        found.append(
+            _finding(
+                "wrong_topic",
+                f"signed by a {accepted.kind} organisation, so it belongs on {topics.events_topic(accepted.kind)}",
+                record,
+                env.event_id,
+                order,
+            )
+        )
+    expected = {"event_id": env.event_id, "event_type": env.event_type, "source": env.source}
+    bad = [name for name, value in expected.items() if record.header(name) != value.encode()]
+    if bad:
+        found.append(
+            _finding(
+                "header_mismatch", f"header(s) {', '.join(bad)} disagree with the envelope", record, env.event_id, order
+            )
+        )
+    if record.key != subject_key(event).encode():
+        found.append(_finding("key_mismatch", "the record key is not the event's subject", record, env.event_id, order))
+    return event, found
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Recorded:
+    """One notification or decision record as the log holds it."""
+
+    record: Record
+    ident: str | None
+    body: Mapping[str, Any] | None  # None: the value does not decode
+    at: dt.datetime | None
+
+
+def parse_recorded(records: Iterable[Record], id_field: str) -> list[Recorded]:
+    """Decode notification (``id_field="notification_id"``) or decision records, tolerating damage."""
+    out = []
+    for record in records:
+        try:
+            body = json.loads(record.value or b"")
+            assert isinstance(body, dict)
+            ident = str(body[id_field])
+            at = parse_iso(str(body["at"]))
+        except (ValueError, KeyError, AssertionError, TypeError):
+            out.append(Recorded(record, None, None, None))
+            continue
+        out.append(Recorded(record, ident, body, at))
+    return out
+
+
+def _canonical(item: Output) -> Mapping[str, Any]:
+    value = json.loads(encode_json(item.to_dict()))
+    assert isinstance(value, dict)
+    return value
+
+
+def _gaps(recorded: Sequence[Recorded]) -> list[Finding]:
+    found = []
+    expected: dict[int, int] = {}
+    for r in recorded:
+        rec = r.record
+        nxt = expected.get(rec.partition, 0)
+        if rec.offset > nxt:
+            found.append(
+                Finding(
+                    "record_missing",
+                    f"offsets {nxt} to {rec.offset - 1} are missing: records removed",
+                    rec.topic,
+                    rec.partition,
+                    nxt,
+                )
+            )
+        expected[rec.partition] = rec.offset + 1
+    return found
+
+
+def compare_outputs(
+    produced: Mapping[str, tuple[Output, int]],
+    recorded: Sequence[Recorded],
+    *,
+    what: str,
+    window: Window,
+    events: Mapping[str, tuple[Record, int]],
+    place: Callable[[dt.datetime], int],
+) -> tuple[list[Finding], int]:
+    """Compare what the policy gives (id -> (output, sort rank)) with the log; findings and how many compared.
+
+    Args:
+        what: ``notification`` or ``decision`` (the id field is ``<what>_id``).
+        events: event id -> (its record, its sort rank), to name and place the event an output is about.
+        place: where in the merged inputs a time falls (to sort outputs about events the log no longer holds).
+    """
+    found = _gaps(recorded)
+    on_log: dict[str, Recorded] = {}
+    for r in recorded:
+        rec = r.record
+        if r.ident is None or r.body is None:
+            found.append(
+                Finding(
+                    f"{what}_undecodable", f"the {what} record does not decode", rec.topic, rec.partition, rec.offset
+                )
+            )
+            continue
+        header = rec.header(f"{what}_id")
+        if header is not None and header != r.ident.encode():
+            found.append(
+                Finding(
+                    "header_mismatch",
+                    f"the {what}_id header disagrees with the record's body",
+                    rec.topic,
+                    rec.partition,
+                    rec.offset,
+                    str(r.body.get("event_id")),
+                )
+            )
+        if r.ident in on_log:
+            if on_log[r.ident].body != r.body:
+                found.append(
+                    Finding(
+                        f"{what}_conflict",
+                        f"{what} {r.ident} is on the log twice with different content",
+                        rec.topic,
+                        rec.partition,
+                        rec.offset,
+                        str(r.body.get("event_id")),
+                    )
+                )
+            continue
+        on_log[r.ident] = r
+    compared = 0
+    for ident, (item, index) in produced.items():
+        if not window.covers_time(item.at):
+            continue
+        compared += 1
+        about = events.get(item.event_id)
+        order = about[1] if about else index
+        held = on_log.get(ident)
+        who = f" to {item.recipient}" if isinstance(item, Notification) else ""
+        if held is None:
+            where = about[0] if about else None
+            found.append(
+                Finding(
+                    f"missing_{what}",
+                    f"the policy gives a {item.kind} {what}{who} ({what} {ident}, rule "
+                    f"{item.rule}) that is not on the log",
+                    where.topic if where else None,
+                    where.partition if where else None,
+                    where.offset if where else None,
+                    item.event_id,
+                    order=order,
+                )
+            )
+            continue
+        assert held.body is not None
+        expected = _canonical(item)
+        if expected != held.body:
+            body = held.body
+            fields = sorted(k for k in set(expected) | set(body) if expected.get(k) != body.get(k))
+            rec = held.record
+            found.append(
+                Finding(
+                    f"altered_{what}",
+                    f"{what} {ident}{who} differs from what the policy gives in: {', '.join(fields)}",
+                    rec.topic,
+                    rec.partition,
+                    rec.offset,
+                    item.event_id,
+                    order=order,
+                )
+            )
+    for ident, held in on_log.items():
+        if ident in produced or held.at is None or not window.covers_time(held.at):
+            continue
+        assert held.body is not None
+        compared += 1
+        event_id = str(held.body.get("event_id"))
+        about = events.get(event_id)
+        rec = held.record
+        who = f" to {held.body.get('recipient')}" if what == "notification" else ""
+        found.append(
+            Finding(
+                f"unexpected_{what}",
+                f"{what} {ident}{who} is on the log but the policy does not give it"
+                + ("" if about else " (its event is not on the log)"),
+                rec.topic,
+                rec.partition,
+                rec.offset,
+                event_id,
+                order=about[1] if about else place(held.at),
+            )
+        )
+    return found, compared

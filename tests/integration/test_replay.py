@@ -1,0 +1,281 @@
+"""jigsaw replay over logs kept by jigsaw simulate: clean logs replay clean; tampering is detected and named."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from broker.audit.chain import CHAIN_HEADER
+from broker.client import build_envelope
+from broker.envelope.keys import new_key
+from broker.envelope.model import decode_envelope, encode_envelope
+from broker.envelope.testing import sample_data
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = ROOT.parent / "shared" / "scenarios"
+PUBLIC = ["child-1", "child-2", "child-3"]
+CHILD_1 = "9993571431"  # child1 in child-1.json
+POLICE = "jigsaw.events.police"
+
+pytestmark = pytest.mark.skipif(not SCENARIOS.is_dir(), reason=f"the public scenarios are not at {SCENARIOS}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    code: int
+    out: str
+    err: str
+
+    def findings(self, code: str) -> list[str]:
+        return [line for line in self.out.splitlines() if line.startswith("ERROR ") and f" {code} " in line]
+
+
+def jigsaw(*args: str | Path) -> Run:
+    """Run the jigsaw command in a fresh process."""
+    done = subprocess.run(
+        [sys.executable, "-m", "broker", *map(str, args)], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
+    return Run(done.returncode, done.stdout, done.stderr)
+
+
+def simulate(scenario: str, log: Path) -> None:
+    """jigsaw simulate SCENARIO --keep-log LOG (exit 0 expected)."""
+    run = jigsaw("simulate", SCENARIOS / f"{scenario}.json", "--keep-log", log)
+    assert run.code == 0, run.err
+
+
+def copy_log(source: Path, target: Path) -> Path:
+    """A copy of a kept log and its keys directory."""
+    shutil.copy(source, target)
+    shutil.copytree(Path(f"{source}.keys"), Path(f"{target}.keys"))
+    return target
+
+
+def rows(log: Path, topic: str) -> list[tuple[int, bytes, str, int]]:
+    """(offset, value, headers JSON, timestamp) of a topic's records in the SQLite file."""
+    with sqlite3.connect(log) as db:
+        return list(
+            db.execute("SELECT offset, value, headers, ts FROM records WHERE topic = ? ORDER BY offset", (topic,))
+        )
+
+
+def event_id(headers: str) -> str:
+    return next(bytes.fromhex(v).decode() for k, v in json.loads(headers) if k == "event_id")
+
+
+def execute(log: Path, sql: str, *params: object) -> None:
+    with sqlite3.connect(log) as db:
+        db.execute(sql, params)
+
+
+@pytest.fixture(scope="module")
+def kept(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+    """Each public scenario simulated once, its log kept."""
+    base = tmp_path_factory.mktemp("kept")
+    logs = {}
+    for name in PUBLIC:
+        simulate(name, base / f"{name}.db")
+        logs[name] = base / f"{name}.db"
+    yield logs
+
+
+@pytest.fixture
+def child1(kept: dict[str, Path], tmp_path: Path) -> Path:
+    """A private copy of child-1's kept log, to tamper with."""
+    return copy_log(kept["child-1"], tmp_path / "child-1.db")
+
+
+@pytest.mark.parametrize("name", PUBLIC)
+def test_a_clean_simulated_log_replays_clean(kept: dict[str, Path], name: str) -> None:
+    """simulate --keep-log then replay --log exits 0 with no findings, for every public scenario."""
+    run = jigsaw("replay", "--log", kept[name])
+    assert run.code == 0, run.out + run.err
+    assert "OK: everything verifies and matches" in run.out
+    assert "ERROR" not in run.out
+
+
+def test_altering_one_payload_byte_is_detected_and_the_event_named(child1: Path) -> None:
+    """A flipped byte inside an event's payload fails its signature and its chain link, both at that record."""
+    offset, value, headers, _ = rows(child1, POLICE)[1]
+    payload = decode_envelope(value).payload
+    at = value.index(payload) + len(payload) // 2
+    tampered = value[:at] + bytes([value[at] ^ 0x01]) + value[at + 1 :]
+    execute(child1, "UPDATE records SET value = ? WHERE topic = ? AND offset = ?", tampered, POLICE, offset)
+    run = jigsaw("replay", "--log", child1)
+    eid = event_id(headers)
+    assert run.code == 1
+    assert any(f"{POLICE}:0:{offset} event {eid}" in line for line in run.findings("signature_invalid"))
+    assert any(f"{POLICE}:0:{offset} event {eid}" in line for line in run.findings("chain_broken"))
+    assert f"first bad: {eid} at {POLICE}:0:{offset}" in run.out
+
+
+def test_deleting_an_event_is_detected_and_named(child1: Path) -> None:
+    """A removed event leaves an offset gap, breaks the next link, and its notifications no longer follow."""
+    offset, _, headers, _ = rows(child1, POLICE)[0]
+    execute(child1, "DELETE FROM records WHERE topic = ? AND offset = ?", POLICE, offset)
+    run = jigsaw("replay", "--log", child1)
+    assert run.code == 1
+    assert any(f"{POLICE}:0:{offset}" in line for line in run.findings("record_missing"))
+    assert any(f"{POLICE}:0:{offset + 1}" in line for line in run.findings("chain_broken"))
+    assert any(f"event {event_id(headers)}" in line for line in run.findings("unexpected_notification"))
+
+
+def test_reordering_two_events_is_detected_and_both_named(child1: Path) -> None:
+    """Swapping two events of a partition breaks the chain at both of them."""
+    (a, _, ha, _), (b, _, hb, _) = rows(child1, POLICE)[:2]
+    execute(child1, "UPDATE records SET offset = -1 WHERE topic = ? AND offset = ?", POLICE, a)
+    execute(child1, "UPDATE records SET offset = ? WHERE topic = ? AND offset = ?", a, POLICE, b)
+    execute(child1, "UPDATE records SET offset = ? WHERE topic = ? AND offset = -1", b, POLICE)
+    run = jigsaw("replay", "--log", child1)
+    assert run.code == 1
+    broken = run.findings("chain_broken")
+    assert any(f"{POLICE}:0:{a} event {event_id(hb)}" in line for line in broken)
+    assert any(f"{POLICE}:0:{b} event {event_id(ha)}" in line for line in broken)
+
+
+@pytest.mark.parametrize("rechain", [False, True], ids=["no-chain-value", "recomputed-chain-value"])
+def test_inserting_a_forged_event_is_detected_and_named(child1: Path, rechain: bool) -> None:
+    """An event signed with a key the registry does not hold is refused by name, even with a valid chain value."""
+    from broker.audit.chain import next_link
+
+    last, _, last_headers, ts = rows(child1, POLICE)[-1]
+    _, forger = new_key("POLICE-WYP", "police", valid_from=dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
+    at = dt.datetime.fromtimestamp(ts / 1000, dt.UTC) + dt.timedelta(hours=1)
+    env = build_envelope(
+        "police.domestic_abuse_incident",
+        sample_data("police.domestic_abuse_incident", 7),
+        source="POLICE-WYP",
+        key=forger,
+        occurred_at=at,
+        issued_at=at,
+    )
+    value = encode_envelope(env)
+    headers = [("event_type", env.event_type.encode()), ("event_id", env.event_id.encode()), ("source", b"POLICE-WYP")]
+    key = sample_data("police.domestic_abuse_incident", 7)["victim"]["nhs_number"].encode()
+    ms = int(at.timestamp() * 1000)
+    if rechain:
+        prev = next(bytes.fromhex(v) for k, v in json.loads(last_headers) if k == CHAIN_HEADER)
+        headers.append((CHAIN_HEADER, next_link(prev, last + 1, key, value, tuple(headers), ms)))
+    execute(
+        child1,
+        "INSERT INTO records(topic, part, offset, key, value, headers, ts) VALUES (?, 0, ?, ?, ?, ?, ?)",
+        POLICE,
+        last + 1,
+        key,
+        value,
+        json.dumps([[k, v.hex()] for k, v in headers]),
+        ms,
+    )
+    run = jigsaw("replay", "--log", child1)
+    assert run.code == 1
+    assert any(f"{POLICE}:0:{last + 1} event {env.event_id}" in line for line in run.findings("unknown_key"))
+    assert bool(run.findings("chain_header_missing")) is not rechain
+
+
+def test_altering_a_recorded_notification_is_detected_and_named(child1: Path) -> None:
+    """A notification whose stored content differs from what the policy gives is named, with the fields."""
+    offset, value, _, _ = rows(child1, "jigsaw.notifications")[3]
+    body = json.loads(value)
+    body["priority"] = "routine" if body["priority"] == "urgent" else "urgent"
+    changed = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    execute(child1, "UPDATE records SET value = ? WHERE topic = 'jigsaw.notifications' AND offset = ?", changed, offset)
+    run = jigsaw("replay", "--log", child1)
+    assert run.code == 1
+    [line] = run.findings("altered_notification")
+    assert f"jigsaw.notifications:0:{offset} event {body['event_id']}" in line and "priority" in line
+
+
+def test_cutting_the_last_notifications_off_is_detected(child1: Path) -> None:
+    """The final checkpoint recorded where the notifications ended, so a shortened topic is named."""
+    last = rows(child1, "jigsaw.notifications")[-1][0]
+    execute(child1, "DELETE FROM records WHERE topic = 'jigsaw.notifications' AND offset = ?", last)
+    run = jigsaw("replay", "--log", child1)
+    assert run.code == 1
+    assert any(f"jigsaw.notifications:0:{last}" in line for line in run.findings("log_truncated"))
+
+
+def test_without_jigsaws_public_key_the_log_does_not_verify(child1: Path) -> None:
+    """The checkpoints cannot be trusted without the key that signed them."""
+    Path(f"{child1}.keys/jigsaw-checkpoint.pub").unlink()
+    run = jigsaw("replay", "--log", child1)
+    assert run.code == 1 and run.findings("checkpoint_key_missing")
+
+
+def _revoke(log: Path, org: str, at: str) -> None:
+    for path in Path(f"{log}.keys").glob(f"{org}.*.json"):
+        record = json.loads(path.read_text())
+        record["revoked_at"] = at
+        path.write_text(json.dumps(record))
+
+
+def test_a_key_revoked_later_still_verifies_what_it_signed_before(child1: Path) -> None:
+    """The registry is consulted as it stood when each event was accepted."""
+    _revoke(child1, "POLICE-WYP", "2030-01-01T00:00:00Z")
+    assert jigsaw("replay", "--log", child1).code == 0
+
+
+def test_an_event_signed_after_its_key_was_revoked_is_named(child1: Path) -> None:
+    """A key revoked before an event's issued_at does not verify it."""
+    _revoke(child1, "POLICE-WYP", "2021-01-01T00:00:00Z")
+    run = jigsaw("replay", "--log", child1)
+    offset, _, headers, _ = rows(child1, POLICE)[1]
+    assert run.code == 1
+    assert any(f"{POLICE}:0:{offset} event {event_id(headers)}" in line for line in run.findings("key_revoked"))
+    assert not any(f"{POLICE}:0:0 " in line for line in run.findings("key_revoked"))
+
+
+def test_a_window_verifies_only_its_stretch(child1: Path) -> None:
+    """With --from/--to only the events inside are checked; a bad byte outside is still caught by the chain."""
+    offset, value, headers, _ = rows(child1, POLICE)[0]
+    payload = decode_envelope(value).payload
+    at = value.index(payload) + 2
+    tampered = value[:at] + bytes([value[at] ^ 0x01]) + value[at + 1 :]
+    execute(child1, "UPDATE records SET value = ? WHERE topic = ? AND offset = ?", tampered, POLICE, offset)
+    run = jigsaw("replay", "--log", child1, "--from", "2021-05-01", "--to", "2021-12-31T00:00:00Z")
+    assert "from 2021-05-01T00:00:00Z to 2021-12-31T00:00:00Z" in run.out
+    assert not run.findings("signature_invalid")
+    assert any(f"event {event_id(headers)}" in line for line in run.findings("chain_broken"))
+    clean = jigsaw("replay", "--log", child1, "--from", f"{POLICE}:0:1", "--to", "2022-01-01")
+    assert "events checked" in clean.out
+
+
+def test_a_bad_range_is_a_usage_error(kept: dict[str, Path]) -> None:
+    """--from that is neither a time nor a position is refused with the forms it takes."""
+    run = jigsaw("replay", "--log", kept["child-1"], "--from", "tuesday")
+    assert run.code == 1 and "neither a time" in run.err
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "html"])
+def test_the_chronology_tells_the_childs_story(kept: dict[str, Path], tmp_path: Path, fmt: str) -> None:
+    """--chronology writes the child's events, who was told, acknowledgements and decisions not to share."""
+    out = tmp_path / f"chronology.{fmt}"
+    run = jigsaw("replay", "--log", kept["child-1"], "--chronology", CHILD_1, "--format", fmt, "--out", out)
+    assert run.code == 0, run.out + run.err
+    text = out.read_text()
+    assert "HV-BRADFORD-NORTH" in text and "police.domestic_abuse_incident" in text
+    assert "midwifery.pregnancy_booked" in text  # the pregnancy the child was born from
+    if fmt == "json":
+        doc = json.loads(text)
+        whats = {e["what"] for e in doc["entries"]}
+        assert {"event", "notification", "acknowledgement"} <= whats
+        assert doc["integrity"].startswith("Verified")
+    if fmt == "html":
+        assert text.startswith("<!DOCTYPE html>") and "<script" not in text
+    assert "summary" not in text.lower() or fmt == "html"  # free-text summaries are never copied in
+
+
+def test_the_chronology_on_standard_output_keeps_the_verdict_on_standard_error(kept: dict[str, Path]) -> None:
+    """Piping the chronology gives only the chronology on stdout."""
+    run = jigsaw("replay", "--log", kept["child-1"], "--chronology", CHILD_1)
+    assert run.code == 0
+    assert json.loads(run.out)["nhs_number"] == CHILD_1
+    assert "OK: everything verifies and matches" in run.err
