@@ -58,8 +58,14 @@ def synthetic_nhs_numbers() -> Iterator[str]:
             yield f"{first_nine}{digit}"
 
 
+_SYNTHETIC: list[str] = []
+_SYNTHETIC_SOURCE = synthetic_nhs_numbers()
+
+
 def synthetic_nhs_number(index: int) -> str:
     """The ``index``-th valid synthetic NHS number (distinct indices give distinct numbers)."""
     if not 0 <= index < 800_000:
         raise ValueError("index must be between 0 and 799999")
-    return next(itertools.islice(synthetic_nhs_numbers(), index, None))
+    if index >= len(_SYNTHETIC):  # extended once, then a list lookup
+        _SYNTHETIC.extend(itertools.islice(_SYNTHETIC_SOURCE, index + 1 - len(_SYNTHETIC)))
+    return _SYNTHETIC[index]

@@ -63,6 +63,7 @@ __all__ = [
 ]
 
 PublisherOf = Callable[[str], str | None]
+_ONE_DAY = dt.timedelta(days=1)
 
 # Which organisation kinds may publish which event types (scenarios.md). An entry ending in
 # "." is a prefix; record.retracted is open to every kind but checked against the original.
@@ -114,33 +115,25 @@ class Accepted:
 def _check_key(env: Envelope, keys: KeyRegistry) -> KeyRecord:
     key = keys.get(env.key_id)
     if key is None:
-        raise UnknownKey(
-            f"no key {env.key_id!r} is registered; ask the partnership to register your public key"
-        )
+        raise UnknownKey(f"no key {env.key_id!r} is registered; ask the partnership to register your public key")
     if key.org_id != env.source:
         raise SignatureInvalid(
-            f"key {env.key_id} belongs to {key.org_id}, not to the source {env.source}: "
-            "sign with your own key"
+            f"key {env.key_id} belongs to {key.org_id}, not to the source {env.source}: sign with your own key"
         )
     if env.issued_at < key.valid_from:
         raise UnknownKey(f"key {env.key_id} is not valid before {key.valid_from.isoformat()}")
     if key.revoked_at is not None and env.issued_at >= key.revoked_at:
         raise KeyRevoked(
-            f"key {env.key_id} was revoked at {key.revoked_at.isoformat()}; "
-            f"sign with a current key of {key.org_id}"
+            f"key {env.key_id} was revoked at {key.revoked_at.isoformat()}; sign with a current key of {key.org_id}"
         )
     if not signature_valid(env, key.verifier()):
-        raise SignatureInvalid(
-            "the signature does not match the envelope: it was altered or signed with another key"
-        )
+        raise SignatureInvalid("the signature does not match the envelope: it was altered or signed with another key")
     return key
 
 
 def _check_times(env: Envelope, now: dt.datetime, rules: Rules) -> None:
     if env.issued_at > now + rules.clock_skew:
-        raise SchemaInvalid(
-            f"issued_at {env.issued_at.isoformat()} is in the future; check the sender's clock"
-        )
+        raise SchemaInvalid(f"issued_at {env.issued_at.isoformat()} is in the future; check the sender's clock")
     if env.issued_at < now - rules.max_issue_age:
         raise SchemaInvalid(
             f"issued_at {env.issued_at.isoformat()} is more than {rules.max_issue_age} old; sign it again"
@@ -164,39 +157,48 @@ def _check_fields(env: Envelope) -> None:
         raise SchemaInvalid(f"consent must be one of {', '.join(CONSENT_VALUES)}")
 
 
-def _walk_people(value: Any, path: str, issued: dt.datetime, rules: Rules) -> Any:
-    """A copy of decoded data with NHS numbers normalised, checking PersonRefs and dates on the way."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Bounds:
+    earliest: dt.date
+    latest: dt.date  # no payload date after this
+    born_by: dt.date  # no date of birth after this
+
+
+def _walk_people(value: Any, path: str, bounds: _Bounds) -> None:
+    """Check every PersonRef and date in freshly decoded data, normalising NHS numbers in place."""
     if isinstance(value, dict):
         if "nhs_number" in value and "local_id" in value:
-            return _person(value, path, issued, rules)
-        return {k: _walk_people(v, f"{path}.{k}" if path else k, issued, rules) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_walk_people(v, f"{path}[{i}]", issued, rules) for i, v in enumerate(value)]
-    if isinstance(value, dt.date):
+            _person(value, path, bounds)
+            return
+        for key, item in value.items():
+            if isinstance(item, (dict, list, dt.date)):
+                _walk_people(item, f"{path}.{key}" if path else key, bounds)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _walk_people(item, f"{path}[{index}]", bounds)
+    elif isinstance(value, dt.date):
         day = value.date() if isinstance(value, dt.datetime) else value
-        if day < rules.earliest or day > (issued + rules.max_future).date():
+        if not bounds.earliest <= day <= bounds.latest:
             raise SchemaInvalid(f"field {path!r}: the date {day} is not plausible", field=path)
-    return value
 
 
-def _person(ref: dict[str, Any], path: str, issued: dt.datetime, rules: Rules) -> dict[str, Any]:
+def _person(ref: dict[str, Any], path: str, bounds: _Bounds) -> None:
     nhs = ref.get("nhs_number")
-    local = ref.get("local_id")
     if nhs is not None:
-        nhs = normalise_nhs_number(nhs)
+        nhs = ref["nhs_number"] = normalise_nhs_number(nhs)
         if not is_valid_nhs_number(nhs):
             raise InvalidNhsNumber(
                 f"field '{path}.nhs_number' is not a valid NHS number (10 digits, Modulus 11 check digit)",
                 field=f"{path}.nhs_number",
             )
-    if not nhs and not local:
+    if not nhs and not ref.get("local_id"):
         raise SchemaInvalid(f"field {path!r}: a person needs an nhs_number or a local_id", field=path)
     born = ref.get("date_of_birth")
-    if isinstance(born, dt.date) and born > issued.date() + dt.timedelta(days=1):
+    if isinstance(born, dt.date) and born > bounds.born_by:
         raise SchemaInvalid(f"field '{path}.date_of_birth' is in the future", field=f"{path}.date_of_birth")
-    out = {k: _walk_people(v, f"{path}.{k}", issued, rules) for k, v in ref.items()}
-    out["nhs_number"] = nhs
-    return out
+    for key, item in ref.items():
+        if isinstance(item, (dict, list, dt.date)):
+            _walk_people(item, f"{path}.{key}", bounds)
 
 
 def _check_payload(env: Envelope, data: dict[str, Any], rules: Rules) -> dict[str, Any]:
@@ -210,14 +212,12 @@ def _check_payload(env: Envelope, data: dict[str, Any], rules: Rules) -> dict[st
             ok = False
         if not ok:
             raise SchemaInvalid("field 'original_event_id' is not a lower-case hyphenated UUID")
-    checked = _walk_people(data, "", env.issued_at, rules)
-    assert isinstance(checked, dict)
-    return checked
+    issued = env.issued_at.date()
+    _walk_people(data, "", _Bounds(rules.earliest, (env.issued_at + rules.max_future).date(), issued + _ONE_DAY))
+    return data
 
 
-def _check_permission(
-    env: Envelope, key: KeyRecord, publisher_of: PublisherOf, data: Mapping[str, Any]
-) -> None:
+def _check_permission(env: Envelope, key: KeyRecord, publisher_of: PublisherOf, data: Mapping[str, Any]) -> None:
     if not may_publish(key.kind, env.event_type):
         raise NotPermitted(f"{env.source} is a {key.kind} organisation and may not publish {env.event_type}")
     if env.event_type == "record.retracted":
@@ -226,9 +226,7 @@ def _check_permission(
         if publisher is None:
             raise NotPermitted(f"there is no accepted event {original} to retract")
         if publisher != env.source:
-            raise NotPermitted(
-                f"event {original} was published by another organisation; only it may retract it"
-            )
+            raise NotPermitted(f"event {original} was published by another organisation; only it may retract it")
 
 
 def verify(
@@ -284,9 +282,7 @@ def validate(
     rules: Rules = DEFAULT_RULES,
 ) -> Event:
     """``verify``, returning only the decoded ``Event``."""
-    return verify(
-        envelope, keys=keys, now=now, publisher_of=publisher_of, catalogue=catalogue, rules=rules
-    ).event
+    return verify(envelope, keys=keys, now=now, publisher_of=publisher_of, catalogue=catalogue, rules=rules).event
 
 
 def _event(env: Envelope, data: Mapping[str, Any]) -> Event:
@@ -311,9 +307,7 @@ def event_of(envelope: bytes | Envelope, *, catalogue: Catalogue | None = None) 
         SchemaInvalid: the bytes do not decode.
     """
     catalogue = catalogue or default_catalogue()
-    env = (
-        envelope if isinstance(envelope, Envelope) else decode_envelope(bytes(envelope), catalogue=catalogue)
-    )
+    env = envelope if isinstance(envelope, Envelope) else decode_envelope(bytes(envelope), catalogue=catalogue)
     data = decode_payload(catalogue, env.event_type, env.schema_fingerprint, env.payload)
     return _event(env, _normalised(data))
 
