@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from broker import topics
+from broker.delivery.tail import read_available
 from broker.errors import SchemaInvalid
 from broker.log.base import Log
 from broker.logging import get_logger
@@ -87,7 +88,7 @@ class DirectoryFollower:
         topic = topics.events_topic("partnership")
         for partition in range(max(1, await self.log.partitions(topic))):
             offset = self._positions.get(partition, 0)
-            while records := await self.log.read(topic, offset, partition=partition, limit=1000):
+            while records := await read_available(self.log, topic, offset, partition=partition):
                 for record in records:
                     if record.value is None:
                         continue

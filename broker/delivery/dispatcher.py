@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import json
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -35,13 +36,14 @@ from broker.delivery.directory import DirectoryFollower
 from broker.delivery.ledger import Job, Ledger, after_attempt, dead_letter, inbox_record
 from broker.delivery.records import DeliveryRecord, decode_delivery, encode_delivery
 from broker.delivery.signing import WebhookKey
+from broker.delivery.tail import read_available
 from broker.delivery.webhook import AttemptResult, WebhookSender
 from broker.errors import JigsawError
-from broker.log.base import Log
+from broker.log.base import Log, Record
 from broker.logging import get_logger
-from broker.routing.records import decode_notification
+from broker.routing.model import Notification
 
-__all__ = ["GROUP", "Dispatcher"]
+__all__ = ["GROUP", "Dispatcher", "raise_if_cancelled"]
 
 GROUP = "jigsaw-dispatcher"
 _log = get_logger("jigsaw.dispatcher")
@@ -51,6 +53,18 @@ _REQUEUE = dt.timedelta(seconds=1)
 
 def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def raise_if_cancelled() -> None:
+    """Stop a worker loop that was cancelled even if an inner await swallowed the CancelledError.
+
+    Python 3.11's ``asyncio.wait_for`` can lose a cancellation that races with
+    the awaited thing completing (a log read woken by an append); the task's
+    ``cancelling()`` count still says it was asked to stop.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 class Dispatcher:
@@ -112,7 +126,7 @@ class Dispatcher:
             await self.log.create_topic(topic)
         for partition in range(max(1, await self.log.partitions(topics.DELIVERIES))):
             offset = 0
-            while records := await self.log.read(topics.DELIVERIES, offset, partition=partition, limit=5000):
+            while records := await read_available(self.log, topics.DELIVERIES, offset, partition=partition, limit=5000):
                 for record in records:
                     delivery = decode_delivery(record)
                     if delivery is not None:
@@ -152,6 +166,7 @@ class Dispatcher:
         try:
             while True:
                 await self.step(wait=idle_wait)
+                raise_if_cancelled()
         finally:
             await asyncio.shield(self.close())
 
@@ -164,7 +179,6 @@ class Dispatcher:
 
     async def step(self, *, wait: float = 0.0) -> int:
         """Read new notifications (waiting up to ``wait`` s), start what is due, commit; how many were read."""
-        await self.directory.refresh()
         now = self._clock()
         timeout = wait
         if self._waiting:
@@ -172,38 +186,31 @@ class Dispatcher:
             timeout = min(timeout, max(0.0, (soonest - now).total_seconds()))
         if self._tasks:
             timeout = min(timeout, _BUSY_POLL_S)
-        read = 0
-        inbox: list[DeliveryRecord] = []
+        fetched: list[tuple[int, Record]] = []
         for index, partition in enumerate(sorted(self._positions)):
-            records = await self.log.read(
-                topics.NOTIFICATIONS,
-                self._positions[partition],
-                partition=partition,
-                limit=500,
-                timeout=timeout if index == 0 else 0.0,
-            )
-            for record in records:
-                read += 1
-                self._positions[partition] = record.offset + 1
-                if record.value is None:
-                    continue
-                note = decode_notification(record)
-                nid = note.notification_id
-                if not self.ledger.owes(nid) or nid in self._bodies:
-                    continue  # done already, or a second copy of a record (a producer retry)
-                retry = self.ledger.retries.get(nid)
-                if retry is not None:  # owed from before a restart: wait for its time
-                    self._bodies[nid] = record.value
-                    self._waiting[nid] = retry
-                    continue
-                job = Job(nid, note.recipient, partition, record.offset, 1, self._clock())
-                entry = self.directory.directory.get(note.recipient)
-                if entry is None or entry.endpoint is None:
-                    inbox.append(inbox_record(job, self._clock()))
-                    continue
-                self._bodies[nid] = record.value
-                self._unrecorded[partition].add(record.offset)
-                self._spawn(job)
+            position = self._positions[partition]
+            if index == 0 and timeout > 0:
+                records = await self.log.read(topics.NOTIFICATIONS, position, partition=partition, timeout=timeout)
+            else:
+                records = await read_available(self.log, topics.NOTIFICATIONS, position, partition=partition)
+            fetched += [(partition, record) for record in records]
+        # After the read: the router wrote these after it read the directory entries they depend on.
+        await self.directory.refresh()
+        inbox: list[DeliveryRecord] = []
+        for partition, record in fetched:
+            self._positions[partition] = record.offset + 1
+            if record.value is None:
+                continue
+            job = self._admit(partition, record.offset, record.value)
+            if job is None:
+                continue
+            entry = self.directory.directory.get(job.recipient)
+            if entry is None or entry.endpoint is None:
+                inbox.append(inbox_record(job, self._clock()))
+                self._bodies.pop(job.notification_id, None)
+                continue
+            self._unrecorded[partition].add(record.offset)
+            self._spawn(job)
         if inbox:
             await self._record(inbox)
         now = self._clock()
@@ -212,7 +219,20 @@ class Dispatcher:
                 del self._waiting[nid]
                 self._spawn(job)
         await self._commit()
-        return read
+        return len(fetched)
+
+    def _admit(self, partition: int, offset: int, value: bytes) -> Job | None:
+        """A first attempt for a notification just read, or None (done already, a copy, or a retry that waits)."""
+        note = Notification.from_dict(json.loads(value))
+        nid = note.notification_id
+        if not self.ledger.owes(nid) or nid in self._bodies:
+            return None  # done already, or a second copy of a record (a producer retry)
+        self._bodies[nid] = value
+        retry = self.ledger.retries.get(nid)
+        if retry is not None:  # owed from before a restart: it waits for its time
+            self._waiting[nid] = retry
+            return None
+        return Job(nid, note.recipient, partition, offset, 1, self._clock())
 
     async def settle(self, *, timeout: float = 10.0, wait: float = 0.02) -> None:
         """Step until everything read is delivered or dead-lettered and nothing new arrives (tests)."""

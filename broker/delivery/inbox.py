@@ -25,6 +25,7 @@ from aiohttp import web
 
 from broker import topics
 from broker.delivery.inboxes import PRIORITIES, Inboxes, Query, item_json
+from broker.delivery.tail import read_available
 from broker.errors import Forbidden, InvalidRequest, JigsawError, NotFound
 from broker.log.base import Log
 from broker.logging import get_logger
@@ -73,7 +74,7 @@ class InboxFollower:
             for topic in (topics.NOTIFICATIONS, topics.ACKS):
                 for partition in range(max(1, await self.log.partitions(topic))):
                     offset = self._positions.get((topic, partition), 0)
-                    while records := await self.log.read(topic, offset, partition=partition, limit=2000):
+                    while records := await read_available(self.log, topic, offset, partition=partition):
                         for record in records:
                             if record.value is None:
                                 continue

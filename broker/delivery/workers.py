@@ -3,8 +3,9 @@
 **Router, on the live clock.** The router service routes whatever the log
 holds; given a time, it also raises the escalations due by then (an
 unacknowledged notification at its ``ack_by``, an unanswered challenge the day
-after its ``respond_by``). This role catches up with the log first, then
-steps with the wall clock. Escalation timers therefore survive restarts: they
+after its ``respond_by``). Each turn routes every record stamped before a
+horizon a moment ago (``horizon.py``), then raises what is due by the clock
+less that moment. Escalation timers therefore survive restarts: they
 are rebuilt from the log (notifications and acks) on start, never held only in
 memory, and each escalation's id is derived from what it escalates, so it is
 raised once however often the router restarts.
@@ -21,15 +22,17 @@ from collections.abc import Callable
 from typing import Protocol
 
 from broker.delivery.backoff import parse_schedule
-from broker.delivery.dispatcher import Dispatcher
+from broker.delivery.dispatcher import Dispatcher, raise_if_cancelled
+from broker.delivery.horizon import HorizonLog
 from broker.delivery.signing import webhook_key_for
 from broker.errors import ConfigError
 from broker.log.base import Log
 from broker.logging import get_logger
-from broker.routing.service import RouterService
+from broker.routing.service import GROUP, RouterService
+from broker.routing.state import Output
 from broker.settings import Settings
 
-__all__ = ["RoleContext", "dispatcher_for", "run_dispatcher", "run_router", "run_router_with"]
+__all__ = ["LiveRouter", "RoleContext", "dispatcher_for", "run_dispatcher", "run_router"]
 
 _log = get_logger("jigsaw.roles")
 
@@ -48,33 +51,64 @@ def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-async def run_router_with(
-    router: RouterService, *, clock: Callable[[], dt.datetime] = _utc_now, poll: float = 0.05
-) -> None:
-    """Route and raise escalations on ``clock`` until cancelled.
+class LiveRouter:
+    """The router service on a live log: reads through a horizon, escalates on a clock."""
 
-    Each turn reads everything the inputs hold before applying the clock, so an
-    acknowledgement already in the log always cancels its escalation first, even
-    after a restart with a long log to replay.
-
-    Args:
-        router: a started router service.
-        clock: the time escalations are raised by (tests pass their own).
+    def __init__(
+        self,
+        log: Log,
+        *,
+        group: str = GROUP,
+        clock: Callable[[], dt.datetime] = _utc_now,
+        grace: float = 0.2,
+        poll: float = 0.05,
+    ) -> None:
+        """Args:
+        log: the (started) log.
+        group: the router's consumer group.
+        clock: the time escalations are raised by (tests pass their own; records keep wall-clock stamps).
+        grace: seconds a record must be old before it is routed (``horizon.py`` says why).
         poll: seconds to wait when there was nothing to do.
-    """
-    while True:
-        caught_up = await router.run_until_idle()
-        due = await router.step(now=clock())
-        if not caught_up and not due:
-            await asyncio.sleep(poll)
+        """
+        self.view = HorizonLog(log)
+        self.router = RouterService(self.view, group=group)
+        self.caught_up_to: dt.datetime | None = None  # every record stamped before this is routed
+        self._clock = clock
+        self._grace = dt.timedelta(seconds=grace)
+        self._poll = poll
+        self._started = False
+
+    async def start(self) -> None:
+        """Create topics and learn what was written; the first turn replays the log. Idempotent."""
+        if not self._started:
+            await self.router.start()
+            self._started = True
+
+    async def turn(self) -> list[Output]:
+        """Route everything stamped before the horizon, then raise the escalations due by the clock."""
+        horizon = dt.datetime.now(dt.UTC) - self._grace
+        self.view.horizon_ms = int(horizon.timestamp() * 1000)
+        # Read everything the inputs hold first, so an acknowledgement already in the log always
+        # cancels its escalation, even after a restart with a long log to replay.
+        out = await self.router.run_until_idle()
+        out += await self.router.step(now=self._clock() - self._grace)
+        self.caught_up_to = horizon
+        return out
+
+    async def run(self) -> None:
+        """Start, then turn until cancelled."""
+        await self.start()
+        while True:
+            done = await self.turn()
+            raise_if_cancelled()
+            if not done:
+                await asyncio.sleep(self._poll)
 
 
 async def run_router(ctx: RoleContext) -> None:
     """The ``router`` role: route and escalate on the wall clock."""
-    router = RouterService(ctx.log)
-    await router.start()
-    _log.info("router_started")
-    await run_router_with(router)
+    _log.info("router_starting")
+    await LiveRouter(ctx.log).run()
 
 
 def dispatcher_for(settings: Settings, log: Log) -> Dispatcher:
