@@ -1,0 +1,386 @@
+"""``jigsaw demo``: the review's three cases through a real Jigsaw on the embedded log, with no setup.
+
+It makes a fresh data directory (a temporary one unless ``--dir``), keys and
+credentials for every organisation in the cases, and starts the service:
+gateway, router and dispatcher on the wall clock. Then it publishes each case
+through the HTTP gateway as the agencies would (signed envelopes, ``occurred_at``
+from the case, ``issued_at`` now; the steps the cases mean to be refused are
+sent as written and refused), acknowledges what the cases acknowledge through
+the inbox API, and prints organisation by organisation what each professional
+received and why. The service then keeps running with the inbox API until
+Ctrl-C, and the demo prints how to query it; ``--no-wait`` prints and exits.
+
+Deadlines run on the live clock: a notification is sent now, so its
+acknowledgement is due 24 hours (urgent) or 5 days (routine) from now, and its
+escalation comes then if nobody acknowledges it. A challenge's ``respond_by``
+is a date in the case, long past, so unanswered challenges escalate at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+import aiohttp
+from aiohttp import web
+
+from broker import topics
+from broker.client import JigsawClient, build_envelope, default_lawful_basis
+from broker.delivery.directory import DirectoryFollower
+from broker.delivery.records import decode_delivery
+from broker.delivery.report import Labels, render_inboxes
+from broker.delivery.signing import WebhookKey
+from broker.envelope.keys import KeyStore, SigningKey, new_key
+from broker.errors import Refusal
+from broker.gateway.app import create_app
+from broker.gateway.auth import add_credential
+from broker.log.base import Log
+from broker.log.embedded import EmbeddedLog
+from broker.logging import configure_logging
+from broker.routing.model import Ack, Notification, notification_id
+from broker.routing.records import decode_ack, decode_notification
+from broker.settings import Settings
+from broker.simulate import Scenario, _resolve, load_scenario
+
+__all__ = ["add_arguments", "find_cases", "publish_cases", "run"]
+
+CASES = ("child-1.json", "child-2.json", "child-3.json")
+SHARED_CASES = Path(__file__).resolve().parents[3] / "shared" / "scenarios"
+PACKAGED_CASES = Path(__file__).resolve().parents[1] / "demo_data"
+KEYS_VALID_FROM = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--dir``, ``--port``, ``--no-wait``, ``--keep`` and ``--cases``."""
+    parser.add_argument("--dir", type=Path, default=None, help="data directory (new or empty; default: a temp dir)")
+    parser.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080; any free one if taken)")
+    parser.add_argument("--no-wait", action="store_true", help="print what was received, then stop and exit")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary data directory afterwards")
+    parser.add_argument("--cases", type=Path, default=None, help="directory holding child-1.json .. child-3.json")
+
+
+def find_cases(override: Path | None = None) -> list[Path]:
+    """The three case files: ``--cases``, else ``../shared/scenarios``, else the copies shipped with Jigsaw."""
+    for folder in (override, SHARED_CASES, PACKAGED_CASES):
+        if folder is not None and all((folder / name).is_file() for name in CASES):
+            return [folder / name for name in CASES]
+    raise FileNotFoundError(f"no case files ({', '.join(CASES)}) in {override or SHARED_CASES} or {PACKAGED_CASES}")
+
+
+@dataclasses.dataclass
+class Setup:
+    """Everything the demo made: where, who, with which keys and tokens."""
+
+    directory: Path
+    settings: Settings
+    organisations: dict[str, Mapping[str, Any]]
+    signing: dict[str, SigningKey]
+    publisher_tokens: dict[str, str]
+    token_files: dict[str, Path]  # recipient credential per organisation
+
+    def recipient_token(self, org_id: str) -> str:
+        return self.token_files[org_id].read_text(encoding="utf-8").strip()
+
+
+def prepare(directory: Path, cases: list[Scenario], port: int) -> Setup:
+    """Keys, credentials (a token file per organisation), Jigsaw's webhook key and settings, under ``directory``."""
+    organisations: dict[str, Mapping[str, Any]] = {}
+    for case in cases:
+        for org in case.organisations:
+            organisations.setdefault(str(org["org_id"]), org)
+    store = KeyStore(directory / "keys")
+    credentials = directory / "credentials.json"
+    tokens_dir = directory / "tokens"
+    tokens_dir.mkdir(mode=0o700, parents=True)
+    signing: dict[str, SigningKey] = {}
+    publisher_tokens: dict[str, str] = {}
+    token_files: dict[str, Path] = {}
+    for org_id, org in sorted(organisations.items()):
+        record, signing[org_id] = new_key(org_id, str(org["kind"]), valid_from=KEYS_VALID_FROM)
+        store.save(record, signing[org_id])
+        publisher_tokens[org_id] = add_credential(credentials, org_id, "publisher", "jigsaw demo")
+        token_files[org_id] = tokens_dir / f"{org_id}.token"
+        fd = os.open(token_files[org_id], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(add_credential(credentials, org_id, "recipient", "jigsaw demo") + "\n")
+    webhook_key = directory / "webhook-signing-key"
+    fd = os.open(webhook_key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(WebhookKey.generate().secret_text() + "\n")
+    settings = Settings(
+        data_dir=directory,
+        log_path=directory / "log.db",
+        keys_dir=directory / "keys",
+        http_port=port,
+        credentials_file=credentials,
+        signing_key_file=webhook_key,
+        log_level="warning",
+    )
+    return Setup(directory, settings, organisations, signing, publisher_tokens, token_files)
+
+
+@dataclasses.dataclass
+class Published:
+    """What publishing the cases came to."""
+
+    events: dict[str, tuple[str, str]] = dataclasses.field(default_factory=dict)  # event id -> (case, ref)
+    refused: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)  # (case, ref, error)
+    acknowledged: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)  # (case, ref, org)
+    people: dict[str, str] = dataclasses.field(default_factory=dict)  # NHS number -> handle
+
+
+async def publish_cases(
+    base_url: str, cases: list[Scenario], setup: Setup, session: aiohttp.ClientSession
+) -> Published:
+    """Publish every case through the gateway as its agencies would, and acknowledge what the cases acknowledge.
+
+    The one place the demo publishes: the partnership's directory entries first,
+    then each case's steps in order. Event steps are signed envelopes sent with
+    the source's publisher credential (``signed_by`` signs with another
+    organisation's key, ``corrupt`` alters a signed byte: both are refused, as
+    the case intends); acknowledgement steps are ``POST /v1/inbox/{id}/ack``
+    with the acknowledging organisation's recipient credential.
+    """
+    done = Published()
+    clients = {
+        org: JigsawClient(base_url, token, key=setup.signing[org], session=session)
+        for org, token in setup.publisher_tokens.items()
+    }
+    partnership = next(o for o, e in setup.organisations.items() if e["kind"] == "partnership")
+    first = min(_at(c.steps[0]) for c in cases) - dt.timedelta(days=1)
+    for org_id, entry in setup.organisations.items():
+        data = {k: entry.get(k) for k in ("org_id", "kind", "name", "area", "endpoint", "safeguarding_lead")}
+        data["endpoint_internal"] = bool(entry.get("endpoint_internal"))
+        result = await clients[partnership].publish("directory.organisation", data, occurred_at=first)
+        if not result.accepted:
+            raise RuntimeError(f"the directory entry for {org_id} was refused: {result.body}")
+    for case in cases:
+        ids: dict[str, str] = {}
+        for handle, person in case.people.items():
+            if person.get("nhs_number"):
+                done.people[str(person["nhs_number"]).replace(" ", "")] = handle
+        for step in case.steps:
+            if "ack" in step:
+                org = str(step["by"])
+                nid = notification_id(ids[step["ack"]], org) if step["ack"] in ids else None
+                if nid and await _acknowledge(base_url, session, setup.recipient_token(org), nid, org):
+                    done.acknowledged.append((case.name, str(step["ack"]), org))
+                continue
+            ref, source = str(step["ref"]), str(step["source"])
+            event_id = ids[ref] = str(uuid.uuid4())
+            done.events[event_id] = (case.name, ref)
+            kind = str(setup.organisations[source]["kind"])
+            try:
+                env = build_envelope(
+                    str(step["type"]),
+                    _resolve(step["data"], case.people, ids),
+                    source=source,
+                    key=setup.signing[str(step.get("signed_by", source))],
+                    occurred_at=_at(step),
+                    event_id=event_id,
+                    lawful_basis=step.get("lawful_basis") or default_lawful_basis(kind),
+                    consent=step.get("consent") or "not_sought",
+                )
+            except Refusal as exc:  # data the schema refuses never leaves the agency's system
+                done.refused.append((case.name, ref, exc.code))
+                continue
+            if step.get("corrupt"):  # one bit of the signed payload flipped after signing
+                env = dataclasses.replace(env, payload=env.payload[:-1] + bytes([env.payload[-1] ^ 1]))
+            result = await clients[source].send(env)
+            if not result.accepted:
+                done.refused.append((case.name, ref, result.error or str(result.status)))
+    return done
+
+
+def _at(step: Mapping[str, Any]) -> dt.datetime:
+    return dt.datetime.fromisoformat(str(step["at"]).replace("Z", "+00:00"))
+
+
+async def _acknowledge(base_url: str, session: aiohttp.ClientSession, token: str, nid: str, org: str) -> bool:
+    """Acknowledge once the router has sent the notification (within a few seconds); False if it never came."""
+    headers = {"Authorization": f"Bearer {token}"}
+    for _ in range(200):
+        async with session.get(f"{base_url}/v1/inbox/{nid}", headers=headers) as response:
+            if response.status == 200:
+                break
+        await asyncio.sleep(0.05)
+    else:
+        return False
+    body = {"by": f"Duty professional, {org}"}
+    async with session.post(f"{base_url}/v1/inbox/{nid}/ack", headers=headers, json=body) as response:
+        return response.status in (200, 201)
+
+
+async def wait_until_quiet(log: Log, *, timeout: float = 60.0) -> None:
+    """Until the router has read every input and the dispatcher has handled every notification, twice running."""
+    inputs = (*topics.all_event_topics(), topics.ACKS)
+    previous: tuple[int, ...] | None = None
+    for _ in range(int(timeout / 0.25)):
+        ends = [await log.end_offset(t) for t in inputs]
+        routed = [await log.committed("jigsaw-router", t) or 0 for t in inputs]
+        notes = await log.end_offset(topics.NOTIFICATIONS)
+        dispatched = await log.committed("jigsaw-dispatcher", topics.NOTIFICATIONS) or 0
+        state = (*ends, notes)
+        if routed == ends and dispatched >= notes and state == previous:
+            return
+        previous = state
+        await asyncio.sleep(0.25)
+    raise TimeoutError("the router and dispatcher did not finish in time")
+
+
+async def _all(log: Log, topic: str) -> list[Any]:
+    records, offset = [], 0
+    while batch := await log.read(topic, offset, limit=5000):
+        records += [r for r in batch if r.value is not None]
+        offset = batch[-1].offset + 1
+    return records
+
+
+async def report(log: Log, published: Published, *, width: int) -> tuple[str, list[Notification], dict[str, Ack]]:
+    """The table of what each organisation received, from the log; also the notifications and acks."""
+    notes = list(
+        {n.notification_id: n for n in map(decode_notification, await _all(log, topics.NOTIFICATIONS))}.values()
+    )
+    acks: dict[str, Ack] = {}
+    for ack in map(decode_ack, await _all(log, topics.ACKS)):
+        acks.setdefault(ack.notification_id, ack)
+    channels: dict[str, str] = {}
+    outcome_text = {
+        "inbox": "in the inbox (no webhook endpoint)",
+        "delivered": "pushed by webhook",
+        "dead_letter": "webhook given up; in the inbox",
+    }
+    for record in await _all(log, topics.DELIVERIES):
+        delivery = decode_delivery(record)
+        if delivery is not None and delivery.outcome in outcome_text:
+            channels[delivery.notification_id] = outcome_text[delivery.outcome]
+    follower = DirectoryFollower(log)
+    await follower.refresh()
+
+    def rename(text: str) -> str:
+        for number, handle in published.people.items():
+            text = text.replace(f"({number})", f"({handle})")
+        return text
+
+    table = render_inboxes(
+        notes,
+        acks=acks,
+        channels=channels,
+        directory=follower.directory.entries(),
+        labels=Labels(published.events, rename),
+        now=dt.datetime.now(dt.UTC),
+        width=width,
+    )
+    return table, notes, acks
+
+
+def _summary(published: Published, notes: list[Notification], acks: Mapping[str, Ack]) -> str:
+    kinds: dict[str, int] = {}
+    for note in notes:
+        kinds[note.kind] = kinds.get(note.kind, 0) + 1
+    lines = [
+        f"Published {len(published.events)} events from the review's three cases through the HTTP gateway.",
+        "Refused, as the cases intend: " + (", ".join(f"{c}/{r} ({e})" for c, r, e in published.refused) or "nothing"),
+        f"Sent {len(notes)} notifications to {len({n.recipient for n in notes})} organisations: "
+        + ", ".join(f"{v} {k}" for k, v in sorted(kinds.items())),
+        f"Acknowledged through the inbox API, as the cases do: {len(acks)}.",
+        "Deadlines run on the live clock: each notification was sent now, so it is due for acknowledgement",
+        "24 hours (urgent) or 5 days (routine) from now, and escalates to the organisation's safeguarding lead",
+        "then if nobody acknowledges it. The challenge in child-3 had to be answered by a date in 2022: that",
+        "has passed, so its escalations (cause unanswered_challenge) are already here.",
+    ]
+    return "\n".join(lines)
+
+
+def how_to_query(base_url: str, setup: Setup, notes: list[Notification], acks: Mapping[str, Ack]) -> str:
+    """curl lines for one organisation with something to acknowledge."""
+    waiting = [n for n in notes if n.ack_by is not None and n.notification_id not in acks]
+    sample = waiting[0] if waiting else notes[0]
+    org = sample.recipient
+    token = setup.token_files[org]
+    nid = sample.notification_id
+    return "\n".join(
+        [
+            f"The service is running at {base_url} with its data in {setup.directory}.",
+            f"Each organisation's recipient token is in {token.parent}/<ORG>.token. For example, as {org}:",
+            "",
+            f"  TOKEN=$(cat {token})",
+            f'  curl -s -H "Authorization: Bearer $TOKEN" {base_url}/v1/inbox',
+            f"  curl -s -H \"Authorization: Bearer $TOKEN\" '{base_url}/v1/inbox?unacknowledged=true&priority=urgent'",
+            f'  curl -s -H "Authorization: Bearer $TOKEN" {base_url}/v1/inbox/{nid}',
+            '  curl -s -X POST -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" \\',
+            f'       -d \'{{"by": "Your Name"}}\' {base_url}/v1/inbox/{nid}/ack',
+            f"  curl -s {base_url}/v1/webhook-key",
+            f"  curl -s {base_url}/v1/openapi.json",
+        ]
+    )
+
+
+async def demo(directory: Path, port: int, *, wait: bool, cases_dir: Path | None, out: TextIO) -> int:
+    """Run the demo in ``directory`` (new or empty); the exit code."""
+    cases = [load_scenario(path) for path in find_cases(cases_dir)]
+    setup = prepare(directory, cases, port)
+    log = EmbeddedLog(setup.settings.log_path)
+    app = create_app(setup.settings, log)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=2.0)
+    await runner.setup()
+    try:
+        try:
+            await web.TCPSite(runner, "127.0.0.1", port).start()
+        except OSError:
+            print(f"port {port} is taken: using a free one", file=out)
+            await web.TCPSite(runner, "127.0.0.1", 0).start()
+        host, bound = runner.addresses[-1][:2]
+        base_url = f"http://{host}:{bound}"
+        print(f"Jigsaw is running at {base_url} on the embedded log in {directory}", file=out)
+        async with aiohttp.ClientSession() as session:
+            published = await publish_cases(base_url, cases, setup, session)
+        await wait_until_quiet(log)
+        width = shutil.get_terminal_size((120, 40)).columns
+        table, notes, acks = await report(log, published, width=width)
+        print(_summary(published, notes, acks), file=out)
+        print(table, file=out)
+        print("", file=out)
+        if wait:
+            print(how_to_query(base_url, setup, notes, acks), file=out)
+            print("\nPress Ctrl-C to stop.", file=out, flush=True)
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stop.set)
+            await stop.wait()
+        else:
+            print("--no-wait: stopping. Run `jigsaw demo` without it to keep the inbox API up and query it.", file=out)
+    finally:
+        await runner.cleanup()
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Make the data directory, run the demo, and clean up a temporary directory unless ``--keep``."""
+    configure_logging("auto", "warning")
+    made = args.dir is None
+    directory = Path(tempfile.mkdtemp(prefix="jigsaw-demo-")) if made else args.dir
+    if not made:
+        if directory.exists() and any(directory.iterdir()):
+            print(f"jigsaw demo: {directory} is not empty; give a new or empty directory", file=sys.stderr)
+            return 2
+        directory.mkdir(parents=True, exist_ok=True)
+    try:
+        return asyncio.run(demo(directory, args.port, wait=not args.no_wait, cases_dir=args.cases, out=sys.stdout))
+    finally:
+        if made and not args.keep:
+            with contextlib.suppress(OSError):
+                shutil.rmtree(directory)
