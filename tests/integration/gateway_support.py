@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from pathlib import Path
@@ -28,6 +29,7 @@ from broker.envelope.testing import SAMPLE_ORGS, SampleKeys, make_keys, publishe
 from broker.gateway.app import create_app
 from broker.gateway.auth import Credentials
 from broker.log import EmbeddedLog, Log, Record
+from broker.log.namespace import NamespacedLog
 from broker.settings import Settings
 
 WATCHED = (*topics.all_event_topics(), topics.REJECTED)
@@ -41,7 +43,10 @@ def open_backend_log(backend: str, tmp_path: Path, bootstrap: str | None) -> Log
     from broker.log.kafka import KafkaLog
 
     assert bootstrap is not None
-    return KafkaLog(bootstrap, client_id="jigsaw-gateway-tests")
+    # A private corner of the shared broker (one per test: its tmp_path), so no other test's records land
+    # in this test's topics, while a restarted gateway in the same test finds its own.
+    prefix = "gw" + hashlib.sha256(str(tmp_path).encode()).hexdigest()[:12] + "."
+    return NamespacedLog(KafkaLog(bootstrap, client_id="jigsaw-gateway-tests"), prefix)
 
 
 @dataclasses.dataclass

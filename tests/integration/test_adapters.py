@@ -12,7 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,8 @@ from broker.envelope.keys import KeyStore
 from broker.envelope.testing import SampleKeys
 from broker.gateway.app import create_app
 from broker.gateway.auth import Credentials
-from broker.log import EmbeddedLog, Log, Position, Record
+from broker.log import EmbeddedLog, Log
+from broker.log.namespace import NamespacedLog
 from broker.model import Event
 from broker.settings import Settings
 from broker.validation import event_of
@@ -38,60 +39,6 @@ from tests.unit.adapters.family import EXAMPLES, EXPORTS, NOW, family_keys, writ
 BACKENDS = ["embedded", pytest.param("kafka", marks=pytest.mark.kafka)]
 
 
-class PrefixedLog:
-    """A log whose topics and groups live under a prefix of their own (a test's private corner of a shared Kafka)."""
-
-    def __init__(self, inner: Log, prefix: str) -> None:
-        self.inner = inner
-        self.prefix = prefix
-        self.name = inner.name
-
-    def _t(self, topic: str) -> str:
-        return f"{self.prefix}.{topic}"
-
-    def _record(self, record: Record) -> Record:
-        return dataclasses.replace(record, topic=record.topic.removeprefix(f"{self.prefix}."))
-
-    def _position(self, position: Position) -> Position:
-        return dataclasses.replace(position, topic=position.topic.removeprefix(f"{self.prefix}."))
-
-    async def start(self) -> None:
-        await self.inner.start()
-
-    async def close(self) -> None:
-        await self.inner.close()
-
-    async def create_topic(self, topic: str, *, partitions: int = 1, compacted: bool = False) -> None:
-        await self.inner.create_topic(self._t(topic), partitions=partitions, compacted=compacted)
-
-    async def append(self, topic: str, value: bytes | None, **options: Any) -> Position:
-        return self._position(await self.inner.append(self._t(topic), value, **options))
-
-    async def append_many(self, topic: str, items: Sequence[Any], **options: Any) -> list[Position]:
-        return [self._position(p) for p in await self.inner.append_many(self._t(topic), items, **options)]
-
-    async def read(self, topic: str, offset: int, **options: Any) -> list[Record]:
-        return [self._record(r) for r in await self.inner.read(self._t(topic), offset, **options)]
-
-    async def end_offset(self, topic: str, *, partition: int = 0) -> int:
-        return await self.inner.end_offset(self._t(topic), partition=partition)
-
-    async def partitions(self, topic: str) -> int:
-        return await self.inner.partitions(self._t(topic))
-
-    async def commit(self, group: str, topic: str, offset: int, *, partition: int = 0) -> None:
-        await self.inner.commit(self._t(group), self._t(topic), offset, partition=partition)
-
-    async def committed(self, group: str, topic: str, *, partition: int = 0) -> int | None:
-        return await self.inner.committed(self._t(group), self._t(topic), partition=partition)
-
-    async def read_compacted(self, topic: str) -> dict[bytes, Record]:
-        return {k: self._record(r) for k, r in (await self.inner.read_compacted(self._t(topic))).items()}
-
-    async def status(self) -> dict[str, Any]:
-        return await self.inner.status()
-
-
 def open_log(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Log:
     """A fresh (unstarted) log: an embedded file, or a private prefix on the test Kafka broker."""
     if backend == "embedded":
@@ -99,7 +46,7 @@ def open_log(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Lo
     from broker.log.kafka import KafkaLog
 
     bootstrap: str = request.getfixturevalue("kafka_bootstrap")
-    return PrefixedLog(KafkaLog(bootstrap, client_id="jigsaw-adapter-tests"), unique_name("adapters"))  # type: ignore[return-value]
+    return NamespacedLog(KafkaLog(bootstrap, client_id="jigsaw-adapter-tests"), unique_name("adapters") + ".")
 
 
 @dataclasses.dataclass
