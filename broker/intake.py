@@ -13,19 +13,19 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from broker import topics
 from broker.audit.sealer import DEFAULT_EVERY, ChainWriter, KeySource
 from broker.envelope.keys import KeyRegistry
 from broker.envelope.model import Envelope, decode_envelope, encode_envelope, to_millis
 from broker.errors import DuplicateEvent, Forbidden, Refusal
-from broker.log.base import Log, Position
+from broker.log.base import Headers, Log, Position
 from broker.logging import get_logger
 from broker.model import Event
 from broker.routing.model import iso
 from broker.schemas import Catalogue, default_catalogue
-from broker.validation import DEFAULT_RULES, Rules, subject_key, verify
+from broker.validation import DEFAULT_RULES, Accepted, Rules, subject_key, verify
 
 __all__ = ["Intake", "Outcome"]
 
@@ -74,6 +74,29 @@ def _content_digest(env: Envelope) -> str:
         raw = part if isinstance(part, bytes) else str(part).encode()
         digest.update(len(raw).to_bytes(8, "big") + raw)
     return digest.hexdigest()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Pending:
+    raw: bytes
+    accepted: Accepted
+    digest: str
+
+
+def _headers(env: Envelope) -> Headers:
+    return (
+        ("event_type", env.event_type.encode()),
+        ("event_id", env.event_id.encode()),
+        ("source", env.source.encode()),
+    )
+
+
+def _conflict(event_id: str) -> DuplicateEvent:
+    return DuplicateEvent(
+        f"event id {event_id} was already accepted with different content; "
+        "give a corrected event a new id (and retract the old one if it was wrong)",
+        event_id=event_id,
+    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -151,39 +174,17 @@ class Intake:
         """
         raw = body if isinstance(body, bytes) else encode_envelope(body, self._catalogue)
         try:
-            accepted = verify(
-                body,
-                keys=self._keys(),
-                now=now,
-                publisher_of=self.publisher_of,
-                catalogue=self._catalogue,
-                rules=self._rules,
-            )
+            accepted, digest = self._check(body, caller=caller, now=now, publisher_of=self.publisher_of)
             env = accepted.envelope
-            if caller is not None and env.source != caller:
-                raise Forbidden(
-                    f"you are signed in as {caller} but the envelope's source is {env.source}: "
-                    "an organisation may only submit its own events",
-                    event_id=env.event_id,
-                )
-            digest = _content_digest(env)
             seen = self._seen.get(env.event_id)
             if seen is not None:
                 if seen.digest == digest:
                     return Outcome("duplicate", env.event_id, seen.position, event=accepted.event)
-                raise DuplicateEvent(
-                    f"event id {env.event_id} was already accepted with different content; "
-                    "give a corrected event a new id (and retract the old one if it was wrong)",
-                    event_id=env.event_id,
-                )
+                raise _conflict(env.event_id)
         except Refusal as exc:
             await self.refuse(exc, caller=caller, body=raw, now=now)
             return Outcome("refused", exc.evidence.get("event_id"), error=exc)
-        headers = (
-            ("event_type", env.event_type.encode()),
-            ("event_id", env.event_id.encode()),
-            ("source", env.source.encode()),
-        )
+        headers = _headers(env)
         ts = timestamp_ms if timestamp_ms is not None else int(now.timestamp() * 1000)
         position = await self.chain.append(
             topics.events_topic(accepted.kind),
@@ -203,6 +204,80 @@ class Intake:
             offset=position.offset,
         )
         return Outcome("accepted", env.event_id, position, event=accepted.event)
+
+    async def submit_many(
+        self,
+        bodies: Sequence[bytes | Envelope],
+        *,
+        caller: str | None,
+        now: dt.datetime,
+        timestamp_ms: int | None = None,
+    ) -> list[Outcome]:
+        """``submit`` for a batch: the same checks for each envelope, one durable append per topic.
+
+        An event id twice in one batch is accepted once (the second is a re-send, or a conflict).
+        """
+        outcomes: list[Outcome | None] = [None] * len(bodies)
+        pending: dict[str, list[tuple[int, _Pending]]] = {}
+        in_batch: dict[str, tuple[int, str]] = {}  # event id -> (index of its first copy, digest)
+        sources: dict[str, str] = {}
+
+        def publisher_of(event_id: str) -> str | None:
+            return self.publisher_of(event_id) or sources.get(event_id)
+
+        for i, body in enumerate(bodies):
+            raw = body if isinstance(body, bytes) else encode_envelope(body, self._catalogue)
+            try:
+                accepted, digest = self._check(body, caller=caller, now=now, publisher_of=publisher_of)
+                env = accepted.envelope
+                seen = self._seen.get(env.event_id)
+                if seen is not None:
+                    outcomes[i] = Outcome("duplicate", env.event_id, seen.position, event=accepted.event)
+                    continue
+                if env.event_id in in_batch:
+                    if in_batch[env.event_id][1] != digest:
+                        raise _conflict(env.event_id)
+                    continue  # filled in below, once the first copy has its position
+            except Refusal as exc:
+                await self.refuse(exc, caller=caller, body=raw, now=now)
+                outcomes[i] = Outcome("refused", exc.evidence.get("event_id"), error=exc)
+                continue
+            in_batch[env.event_id] = (i, digest)
+            sources[env.event_id] = env.source
+            pending.setdefault(topics.events_topic(accepted.kind), []).append((i, _Pending(raw, accepted, digest)))
+        ts = timestamp_ms if timestamp_ms is not None else int(now.timestamp() * 1000)
+        for topic, items in pending.items():
+            records = [(subject_key(p.accepted.event).encode(), p.raw, _headers(p.accepted.envelope)) for _, p in items]
+            positions = await self.chain.append_many(topic, records, timestamp_ms=ts)
+            for (i, p), position in zip(items, positions, strict=True):
+                env = p.accepted.envelope
+                self._seen[env.event_id] = _Seen(p.digest, env.source, position)
+                outcomes[i] = Outcome("accepted", env.event_id, position, event=p.accepted.event)
+            self.accepted += len(items)
+            _log.info("accepted_batch", topic=topic, events=len(items), last_offset=positions[-1].offset)
+        for i, body in enumerate(bodies):  # later copies of an event accepted earlier in this batch
+            if outcomes[i] is None:
+                env = body if isinstance(body, Envelope) else decode_envelope(bytes(body), catalogue=self._catalogue)
+                first = outcomes[in_batch[env.event_id][0]]
+                assert first is not None
+                outcomes[i] = Outcome("duplicate", env.event_id, first.position, event=first.event)
+        return [o for o in outcomes if o is not None]
+
+    def _check(
+        self, body: bytes | Envelope, *, caller: str | None, now: dt.datetime, publisher_of: Callable[[str], str | None]
+    ) -> tuple[Accepted, str]:
+        """Every check of one submission but the id index: verified envelope and its content digest."""
+        accepted = verify(
+            body, keys=self._keys(), now=now, publisher_of=publisher_of, catalogue=self._catalogue, rules=self._rules
+        )
+        env = accepted.envelope
+        if caller is not None and env.source != caller:
+            raise Forbidden(
+                f"you are signed in as {caller} but the envelope's source is {env.source}: "
+                "an organisation may only submit its own events",
+                event_id=env.event_id,
+            )
+        return accepted, _content_digest(env)
 
     async def refuse(self, error: Refusal, *, caller: str | None, body: bytes, now: dt.datetime) -> Position:
         """Record a refusal: what, from whom, why; the body only as its size and SHA-256."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -129,6 +129,38 @@ class ChainWriter:
             if position.offset - self._sealed.get(tp, -1) >= self.every:
                 await self._checkpoint(tp, _time(timestamp_ms))
         return position
+
+    async def append_many(
+        self, topic: str, items: Sequence[tuple[bytes | None, bytes, Headers]], *, timestamp_ms: int
+    ) -> list[Position]:
+        """Append several accepted envelopes in one durable write, each with its chain value."""
+        async with self.lock:
+            heads = dict(self.heads)
+            linked: list[tuple[bytes | None, bytes | None, Headers]] = []
+            expected: list[tuple[TopicPartition, int, bytes]] = []
+            for key, value, headers in items:
+                tp = (topic, await self._partition(topic, key))
+                last, prev = heads.get(tp, (-1, GENESIS))
+                link = next_link(prev, last + 1, key, value, headers, timestamp_ms)
+                heads[tp] = (last + 1, link)
+                linked.append((key, value, (*headers, (CHAIN_HEADER, link))))
+                expected.append((tp, last + 1, link))
+            positions = await self.log.append_many(topic, linked, timestamp_ms=timestamp_ms)
+            for (tp, offset, link), position in zip(expected, positions, strict=True):
+                if (position.partition, position.offset) != (tp[1], offset):
+                    _log.error(
+                        "chain_offset_mismatch",
+                        topic=topic,
+                        partition=position.partition,
+                        expected=offset,
+                        offset=position.offset,
+                        hint="another process appends to this partition",
+                    )
+                self.heads[(topic, position.partition)] = (position.offset, link)
+            for tp in sorted({e[0] for e in expected}):
+                if self.heads[tp][0] - self._sealed.get(tp, -1) >= self.every:
+                    await self._checkpoint(tp, _time(timestamp_ms))
+        return positions
 
     async def seal(self, now: dt.datetime) -> list[Position]:
         """Checkpoint every partition that has records no checkpoint covers yet (shutdown, end of a simulation)."""
