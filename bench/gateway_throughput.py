@@ -122,8 +122,10 @@ def _open_log(args: argparse.Namespace, workdir: Path) -> Log:
     if args.backend == "embedded":
         return EmbeddedLog(workdir / "log.db")
     from broker.log.kafka import KafkaLog
+    from broker.log.namespace import NamespacedLog
 
-    return KafkaLog(args.bootstrap, client_id="jigsaw-bench")
+    # Topics of this run's own, so nothing else appending to the broker interleaves with the chain.
+    return NamespacedLog(KafkaLog(args.bootstrap, client_id="jigsaw-bench"), f"bench{uuid.uuid4().hex[:10]}.")
 
 
 async def _post_all(base_url: str, bodies: list[bytes], batch: int, concurrency: int) -> tuple[int, int, float]:
