@@ -148,7 +148,15 @@ def create_app(
         def registry() -> KeyRegistry:
             return store.current()
 
-        intake = Intake(log, registry)
+        from broker.delivery.signing import webhook_key_for
+
+        # Jigsaw's own key signs the hash-chain checkpoints too (loaded when the first one is due).
+        intake = Intake(
+            log,
+            registry,
+            checkpoint_key=lambda: webhook_key_for(settings.signing_key_file, settings.data_dir).private_key,
+            checkpoint_every=settings.checkpoint_every,
+        )
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_errors_and_metrics])
     app[SETTINGS] = settings
     app[LOG] = log
@@ -165,6 +173,12 @@ def create_app(
         await app[INTAKE].start()
         _log.info("gateway_started", log=log.name, keys=len(app[KEYS].current()), credentials=len(app[CREDENTIALS]))
         yield
+        seal = getattr(app[INTAKE], "seal", None)  # a last signed checkpoint of the hash chain
+        try:
+            if seal is not None:
+                await seal(clock())
+        except JigsawError as exc:  # the next start checkpoints what this one could not
+            _log.warning("checkpoint_failed", error=exc.code, message=exc.message)
         await log.close()
 
     async def background_roles(app: web.Application) -> AsyncIterator[None]:
@@ -186,4 +200,7 @@ def create_app(
         clock=clock,
         webhook_key=lambda: webhook_key_for(settings.signing_key_file, settings.data_dir),
     )
+    from broker.audit.api import mount_audit  # GET /v1/children/{nhs_number}/chronology
+
+    mount_audit(app, log=log, authenticate=app[CREDENTIALS].authenticate, clock=clock)
     return app

@@ -1,0 +1,175 @@
+"""``GET /v1/children/{nhs_number}/chronology``: a child's chronology over HTTP, for auditors and the child's CSC.
+
+``mount_audit(app, log=..., authenticate=..., clock=...)`` adds the route to
+any aiohttp app (the gateway mounts it). Who may read:
+
+- a caller with the ``auditor`` role, for any child;
+- the child's responsible children's social care, with a ``recipient`` or
+  ``publisher`` credential: the organisation assigned as the child's social
+  worker, else the publisher of the child's latest plan, strategy meeting or
+  household composition (``FamilyGraph.responsible_csc``). The area-wide
+  fallback ("every CSC in the area") is not enough to read a chronology.
+
+Every request, allowed or refused, is recorded on ``jigsaw.access``: who, in
+which role, which child, when, and the outcome; never the chronology itself.
+The chronology is what the log records; it is not verified per request (that
+is ``jigsaw replay``'s job, and the page says so). ``?format=json`` (default),
+``csv`` or ``html``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from broker import topics
+from broker.audit.chronology import Chronology, build_chronology, to_csv, to_json
+from broker.audit.chronology_html import to_html
+from broker.audit.collect import read_snapshot
+from broker.audit.verify import parse_recorded, record_time
+from broker.errors import Forbidden, InvalidNhsNumber, InvalidRequest, JigsawError, SchemaInvalid
+from broker.log.base import Log
+from broker.logging import get_logger
+from broker.model import Event
+from broker.nhs import is_valid_nhs_number, normalise_nhs_number
+from broker.routing.graph import FamilyGraph
+from broker.routing.model import Ack, Decision, Notification, iso
+from broker.routing.records import decode_ack, encode_json
+from broker.validation import event_of
+
+__all__ = ["AUDIT", "AuditService", "mount_audit", "responsible_cscs"]
+
+_log = get_logger("jigsaw.audit.api")
+NOT_VERIFIED = (
+    "Not verified by this request: this is what the log records. Run jigsaw replay to verify the signatures, "
+    "the hash chain and the routing behind it."
+)
+CSC_ROLES = ("recipient", "publisher")
+_TYPES = {"json": "application/json", "csv": "text/csv", "html": "text/html"}
+
+
+class Caller(Protocol):
+    """An authenticated organisation (``broker.gateway.auth.Caller``)."""
+
+    @property
+    def org_id(self) -> str: ...
+
+    @property
+    def role(self) -> str: ...
+
+
+Authenticate = Callable[[str | None], Caller]
+
+
+def responsible_cscs(events: Sequence[Event], nhs_number: str) -> list[str]:
+    """The child's responsible CSC by assignment or latest publication (no area fallback), from the events."""
+    graph = FamilyGraph()
+    for seq, event in enumerate(events, 1):
+        graph.apply(event, seq)
+    child = graph.people.resolve({"nhs_number": nhs_number, "local_id": None})
+    if child is None:
+        return []
+    return [org for org, _ in graph.responsible_csc(child, None)]
+
+
+class AuditService:
+    """Reads the log for a chronology and records who asked."""
+
+    def __init__(self, log: Log, authenticate: Authenticate, clock: Callable[[], dt.datetime]) -> None:
+        self.log = log
+        self.authenticate = authenticate
+        self.clock = clock
+
+    async def record_access(self, caller: Caller, nhs_number: str, outcome: str, **detail: Any) -> None:
+        """One record on the access topic: who asked for which child's chronology, when, and what happened."""
+        now = self.clock()
+        value = {
+            "at": iso(now),
+            "org_id": caller.org_id,
+            "role": caller.role,
+            "action": "chronology",
+            "nhs_number": nhs_number,
+            "outcome": outcome,
+            **detail,
+        }
+        await self.log.append(
+            topics.ACCESS, encode_json(value), key=caller.org_id.encode(), timestamp_ms=int(now.timestamp() * 1000)
+        )
+
+    async def chronology(self, nhs_number: str, caller: Caller) -> Chronology | None:
+        """The chronology, or None when the caller may not read it."""
+        snapshot = await read_snapshot(self.log)
+        events: list[tuple[dt.datetime, Event]] = []
+        acks: list[Ack] = []
+        for record in snapshot.inputs:
+            if record.value is None:
+                continue
+            try:
+                if record.topic == topics.ACKS:
+                    acks.append(decode_ack(record))
+                else:
+                    events.append((record_time(record), event_of(record.value)))
+            except (SchemaInvalid, ValueError, KeyError, TypeError):
+                continue  # a damaged record: jigsaw replay names it
+        if caller.role != "auditor":
+            if caller.role not in CSC_ROLES or caller.org_id not in responsible_cscs(
+                [e for _, e in events], nhs_number
+            ):
+                return None
+        notes = [
+            Notification.from_dict(r.body) for r in parse_recorded(snapshot.notifications, "notification_id") if r.body
+        ]
+        decisions = [Decision.from_dict(r.body) for r in parse_recorded(snapshot.decisions, "decision_id") if r.body]
+        return build_chronology(
+            nhs_number, events, notes, decisions, acks, integrity=NOT_VERIFIED, generated_at=self.clock()
+        )
+
+
+AUDIT = web.AppKey("jigsaw_audit", AuditService)
+
+
+async def get_chronology(request: web.Request) -> web.StreamResponse:
+    """``GET /v1/children/{nhs_number}/chronology``: the child's chronology (auditor, or the child's CSC)."""
+    service = request.app[AUDIT]
+    try:
+        caller = service.authenticate(request.headers.get("Authorization"))
+        nhs = normalise_nhs_number(request.match_info["nhs_number"])
+        if not is_valid_nhs_number(nhs):
+            raise InvalidNhsNumber("the path does not hold a valid NHS number (10 digits, Modulus 11 check digit)")
+        fmt = request.query.get("format", "json")
+        if fmt not in _TYPES:
+            raise InvalidRequest("format must be json, csv or html")
+        chronology = await service.chronology(nhs, caller)
+        if chronology is None:
+            await service.record_access(caller, nhs, "refused", format=fmt)
+            raise Forbidden(
+                f"{caller.org_id} ({caller.role}) may not read this chronology: it needs an auditor credential, "
+                "or to be the child's responsible children's social care"
+            )
+        await service.record_access(caller, nhs, "allowed", format=fmt, entries=len(chronology.entries))
+    except JigsawError as exc:
+        return web.json_response(exc.to_dict(), status=exc.http_status, headers={"Cache-Control": "no-store"})
+    _log.info("chronology_read", org_id=caller.org_id, role=caller.role, entries=len(chronology.entries))
+    body = {"json": to_json, "csv": to_csv}.get(fmt, lambda c: to_html(c, verified=None))(chronology)
+    headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+    if fmt == "html":
+        headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
+    return web.Response(text=body, content_type=_TYPES[fmt], charset="utf-8", headers=headers)
+
+
+def mount_audit(
+    app: web.Application, *, log: Log, authenticate: Authenticate, clock: Callable[[], dt.datetime]
+) -> None:
+    """Add the chronology route to ``app`` (the log must be started by the app's own start-up)."""
+    service = AuditService(log, authenticate, clock)
+    app[AUDIT] = service
+    app.router.add_get("/v1/children/{nhs_number}/chronology", get_chronology)
+
+    async def access_topic(app: web.Application) -> Any:
+        await log.create_topic(topics.ACCESS)
+        yield
+
+    app.cleanup_ctx.append(access_topic)
