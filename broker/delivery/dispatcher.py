@@ -98,8 +98,6 @@ class Dispatcher:
         """
         self.log = log
         self.schedule = schedule
-        self.ledger = Ledger()
-        self.directory = DirectoryFollower(log)
         self.sender = sender or WebhookSender(key, timeout=timeout)
         self._clock = clock
         self._group = group
@@ -108,15 +106,21 @@ class Dispatcher:
         self._endpoint_slots: dict[str, asyncio.Semaphore] = {}
         self._breaker_template = breaker
         self._breakers: dict[str, breakers.Breaker] = {}
+        self.delivered = 0
+        self.dead_lettered = 0
+        self.inboxed = 0
+        self._forget()
+
+    def _forget(self) -> None:
+        """Drop everything learned from the log (``start`` learns it again)."""
+        self.ledger = Ledger()
+        self.directory = DirectoryFollower(self.log)
         self._positions: dict[int, int] = {}
         self._committed: dict[int, int] = {}
         self._unrecorded: dict[int, set[int]] = defaultdict(set)  # offsets with no outcome recorded yet
         self._bodies: dict[str, bytes] = {}  # notification id -> body, while attempts are owed
         self._waiting: dict[str, Job] = {}  # retries whose notification has been read again
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self.delivered = 0
-        self.dead_lettered = 0
-        self.inboxed = 0
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -160,13 +164,27 @@ class Dispatcher:
             await self._commit()
         await self.sender.close()
 
-    async def run(self, *, idle_wait: float = 0.5) -> None:
-        """Start, then deliver until cancelled."""
-        await self.start()
+    async def run(self, *, idle_wait: float = 0.5, pause: float = 1.0) -> None:
+        """Start, then deliver until cancelled.
+
+        When the log cannot be reached (a retriable error), everything learned is
+        dropped and, after ``pause`` seconds, learned again from the log: the
+        deliveries topic says what was done, so nothing is sent twice.
+        """
         try:
             while True:
-                await self.step(wait=idle_wait)
-                raise_if_cancelled()
+                try:
+                    await self.start()
+                    while True:
+                        await self.step(wait=idle_wait)
+                        raise_if_cancelled()
+                except JigsawError as exc:
+                    if not exc.retriable:
+                        raise
+                    _log.warning("dispatcher_restarting", error=exc.message, pause=pause)
+                    await self.close(grace=0.0)
+                    self._forget()
+                    await asyncio.sleep(pause)
         finally:
             await asyncio.shield(self.close())
 

@@ -36,6 +36,7 @@ class HorizonLog:
         self.inner = log
         self.name = log.name
         self.horizon_ms: int | None = None
+        self.saw_full_read = False  # a read since the last reset returned as many records as it asked for
 
     async def read(
         self, topic: str, offset: int, *, partition: int = 0, limit: int = 500, timeout: float = 0.0
@@ -44,6 +45,8 @@ class HorizonLog:
             records = await read_available(self.inner, topic, offset, partition=partition, limit=limit)
         else:
             records = await self.inner.read(topic, offset, partition=partition, limit=limit, timeout=timeout)
+        if len(records) >= limit:
+            self.saw_full_read = True
         if self.horizon_ms is None:
             return records
         for index, record in enumerate(records):

@@ -25,7 +25,7 @@ from broker.delivery.backoff import parse_schedule
 from broker.delivery.dispatcher import Dispatcher, raise_if_cancelled
 from broker.delivery.horizon import HorizonLog
 from broker.delivery.signing import webhook_key_for
-from broker.errors import ConfigError
+from broker.errors import ConfigError, JigsawError
 from broker.log.base import Log
 from broker.logging import get_logger
 from broker.routing.service import GROUP, RouterService
@@ -70,6 +70,8 @@ class LiveRouter:
         grace: seconds a record must be old before it is routed (``horizon.py`` says why).
         poll: seconds to wait when there was nothing to do.
         """
+        self._log = log
+        self._group = group
         self.view = HorizonLog(log)
         self.router = RouterService(self.view, group=group)
         self.caught_up_to: dt.datetime | None = None  # every record stamped before this is routed
@@ -79,30 +81,59 @@ class LiveRouter:
         self._started = False
 
     async def start(self) -> None:
-        """Create topics and learn what was written; the first turn replays the log. Idempotent."""
+        """Create topics, learn what was written and replay the log up to the horizon. Idempotent."""
         if not self._started:
             await self.router.start()
             self._started = True
+            self._set_horizon()
+            await self.router.run_until_idle()
 
-    async def turn(self) -> list[Output]:
-        """Route everything stamped before the horizon, then raise the escalations due by the clock."""
+    def _set_horizon(self) -> dt.datetime:
         horizon = dt.datetime.now(dt.UTC) - self._grace
         self.view.horizon_ms = int(horizon.timestamp() * 1000)
-        # Read everything the inputs hold first, so an acknowledgement already in the log always
-        # cancels its escalation, even after a restart with a long log to replay.
-        out = await self.router.run_until_idle()
+        return horizon
+
+    async def turn(self) -> list[Output]:
+        """Route everything stamped before the horizon, then raise the escalations due by the clock.
+
+        The clock is applied by a second step, and only when the first read every
+        input to its end (no read came back full: the router cuts a full batch at
+        its last timestamp), so an acknowledgement already in the log always
+        cancels its escalation first, even while catching up with a long backlog.
+        """
+        horizon = self._set_horizon()
+        self.view.saw_full_read = False
+        out = await self.router.step()
+        if self.view.saw_full_read:
+            return out  # behind: keep reading before the clock moves
         out += await self.router.step(now=self._clock() - self._grace)
-        self.caught_up_to = horizon
+        if not self.view.saw_full_read:
+            self.caught_up_to = horizon
         return out
 
-    async def run(self) -> None:
-        """Start, then turn until cancelled."""
-        await self.start()
+    async def run(self, *, pause: float = 1.0) -> None:
+        """Start, then turn until cancelled.
+
+        When the log cannot be reached (a retriable error) the router is built
+        again from the log after ``pause`` seconds: whatever it had read but not
+        yet written is routed again, and what it had written is recognised by id.
+        """
         while True:
-            done = await self.turn()
-            raise_if_cancelled()
-            if not done:
-                await asyncio.sleep(self._poll)
+            try:
+                await self.start()
+                while True:
+                    done = await self.turn()
+                    raise_if_cancelled()
+                    if not done:
+                        await asyncio.sleep(self._poll)
+            except JigsawError as exc:
+                if not exc.retriable:
+                    raise
+                _log.warning("router_restarting", error=exc.message, pause=pause)
+                self.view = HorizonLog(self._log)
+                self.router = RouterService(self.view, group=self._group)
+                self._started = False
+                await asyncio.sleep(pause)
 
 
 async def run_router(ctx: RoleContext) -> None:

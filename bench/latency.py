@@ -1,0 +1,310 @@
+"""End-to-end latency on Kafka: from an agency's ``POST /v1/events`` to the webhook arriving at the GP.
+
+Runs ``jigsaw serve`` (gateway, router and dispatcher in one process) as a
+subprocess on a real Kafka broker: by default one of its own, started with
+``deploy/kafka/start.sh`` on free loopback ports and a state directory of its
+own, and stopped with ``deploy/kafka/stop.sh`` at the end (so the topics hold
+only this run's records); ``--bootstrap`` uses a broker already running,
+with a webhook receiver in this process on 127.0.0.1 that the directory marks
+internal. Organisations are fresh for each run (a police force, a GP practice
+with the webhook, the partnership). It registers a pool of synthetic victims
+at the practice, then posts police incidents at a steady rate (open loop, at
+most ``--in-flight`` requests outstanding); each incident is routed to the
+victim's GP and pushed by webhook. Latency is from just before the POST to the
+receiver reading the webhook whose ``event_id`` matches, on one monotonic
+clock. The first ``--warmup`` seconds are not counted.
+
+Usage::
+
+    bash deploy/kafka/fetch.sh
+    .venv/bin/python bench/latency.py [--rate 20] [--seconds 60] [--bootstrap 127.0.0.1:19092]
+
+Loopback only. On a shared broker the serve process's dispatcher group is moved
+to the end of the notifications topic first, so notifications other runs left
+there are not sent again (retries they still owe may be).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from broker import topics
+from broker.client import JigsawClient
+from broker.delivery.dispatcher import GROUP as DISPATCHER_GROUP
+from broker.delivery.signing import WebhookKey
+from broker.envelope.keys import KeyStore, SigningKey, new_key
+from broker.gateway.auth import add_credential
+from broker.log.kafka import KafkaLog
+from broker.nhs import synthetic_nhs_number
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))  # nearest rank
+    return ordered[index]
+
+
+class Receiver:
+    """A webhook receiver that notes when each event's notification arrived."""
+
+    def __init__(self) -> None:
+        self.arrived: dict[str, float] = {}
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    async def _hook(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        now = time.perf_counter()
+        self.arrived.setdefault(json.loads(body)["event_id"], now)
+        return web.Response(status=204)
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/hook", self._hook)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        port = _free_port()
+        await web.TCPSite(self._runner, "127.0.0.1", port).start()
+        self.url = f"http://127.0.0.1:{port}/hook"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+async def _quiet_old_notifications(bootstrap: str) -> None:
+    """Start serve's dispatcher at the end of the notifications topic (a shared dev broker has old ones)."""
+    log = KafkaLog(bootstrap, client_id="jigsaw-bench")
+    await log.start()
+    try:
+        await log.create_topic(topics.NOTIFICATIONS)
+        end = await log.end_offset(topics.NOTIFICATIONS)
+        if (await log.committed(DISPATCHER_GROUP, topics.NOTIFICATIONS) or 0) < end:
+            await log.commit(DISPATCHER_GROUP, topics.NOTIFICATIONS, end)
+    finally:
+        await log.close()
+
+
+async def _wait_healthy(session: aiohttp.ClientSession, base: str, process: asyncio.subprocess.Process) -> None:
+    for _ in range(600):
+        if process.returncode is not None:
+            raise RuntimeError(f"jigsaw serve exited with {process.returncode}")
+        with contextlib.suppress(aiohttp.ClientError):
+            async with session.get(f"{base}/healthz") as response:
+                if response.status == 200:
+                    return
+        await asyncio.sleep(0.1)
+    raise RuntimeError("jigsaw serve did not become healthy in 60 s")
+
+
+@contextlib.asynccontextmanager
+async def own_broker() -> AsyncIterator[str]:
+    """A Kafka broker of this run's own (deploy/kafka/start.sh on free ports), stopped afterwards."""
+    state = Path(tempfile.mkdtemp(prefix="jigsaw-latency-kafka-"))
+    port, controller = _free_port(), _free_port()
+    env = {
+        **os.environ,
+        "JIGSAW_KAFKA_STATE": str(state),
+        "JIGSAW_KAFKA_PORT": str(port),
+        "JIGSAW_KAFKA_CONTROLLER_PORT": str(controller),
+    }
+    start = await asyncio.create_subprocess_exec("bash", str(ROOT / "deploy/kafka/start.sh"), env=env)
+    try:
+        if await start.wait() != 0:
+            raise RuntimeError("deploy/kafka/start.sh failed (run deploy/kafka/fetch.sh first)")
+        yield f"127.0.0.1:{port}"
+    finally:
+        stop = await asyncio.create_subprocess_exec(
+            "bash", str(ROOT / "deploy/kafka/stop.sh"), "--quiet", env=env, stdout=asyncio.subprocess.DEVNULL
+        )
+        await stop.wait()
+
+
+async def bench(args: argparse.Namespace) -> int:
+    if args.bootstrap is None:
+        async with own_broker() as bootstrap:
+            args.bootstrap = bootstrap
+            return await measure(args, shared=False)
+    return await measure(args, shared=True)
+
+
+async def measure(args: argparse.Namespace, *, shared: bool) -> int:
+    run = uuid.uuid4().hex[:6].upper()
+    police, gp, partnership = f"POLICE-B{run}", f"GP-B{run}", f"PARTNERSHIP-B{run}"
+    kinds = {police: "police", gp: "gp_practice", partnership: "partnership"}
+    tmp = Path(tempfile.mkdtemp(prefix="jigsaw-latency-"))
+    store = KeyStore(tmp / "keys")
+    signing: dict[str, SigningKey] = {}
+    tokens: dict[str, str] = {}
+    for org, kind in kinds.items():
+        record, signing[org] = new_key(org, kind, valid_from=dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
+        store.save(record)
+        tokens[org] = add_credential(tmp / "credentials.json", org, "publisher", "bench")
+    key_file = tmp / "webhook-key"
+    key_file.write_text(WebhookKey.generate().secret_text())
+    key_file.chmod(0o600)
+    receiver = Receiver()
+    await receiver.start()
+    if shared:
+        await _quiet_old_notifications(args.bootstrap)
+    port = _free_port()
+    env = {
+        **os.environ,
+        "JIGSAW_LOG_BACKEND": "kafka",
+        "JIGSAW_KAFKA_BOOTSTRAP": args.bootstrap,
+        "JIGSAW_DATA_DIR": str(tmp),
+        "JIGSAW_CREDENTIALS_FILE": str(tmp / "credentials.json"),
+        "JIGSAW_SIGNING_KEY_FILE": str(key_file),
+        "JIGSAW_HTTP_PORT": str(port),
+        "JIGSAW_LOG_LEVEL": "info" if args.serve_log else "warning",
+        "JIGSAW_LOG_FORMAT": "json",
+    }
+    jigsaw = str(ROOT / ".venv" / "bin" / "jigsaw")
+    serve_log = open(args.serve_log, "wb") if args.serve_log else None
+    serve = await asyncio.create_subprocess_exec(
+        jigsaw, "serve", env=env, stderr=serve_log or asyncio.subprocess.DEVNULL
+    )
+    base = f"http://127.0.0.1:{port}"
+    latencies: list[float] = []
+    posts: list[float] = []
+    try:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=args.in_flight)) as session:
+            await _wait_healthy(session, base, serve)
+            clients = {o: JigsawClient(base, tokens[o], key=signing[o], session=session) for o in kinds}
+            for org, kind in kinds.items():
+                entry = {
+                    "org_id": org,
+                    "kind": kind,
+                    "name": f"Bench {org}",
+                    "area": f"bench-{run.lower()}",
+                    "endpoint": receiver.url if org == gp else None,
+                    "endpoint_internal": org == gp,
+                    "safeguarding_lead": "Bench lead",
+                }
+                assert (
+                    await clients[partnership].publish("directory.organisation", entry, occurred_at=_now())
+                ).accepted
+            base_index = random.randrange(0, 700_000)
+            victims = [
+                {
+                    "nhs_number": synthetic_nhs_number(base_index + i),
+                    "name": f"Victim {i}",
+                    "date_of_birth": "1990-01-01",
+                }
+                for i in range(args.victims)
+            ]
+            for victim in victims:
+                data = {"person": victim, "practice": gp, "status": "registered", "effective_date": "2015-01-01"}
+                assert (await clients[gp].publish("gp.registration", data, occurred_at=_now())).accepted
+            sent: dict[str, float] = {}
+            in_flight = asyncio.Semaphore(args.in_flight)
+
+            async def post(index: int, counted: bool) -> None:
+                async with in_flight:
+                    data = {
+                        "incident_ref": f"B{run}-{index}",
+                        "victim": victims[index % len(victims)],
+                        "perpetrator": None,
+                        "children_present": [],
+                        "children_in_household": [],
+                        "risk_level": "medium",
+                        "marac_referral": False,
+                        "summary": "Synthetic incident for the latency bench.",
+                    }
+                    envelope = clients[police].build("police.domestic_abuse_incident", data, occurred_at=_now())
+                    started = time.perf_counter()
+                    result = await clients[police].send(envelope)
+                    posts.append(time.perf_counter() - started)
+                    if not result.accepted:
+                        print(f"refused: {result.body}", file=sys.stderr)
+                    elif counted:
+                        sent[envelope.event_id] = started
+
+            # Warm up (routing state, connections, JIT-free but cache-warm paths), then the measured window.
+            interval = 1.0 / args.rate
+            tasks: list[asyncio.Task[None]] = []
+            total = int((args.warmup + args.seconds) * args.rate)
+            start = time.perf_counter()
+            for index in range(total):
+                delay = start + index * interval - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(post(index, counted=index >= args.warmup * args.rate)))
+            await asyncio.gather(*tasks)
+            for _ in range(300):  # stragglers: up to 30 s
+                if all(e in receiver.arrived for e in sent):
+                    break
+                await asyncio.sleep(0.1)
+            latencies = [(receiver.arrived[e] - t) * 1000 for e, t in sent.items() if e in receiver.arrived]
+            missing = len(sent) - len(latencies)
+    finally:
+        if serve.returncode is None:
+            serve.send_signal(signal.SIGTERM)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(serve.wait(), 20)
+        await receiver.stop()
+        if serve_log is not None:
+            serve_log.close()
+    if not latencies:
+        print("no webhook arrived", file=sys.stderr)
+        return 1
+    posts_ms = sorted(p * 1000 for p in posts)
+    print(f"end-to-end latency, agency POST -> webhook received (Kafka at {args.bootstrap}, loopback)")
+    print(f"  load: {args.rate:g} events/s for {args.seconds:g} s after {args.warmup:g} s warm-up,", end=" ")
+    print(f"at most {args.in_flight} in flight")
+    print(f"  measured: {len(latencies)} events, {missing} missing")
+    print(
+        f"  median {statistics.median(latencies):.1f} ms   p90 {_percentile(latencies, 90):.1f} ms   "
+        f"p99 {_percentile(latencies, 99):.1f} ms   max {max(latencies):.1f} ms"
+    )
+    post_median, post_p99 = statistics.median(posts_ms), _percentile(posts_ms, 99)
+    print(f"  (POST /v1/events alone: median {post_median:.1f} ms, p99 {post_p99:.1f} ms)")
+    return 0 if not missing else 1
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bootstrap", default=None, help="an existing broker (default: start one of its own)")
+    parser.add_argument("--rate", type=float, default=20.0, help="events per second (default 20)")
+    parser.add_argument("--seconds", type=float, default=60.0, help="measured seconds (default 60)")
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds not counted (default 5)")
+    parser.add_argument("--in-flight", type=int, default=16, help="most POSTs outstanding at once (default 16)")
+    parser.add_argument("--serve-log", default=None, help="write jigsaw serve's info log here (diagnosis)")
+    parser.add_argument("--victims", type=int, default=50, help="synthetic victims registered at the GP (default 50)")
+    return asyncio.run(bench(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
