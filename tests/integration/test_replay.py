@@ -194,6 +194,16 @@ def test_altering_a_recorded_notification_is_detected_and_named(child1: Path) ->
     assert f"jigsaw.notifications:0:{offset} event {body['event_id']}" in line and "priority" in line
 
 
+def test_a_notification_record_that_no_longer_decodes_is_named(child1: Path) -> None:
+    """Garbage in place of a recorded notification is named at its position."""
+    offset = rows(child1, "jigsaw.notifications")[5][0]
+    execute(child1, "UPDATE records SET value = ? WHERE topic = 'jigsaw.notifications' AND offset = ?", b"{", offset)
+    run = jigsaw("replay", "--log", child1)
+    assert run.code == 1
+    [line] = run.findings("altered_notification")
+    assert f"jigsaw.notifications:0:{offset} " in line and "does not decode" in line
+
+
 def test_cutting_the_last_notifications_off_is_detected(child1: Path) -> None:
     """The final checkpoint recorded where the notifications ended, so a shortened topic is named."""
     last = rows(child1, "jigsaw.notifications")[-1][0]
