@@ -5,7 +5,9 @@ every events partition, the acknowledgements, the router's notifications and
 decisions, and the checkpoints, and puts the router's inputs in the order the
 router service merges them (``merge_inputs``): by record timestamp, then topic
 order (``topics.all_event_topics()`` then the acks topic), then partition, then
-offset.
+offset. It also reads how far the router has committed on each input
+(``routed``), so records the router has not reached yet are not expected to
+have notifications.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Callable, Mapping
 
 from broker import topics
 from broker.log.base import Log, Record
+from broker.routing.service import GROUP
 
 __all__ = ["INPUT_TOPICS", "Snapshot", "merge_inputs", "read_snapshot", "read_topic"]
 
@@ -32,6 +35,13 @@ class Snapshot:
     decisions: list[Record]
     checkpoints: list[Record]
     ends: Mapping[TopicPartition, int]  # end offset of every partition read
+    routed: Mapping[TopicPartition, int] | None = None  # the router's committed offsets (None: unknown)
+
+    def is_routed(self, record: Record) -> bool:
+        """True when the router had committed past this input record (or nothing says how far it got)."""
+        if self.routed is None:
+            return True
+        return record.offset < self.routed.get((record.topic, record.partition), 0)
 
     @property
     def event_count(self) -> int:
@@ -80,7 +90,10 @@ async def read_snapshot(log: Log, *, progress: Callable[[int], None] | None = No
         ends.update({tp: (records[-1].offset + 1 if records else 0) for tp, records in read.items()})
     for partition in range(await log.partitions(topics.REJECTED)):  # only its length matters here
         ends[(topics.REJECTED, partition)] = await log.end_offset(topics.REJECTED, partition=partition)
+    committed = {tp: await log.committed(GROUP, tp[0], partition=tp[1]) for tp in partitions}
+    routed = {tp: c for tp, c in committed.items() if c is not None}
     return Snapshot(
+        routed=routed or None,
         partitions=partitions,
         inputs=merge_inputs(partitions),
         notifications=outputs[topics.NOTIFICATIONS],

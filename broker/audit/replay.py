@@ -11,7 +11,10 @@ merge order:
    the latest time the log shows the router reached (the latest ``at`` of any
    notification or decision on record: escalations due by then were raised, and
    none due later could have been), and what it gives is compared, by id and
-   content, with the notifications and decision records on the log.
+   content, with the notifications and decision records on the log. Inputs
+   past the router's committed position (a live router a moment behind, or one
+   that stopped between writing and committing) are fed too, but what they give
+   is only compared where the log already holds it.
 
 Everything is plain data in and a ``Report`` out; ``collect.read_snapshot`` is
 the shell that reads the log.
@@ -28,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from broker import topics
 from broker.audit.collect import Snapshot
-from broker.audit.findings import ERROR, Finding
+from broker.audit.findings import ERROR, NOTE, Finding
 from broker.audit.integrity import check_integrity
 from broker.audit.sealer import DEFAULT_EVERY
 from broker.audit.verify import Recorded, check_event, compare_outputs, parse_recorded, record_time
@@ -60,6 +63,7 @@ class Report:
     partitions: int = 0
     chained: int = 0
     checkpoints: int = 0
+    pending: int = 0  # inputs the router had not reached (not fed to the policy)
     notifications: int = 0  # compared
     decisions: int = 0  # compared
     reached: dt.datetime | None = None
@@ -157,6 +161,7 @@ def replay(
     report.recorded_decisions = parse_recorded(snapshot.decisions, "decision_id")
     state = RoutingState()
     produced: dict[str, tuple[Output, int]] = {}
+    optional: set[str] = set()
     events: dict[str, tuple[Record, int]] = {}
     publishers: dict[str, str] = {}
     end_ms = int(window.end.timestamp() * 1000) if window.end is not None else None
@@ -168,6 +173,9 @@ def replay(
             progress(1)
         if record.value is None:
             continue
+        routed = snapshot.is_routed(record)
+        if not routed:
+            report.pending += 1
         if record.topic == topics.ACKS:
             try:
                 ack = decode_ack(record)
@@ -211,6 +219,17 @@ def replay(
             outputs = state.apply_event(event, record_time(record))
         for item in outputs:
             produced.setdefault(_ident(item), (item, rank))
+            if not routed:  # the router may or may not have written it yet
+                optional.add(_ident(item))
+    if report.pending:
+        report.findings.append(
+            Finding(
+                "not_yet_routed",
+                f"{report.pending} events and acknowledgements lie after the router's committed position: verified, "
+                "and what the policy gives for them is compared only where the log already holds it",
+                severity=NOTE,
+            )
+        )
     reached = _max_at([*report.recorded_notifications, *report.recorded_decisions])
     if reached is not None and window.end is not None:
         reached = min(reached, window.end)
@@ -226,7 +245,9 @@ def replay(
     for what, recorded in (("notification", report.recorded_notifications), ("decision", report.recorded_decisions)):
         kind = Notification if what == "notification" else Decision
         mine = {k: v for k, v in produced.items() if isinstance(v[0], kind)}
-        found, compared = compare_outputs(mine, recorded, what=what, window=window, events=events, place=place)
+        found, compared = compare_outputs(
+            mine, recorded, what=what, window=window, events=events, place=place, optional=optional
+        )
         report.findings += found
         if what == "notification":
             report.notifications = compared

@@ -213,6 +213,21 @@ def test_cutting_the_last_notifications_off_is_detected(child1: Path) -> None:
     assert any(f"jigsaw.notifications:0:{last}" in line for line in run.findings("log_truncated"))
 
 
+def test_events_the_router_has_not_reached_are_verified_but_owe_nothing(child1: Path) -> None:
+    """Inputs after the router's committed position may lack notifications; those on the log are still compared."""
+    last = rows(child1, POLICE)[-1][0]
+    execute(child1, "UPDATE commits SET offset = ? WHERE topic = ?", last, POLICE)
+    run = jigsaw("replay", "--log", child1)
+    assert run.code == 0, run.out
+    assert "NOTE not_yet_routed" in run.out
+    offset, value, _, _ = rows(child1, "jigsaw.notifications")[-6]
+    body = json.loads(value)
+    body["reason"] += " (edited)"
+    changed = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    execute(child1, "UPDATE records SET value = ? WHERE topic = 'jigsaw.notifications' AND offset = ?", changed, offset)
+    assert jigsaw("replay", "--log", child1).findings("altered_notification")
+
+
 def test_without_jigsaws_public_key_the_log_does_not_verify(child1: Path) -> None:
     """The checkpoints cannot be trusted without the key that signed them."""
     Path(f"{child1}.keys/jigsaw-checkpoint.pub").unlink()
