@@ -54,6 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "the log. --from/--to choose which events are verified and which notifications and decisions\n"
         "(by their time) are compared; the routing state is always rebuilt from the start of the log,\n"
         "and the chain always checked from its first record.\n\n"
+        "Jigsaw's public key: jigsaw simulate --keep-log writes it to FILE.keys/jigsaw-checkpoint.pub; a\n"
+        "running gateway publishes it at GET /v1/webhook-key (save its public_key line to a file).\n\n"
         "Exit status: 0 when everything verifies and matches; 1 otherwise (the first bad event is named)."
     )
     where = parser.add_mutually_exclusive_group(required=True)
