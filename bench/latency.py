@@ -33,6 +33,7 @@ import datetime as dt
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import statistics
@@ -146,6 +147,7 @@ async def own_broker() -> AsyncIterator[str]:
             "bash", str(ROOT / "deploy/kafka/stop.sh"), "--quiet", env=env, stdout=asyncio.subprocess.DEVNULL
         )
         await stop.wait()
+        shutil.rmtree(state, ignore_errors=True)
 
 
 async def bench(args: argparse.Namespace) -> int:
@@ -273,6 +275,7 @@ async def measure(args: argparse.Namespace, *, shared: bool) -> int:
         await receiver.stop()
         if serve_log is not None:
             serve_log.close()
+        shutil.rmtree(tmp, ignore_errors=True)
     if not latencies:
         print("no webhook arrived", file=sys.stderr)
         return 1
