@@ -35,23 +35,11 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # -- 1. the virtual environment -------------------------------------------------
+step "the virtual environment (.venv)"
+# shellcheck source=deploy/venv.sh
+source "$root/deploy/venv.sh"
+ensure_venv "$root" "[test]"
 python="$root/.venv/bin/python"
-if [[ ! -x "$python" ]]; then
-    step "creating .venv"
-    python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
-        || die "python3 is $(python3 --version 2>&1); Jigsaw needs Python 3.11 or newer"
-    python3 -m venv "$root/.venv"
-fi
-# Reinstall only when pyproject.toml changed (the install is editable, so code changes need none).
-stamp="$root/.venv/.jigsaw-install"
-want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
-if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
-    step "installing jigsaw and its test tools into .venv"
-    "$python" -m pip install --quiet --disable-pip-version-check -e '.[test]'
-    echo "$want" >"$stamp"
-else
-    step ".venv is up to date with pyproject.toml"
-fi
 
 # -- 2. a real Kafka broker -----------------------------------------------------
 if [[ -n "${JIGSAW_TEST_KAFKA_BOOTSTRAP:-}" ]]; then
