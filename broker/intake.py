@@ -232,6 +232,8 @@ class Intake:
                 env = accepted.envelope
                 seen = self._seen.get(env.event_id)
                 if seen is not None:
+                    if seen.digest != digest:
+                        raise _conflict(env.event_id)
                     outcomes[i] = Outcome("duplicate", env.event_id, seen.position, event=accepted.event)
                     continue
                 if env.event_id in in_batch:

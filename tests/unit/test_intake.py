@@ -43,8 +43,18 @@ async def test_a_batch_accepts_refuses_and_recognises_copies_each_on_its_own() -
     police = await log.read(topics.events_topic("police"), 0)
     assert len(police) == 2 and len(await log.read(topics.events_topic("gp_practice"), 0)) == 1
     assert len(await log.read(topics.REJECTED, 0)) == 1
-    again = await intake.submit_many([first], caller=None, now=NOW)
+    changed = build_envelope(
+        first.event_type,
+        {**sample_data(first.event_type, 1), "summary": "changed"},
+        source=first.source,
+        key=keys.signing[first.source],
+        occurred_at=NOW,
+        issued_at=NOW,
+        event_id=first.event_id,
+    )
+    again = await intake.submit_many([first, changed], caller=None, now=NOW)
     assert again[0].status == "duplicate" and await log.end_offset(topics.events_topic("police")) == 2
+    assert again[1].error is not None and again[1].error.code == "duplicate_event"
 
 
 async def test_batched_appends_carry_the_same_hash_chain_as_single_ones() -> None:
