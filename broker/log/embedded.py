@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 import sqlite3
 import time
@@ -219,10 +220,10 @@ class EmbeddedLog:
             if records or remaining <= 0:
                 return records
             # Appends from this process wake us at once; other processes are polled.
-            try:
-                await asyncio.wait_for(changed.wait(), min(remaining, self._poll))
-            except TimeoutError:
-                pass
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation that races the wake-up.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(remaining, self._poll)):
+                    await changed.wait()
 
     async def end_offset(self, topic: str, *, partition: int = 0) -> int:
         def end(db: sqlite3.Connection) -> int:

@@ -85,8 +85,9 @@ class MemoryLog:
             remaining = deadline - time.monotonic()
             if records or remaining <= 0:
                 return list(records)
-            try:
-                await asyncio.wait_for(self._changed.wait(), remaining)
+            try:  # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a racing cancellation
+                async with asyncio.timeout(remaining):
+                    await self._changed.wait()
             except TimeoutError:
                 return []
 
