@@ -133,3 +133,30 @@ async def test_the_key_may_be_given_as_a_callable_used_on_the_first_checkpoint()
     await _submit(intake, 2)
     await intake.seal(NOW + dt.timedelta(hours=1))
     assert calls == [1]
+
+
+async def test_a_batch_is_chained_and_checkpointed_like_single_appends() -> None:
+    """submit_many chains each record and checkpoints when the interval is passed within the batch."""
+    log = MemoryLog()
+    intake = await _intake(log, every=3)
+    source = publisher_for("police.domestic_abuse_incident")
+    envs = [
+        build_envelope(
+            "police.domestic_abuse_incident",
+            sample_data("police.domestic_abuse_incident", i),
+            source=source,
+            key=KEYS.signing[source],
+            occurred_at=NOW,
+            issued_at=NOW,
+        )
+        for i in range(5)
+    ]
+    outcomes = await intake.submit_many(envs, caller=None, now=NOW)
+    assert [o.status for o in outcomes] == ["accepted"] * 5
+    checkpoints = [decode_checkpoint(r) for r in await _records(log, topics.CHECKPOINTS)]
+    assert [c.offset for c in checkpoints] == [4]
+    check = ChainCheck({c.offset: c.chain for c in checkpoints})
+    for record in await _records(log, POLICE):
+        check.feed(record)
+    check.finish()
+    assert check.breaks == [] and check.unsealed == 0
