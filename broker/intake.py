@@ -24,6 +24,7 @@ from broker.log.base import Headers, Log, Position
 from broker.logging import get_logger
 from broker.model import Event
 from broker.routing.model import iso
+from broker.routing.order import SEQ_HEADER, next_seq
 from broker.schemas import Catalogue, default_catalogue
 from broker.validation import DEFAULT_RULES, Accepted, Rules, subject_key, verify
 
@@ -88,6 +89,7 @@ def _headers(env: Envelope) -> Headers:
         ("event_type", env.event_type.encode()),
         ("event_id", env.event_id.encode()),
         ("source", env.source.encode()),
+        (SEQ_HEADER, next_seq()),  # keeps the acceptance order of records stamped in the same millisecond
     )
 
 

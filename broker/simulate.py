@@ -288,18 +288,18 @@ async def _run(scenario: Scenario, out: TextIO, log: EmbeddedLog, keep_log: Path
             raise ScenarioError(f"organisation {entry['org_id']}: {outcome.error.code}: {outcome.error.message}")
     ids: dict[str, str] = {}
     at = first
-    for n, step in enumerate(scenario.steps):
+    for step in scenario.steps:
         at = _time(step["at"], "step")
-        # Steps at the same time are routed together, in the router's merge order (what a replay reproduces).
-        if n == 0 or at != _time(scenario.steps[n - 1]["at"], "step"):
-            printer.outputs(await router.run_until_idle(now=at - dt.timedelta(milliseconds=1)))
+        # Each step is routed before the next; steps at the same time keep their order on the log too
+        # (a sequence number on each record, order.py), so a replay applies them in the same order.
+        printer.outputs(await router.run_until_idle(now=at - dt.timedelta(milliseconds=1)))
         if "ack" in step:
             nid = notification_id(ids[step["ack"]], step["by"]) if step["ack"] in ids else str(uuid.uuid4())
             ack_key, value, headers = encode_ack(Ack(nid, step["by"], f"{step['by']} (scenario)", at))
             await log.append(topics.ACKS, value, key=ack_key, headers=headers, timestamp_ms=int(at.timestamp() * 1000))
         else:
             await _submit(step, at, scenario, intake, signing, ids, printer)
-    printer.outputs(await router.run_until_idle())
+        printer.outputs(await router.run_until_idle())
     if scenario.run_until is not None:
         printer.outputs(await router.run_until_idle(now=scenario.run_until))
     await intake.seal(max(at, scenario.run_until or at))

@@ -17,11 +17,11 @@ from collections.abc import Callable, Mapping
 
 from broker import topics
 from broker.log.base import Log, Record
+from broker.routing.order import INPUT_TOPICS, merge_key
 from broker.routing.service import GROUP
 
 __all__ = ["INPUT_TOPICS", "Snapshot", "merge_inputs", "read_snapshot", "read_topic"]
 
-INPUT_TOPICS = (*topics.all_event_topics(), topics.ACKS)
 TopicPartition = tuple[str, int]
 
 
@@ -50,9 +50,8 @@ class Snapshot:
 
 def merge_inputs(partitions: Mapping[TopicPartition, list[Record]]) -> list[Record]:
     """Events and acks in the router service's merge order (``routing/service.py``)."""
-    order = {topic: i for i, topic in enumerate(INPUT_TOPICS)}
-    merged = [r for (topic, _), records in partitions.items() if topic in order for r in records]
-    merged.sort(key=lambda r: (r.timestamp_ms, order[r.topic], r.partition, r.offset))
+    merged = [r for (topic, _), records in partitions.items() if topic in INPUT_TOPICS for r in records]
+    merged.sort(key=merge_key)
     return merged
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from broker.log.base import Headers, Record
 from broker.routing.model import Ack, Decision, Notification
+from broker.routing.order import SEQ_HEADER, next_seq
 
 __all__ = [
     "decode_ack",
@@ -52,7 +53,7 @@ def decode_decision(record: Record) -> Decision:
 
 
 def encode_ack(ack: Ack) -> tuple[bytes, bytes, Headers]:
-    return ack.notification_id.encode(), encode_json(ack.to_dict()), (("kind", b"ack"),)
+    return ack.notification_id.encode(), encode_json(ack.to_dict()), (("kind", b"ack"), (SEQ_HEADER, next_seq()))
 
 
 def decode_ack(record: Record) -> Ack:

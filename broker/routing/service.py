@@ -7,10 +7,10 @@ again is recognised by id and skipped. So a router killed at any point and
 restarted loses nothing and duplicates nothing. Offsets are committed after
 the outputs of a batch are durable.
 
-Inputs from several topics are merged by record timestamp (the gateway's
-acceptance time, or the simulator's virtual clock), then topic order, then
-offset; a batch is cut at the earliest last-timestamp of any input that may
-have more, so the merge never runs ahead of a lagging topic.
+Inputs from several topics are merged in one order (``order.py``: record
+timestamp, the writer's sequence number, topic, offset); a batch is cut at the
+earliest last-timestamp of any input that may have more, so the merge never
+runs ahead of a lagging topic.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from broker.log.base import Log, Record
 from broker.logging import get_logger
 from broker.model import Event
 from broker.routing.model import Decision, Notification
+from broker.routing.order import INPUT_TOPICS, merge_key
 from broker.routing.records import decode_ack, encode_output
 from broker.routing.state import Output, RoutingState
 from broker.validation import event_of
@@ -65,7 +66,7 @@ class RouterService:
         for topic in (*topics.all_event_topics(), topics.ACKS, topics.NOTIFICATIONS, topics.DECISIONS):
             await self.log.create_topic(topic)
         self._inputs = []
-        for topic in (*topics.all_event_topics(), topics.ACKS):
+        for topic in INPUT_TOPICS:
             for partition in range(max(1, await self.log.partitions(topic))):
                 self._inputs.append((topic, partition))
                 self._positions[(topic, partition)] = 0
@@ -95,10 +96,9 @@ class RouterService:
             )
         full = [recs[-1].timestamp_ms for recs in fetched.values() if len(recs) >= self._batch]
         horizon = min(full) if full else None
-        order = {tp: i for i, tp in enumerate(self._inputs)}
         merged = sorted(
             ((r, tp) for tp, recs in fetched.items() for r in recs if horizon is None or r.timestamp_ms <= horizon),
-            key=lambda rt: (rt[0].timestamp_ms, order[rt[1]], rt[0].offset),
+            key=lambda rt: merge_key(rt[0]),
         )
         outputs: list[Output] = []
         for record, tp in merged:
