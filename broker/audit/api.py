@@ -173,3 +173,23 @@ def mount_audit(
         yield
 
     app.cleanup_ctx.append(access_topic)
+
+
+def audit_openapi_paths() -> dict[str, Any]:
+    """OpenAPI 3.1 path item for ``/v1/children/{nhs_number}/chronology``."""
+    return {
+        "/v1/children/{nhs_number}/chronology": {
+            "get": {
+                "summary": "One child's story across every agency (auditors; the child's responsible CSC). "
+                "Every request, allowed or refused, is recorded in jigsaw.access",
+                "parameters": [
+                    {"name": "nhs_number", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {"name": "format", "in": "query", "schema": {"enum": ["json", "csv", "html"]}},
+                ],
+                "responses": {
+                    "200": {"description": "the chronology in the format asked for"},
+                    **{str(code): {"description": "refused"} for code in (400, 401, 403, 404)},
+                },
+            }
+        }
+    }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from broker.audit.api import audit_openapi_paths
 from broker.delivery.openapi import delivery_openapi_paths
 from broker.envelope.batch import BATCH_CONTENT_TYPE, ENVELOPE_CONTENT_TYPE
 
@@ -157,5 +158,6 @@ def openapi_document(max_body_bytes: int, max_batch: int) -> dict[str, Any]:
                 "get": {"summary": "This document", "security": [], "responses": {"200": {"description": "ok"}}}
             },
             **delivery_openapi_paths(),
+            **audit_openapi_paths(),
         },
     }

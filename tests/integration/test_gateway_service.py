@@ -163,6 +163,10 @@ async def test_openapi_describes_the_routes(gateway: Gateway) -> None:
     assert doc["openapi"].startswith("3.1")
     assert {"/v1/events", "/v1/events:batch", "/healthz", "/metrics"} <= set(doc["paths"])
     assert "invalid_nhs_number" in doc["components"]["schemas"]["Error"]["properties"]["error"]["enum"]
+    served = {
+        resource.canonical for resource in gateway.app.router.resources() if resource.canonical.startswith("/")
+    }
+    assert served - {"/"} <= set(doc["paths"]), "every route the app serves is described"
 
 
 async def test_client_publish_and_send_result(gateway: Gateway) -> None:
