@@ -5,7 +5,11 @@ credentials for every organisation in the cases, and starts the service:
 gateway, router and dispatcher on the wall clock. Then it publishes each case
 through the HTTP gateway as the agencies would (signed envelopes, ``occurred_at``
 from the case, ``issued_at`` now; the steps the cases mean to be refused are
-sent as written and refused), acknowledges what the cases acknowledge through
+sent as written and refused): every step an agency's adapter can carry (police
+incidents, GP registrations and coded entries, maternity bookings, births and
+concerns, social care plans, strategy meetings, pre-birth assessments and
+households) goes as one record of that agency's export through its adapter
+(``adapters.from_scenario``), the rest with the client. It acknowledges what the cases acknowledge through
 the inbox API, and prints organisation by organisation what each professional
 received and why. The service then keeps running with the inbox API until
 Ctrl-C, and the demo prints how to query it; ``--no-wait`` prints and exits.
@@ -36,6 +40,8 @@ from typing import Any, TextIO
 import aiohttp
 from aiohttp import web
 
+import adapters
+from adapters.from_scenario import ScenarioRecord, step_record
 from broker import topics
 from broker.client import JigsawClient, build_envelope, default_lawful_basis
 from broker.delivery.directory import DirectoryFollower
@@ -139,6 +145,7 @@ class Published:
     refused: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)  # (case, ref, error)
     acknowledged: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)  # (case, ref, org)
     people: dict[str, str] = dataclasses.field(default_factory=dict)  # NHS number -> handle
+    adapted: dict[str, int] = dataclasses.field(default_factory=dict)  # agency -> steps given to its adapter
 
 
 async def publish_cases(
@@ -147,10 +154,14 @@ async def publish_cases(
     """Publish every case through the gateway as its agencies would, and acknowledge what the cases acknowledge.
 
     The one place the demo publishes: the partnership's directory entries first,
-    then each case's steps in order. Event steps are signed envelopes sent with
-    the source's publisher credential (``signed_by`` signs with another
-    organisation's key, ``corrupt`` alters a signed byte: both are refused, as
-    the case intends); acknowledgement steps are ``POST /v1/inbox/{id}/ack``
+    then each case's steps in order, one at a time (routing depends on the order).
+    An event step an agency's adapter can carry becomes one record of the
+    agency's export, mapped, signed and checked by the adapter (a bad record is
+    refused there, before it is sent) and sent with the source's publisher
+    credential; its event id is the one the adapter gave the envelope it sent.
+    Other event steps are signed envelopes sent with the client (``signed_by``
+    signs with another organisation's key, ``corrupt`` alters a signed byte: both
+    are refused, as the case intends); acknowledgement steps are ``POST /v1/inbox/{id}/ack``
     with the acknowledging organisation's recipient credential.
     """
     done = Published()
@@ -166,6 +177,7 @@ async def publish_cases(
         result = await clients[partnership].publish("directory.organisation", data, occurred_at=first)
         if not result.accepted:
             raise RuntimeError(f"the directory entry for {org_id} was refused: {result.body}")
+    sent: set[str] = set()
     for case in cases:
         ids: dict[str, str] = {}
         for handle, person in case.people.items():
@@ -179,13 +191,26 @@ async def publish_cases(
                     done.acknowledged.append((case.name, str(step["ack"]), org))
                 continue
             ref, source = str(step["ref"]), str(step["source"])
+            kind = str(setup.organisations[source]["kind"])
+            data = _resolve(step["data"], case.people, ids)
+            record = step_record(step, data, record_id=f"{case.name}:{ref}")
+            if record is not None and adapters.ADAPTERS[record.agency].org_kind == kind:
+                through = await _through_adapter(record, clients[source], setup.signing[source], sent)
+                if through is not None:
+                    event_id, error = through
+                    ids[ref] = event_id
+                    sent.add(event_id)
+                    done.events[event_id] = (case.name, ref)
+                    done.adapted[record.agency] = done.adapted.get(record.agency, 0) + 1
+                    if error is not None:
+                        done.refused.append((case.name, ref, error))
+                    continue
             event_id = ids[ref] = str(uuid.uuid4())
             done.events[event_id] = (case.name, ref)
-            kind = str(setup.organisations[source]["kind"])
             try:
                 env = build_envelope(
                     str(step["type"]),
-                    _resolve(step["data"], case.people, ids),
+                    data,
                     source=source,
                     key=setup.signing[str(step.get("signed_by", source))],
                     occurred_at=_at(step),
@@ -202,6 +227,39 @@ async def publish_cases(
             if not result.accepted:
                 done.refused.append((case.name, ref, result.error or str(result.status)))
     return done
+
+
+async def _through_adapter(
+    record: ScenarioRecord, client: JigsawClient, key: SigningKey, sent: set[str]
+) -> tuple[str, str | None] | None:
+    """Send one export record through its agency's adapter: the event id and the refusal code (None if accepted).
+
+    The id is the adapter's own (from the agency's record), read off the envelope it
+    prepared; a record the adapter refuses is not sent, and is known by the id its
+    mapping gives. None when the adapter makes anything but one new event of it: the
+    client sends the step instead.
+    """
+    adapter = adapters.ADAPTERS[record.agency]
+    rows = adapters.rows_from_records([record.record])
+    preparation = adapters.prepare(adapter, rows, key, now=dt.datetime.now(dt.UTC))
+    if preparation.refused:
+        return _intended_id(adapter, rows, key.org_id), preparation.refused[0].error
+    if len(preparation.events) != 1 or preparation.events[0].envelope.event_id in sent:
+        return None
+    report = adapters.Report.of(adapter, key.org_id, "scenario step", preparation)
+    await adapters.send_prepared(preparation, client, report, batch=1)
+    problems = [*report.refused, *report.failed]
+    return preparation.events[0].envelope.event_id, problems[0].error if problems else None
+
+
+def _intended_id(adapter: adapters.Adapter, rows: list[Any], org_id: str) -> str:
+    """The id the adapter gives a record it then refused (a fresh one if it cannot even map it)."""
+    with contextlib.suppress(adapters.RowError):
+        if len(rows) == 1 and isinstance(rows[0], adapters.Row):
+            mapped = adapter.map_row(rows[0], org_id)
+            if len(mapped) == 1:
+                return adapters.event_id(org_id, mapped[0].record)
+    return str(uuid.uuid4())
 
 
 def _at(step: Mapping[str, Any]) -> dt.datetime:
@@ -286,12 +344,18 @@ async def report(log: Log, published: Published, *, width: int) -> tuple[str, li
     return table, notes, acks
 
 
+def _adapted(published: Published) -> str:
+    return ", ".join(f"{n} {agency}" for agency, n in sorted(published.adapted.items())) or "none"
+
+
 def _summary(published: Published, notes: list[Notification], acks: Mapping[str, Ack]) -> str:
     kinds: dict[str, int] = {}
     for note in notes:
         kinds[note.kind] = kinds.get(note.kind, 0) + 1
     lines = [
         f"Published {len(published.events)} events from the review's three cases through the HTTP gateway.",
+        f"Sent through the agencies' adapters (one export record each): {_adapted(published)}; "
+        f"{len(published.events) - sum(published.adapted.values())} with the client.",
         "Refused, as the cases intend: " + (", ".join(f"{c}/{r} ({e})" for c, r, e in published.refused) or "nothing"),
         f"Sent {len(notes)} notifications to {len({n.recipient for n in notes})} organisations: "
         + ", ".join(f"{v} {k}" for k, v in sorted(kinds.items())),

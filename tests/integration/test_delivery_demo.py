@@ -17,6 +17,12 @@ async def test_demo_publishes_the_cases_and_prints_who_received_what(tmp_path: P
     text = out.getvalue()
     assert "Published 45 events" in text
     assert "child-1/forged (signature_invalid)" in text and "child-1/bad-nhs (invalid_nhs_number)" in text
+    # Every step an agency's adapter carries went through it (bad-nhs refused there); the rest with the client.
+    assert "Sent through the agencies' adapters (one export record each): 14 csc, 15 gp, 6 midwifery, 6 police" in text
+    assert "; 4 with the client." in text
+    # The acknowledgements found their notifications by the event ids the adapters gave (uuid5 of the record).
+    assert "Acknowledged through the inbox API, as the cases do: 4." in text
+    assert re.search(r"midwifery\.pregnancy_booked [0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-", text)
     sent = re.search(r"Sent (\d+) notifications to (\d+) organisations: (.*)", text)
     assert sent is not None
     # The same routing as `jigsaw simulate` gives for the three cases; escalations run on the live clock.
