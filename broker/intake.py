@@ -21,6 +21,7 @@ from broker.envelope.keys import KeyRegistry
 from broker.envelope.model import Envelope, decode_envelope, encode_envelope, to_millis
 from broker.errors import DuplicateEvent, Forbidden, Refusal
 from broker.log.base import Headers, Log, Position
+from broker.log.scan import scan
 from broker.logging import get_logger
 from broker.model import Event
 from broker.routing.model import iso
@@ -137,17 +138,14 @@ class Intake:
             await self.log.create_topic(topic)
         await self.chain.start()
         for topic in topics.all_event_topics():
-            for partition in range(max(1, await self.log.partitions(topic))):
-                offset = 0
-                while records := await self.log.read(topic, offset, partition=partition, limit=5000):
-                    for record in records:
-                        self.chain.observe(record)
-                        if record.value is None:
-                            continue
-                        env = decode_envelope(record.value, catalogue=self._catalogue)
-                        position = (record.topic, record.partition, record.offset)
-                        self._seen[env.event_id] = _Seen(_content_digest(env), env.source, Position(*position))
-                    offset = records[-1].offset + 1
+            async for records in scan(self.log, topic):
+                for record in records:
+                    self.chain.observe(record)
+                    if record.value is None:
+                        continue
+                    env = decode_envelope(record.value, catalogue=self._catalogue)
+                    position = Position(record.topic, record.partition, record.offset)
+                    self._seen[env.event_id] = _Seen(_content_digest(env), env.source, position)
 
     async def seal(self, now: dt.datetime) -> None:
         """Write a signed checkpoint for every events partition that moved since its last one."""

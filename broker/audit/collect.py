@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 
 from broker import topics
 from broker.log.base import Log, Record
+from broker.log.scan import scan
 from broker.routing.order import INPUT_TOPICS, merge_key
 from broker.routing.service import GROUP
 
@@ -59,20 +60,11 @@ async def read_topic(
     log: Log, topic: str, *, progress: Callable[[int], None] | None = None
 ) -> dict[TopicPartition, list[Record]]:
     """Every record of every partition of a topic (none when it does not exist)."""
-    out: dict[TopicPartition, list[Record]] = {}
-    for partition in range(await log.partitions(topic)):
-        end = await log.end_offset(topic, partition=partition)
-        records: list[Record] = []
-        offset = 0
-        while offset < end:
-            batch = await log.read(topic, offset, partition=partition, limit=5000)
-            if not batch:
-                break
-            records += batch
-            offset = batch[-1].offset + 1
-            if progress is not None:
-                progress(len(batch))
-        out[(topic, partition)] = records
+    out: dict[TopicPartition, list[Record]] = {(topic, p): [] for p in range(await log.partitions(topic))}
+    async for batch in scan(log, topic):
+        out[(topic, batch[0].partition)] += batch
+        if progress is not None:
+            progress(len(batch))
     return out
 
 

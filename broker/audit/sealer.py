@@ -26,6 +26,7 @@ from broker import topics
 from broker.audit.chain import CHAIN_HEADER, GENESIS, next_link
 from broker.audit.checkpoint import Checkpoint, decode_checkpoint, encode_checkpoint, sign_checkpoint
 from broker.log.base import Headers, Log, Position, Record, partition_for
+from broker.log.scan import scan
 from broker.logging import get_logger
 
 __all__ = ["DEFAULT_EVERY", "SEALED_TOPICS", "ChainWriter", "KeySource"]
@@ -75,17 +76,14 @@ class ChainWriter:
     async def start(self) -> None:
         """Create the checkpoints topic and learn where each partition was last sealed."""
         await self.log.create_topic(topics.CHECKPOINTS)
-        for partition in range(max(1, await self.log.partitions(topics.CHECKPOINTS))):
-            offset = 0
-            while records := await self.log.read(topics.CHECKPOINTS, offset, partition=partition, limit=1000):
-                for record in records:
-                    try:
-                        cp = decode_checkpoint(record)
-                    except ValueError:
-                        continue
-                    tp = (cp.topic, cp.partition)
-                    self._sealed[tp] = max(self._sealed.get(tp, -1), cp.offset)
-                offset = records[-1].offset + 1
+        async for records in scan(self.log, topics.CHECKPOINTS, limit=1000):
+            for record in records:
+                try:
+                    cp = decode_checkpoint(record)
+                except ValueError:
+                    continue
+                tp = (cp.topic, cp.partition)
+                self._sealed[tp] = max(self._sealed.get(tp, -1), cp.offset)
 
     def _signing_key(self) -> Ed25519PrivateKey | None:
         if self._key is None and self._key_source is not None and not isinstance(self._key_source, Ed25519PrivateKey):

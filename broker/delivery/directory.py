@@ -14,9 +14,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from broker import topics
-from broker.delivery.tail import read_available
 from broker.errors import SchemaInvalid
 from broker.log.base import Log
+from broker.log.scan import read_available
 from broker.logging import get_logger
 from broker.model import Event
 from broker.validation import event_of

@@ -36,10 +36,10 @@ from broker.delivery.directory import DirectoryFollower
 from broker.delivery.ledger import Job, Ledger, after_attempt, dead_letter, inbox_record
 from broker.delivery.records import DeliveryRecord, decode_delivery, encode_delivery
 from broker.delivery.signing import WebhookKey
-from broker.delivery.tail import read_available
 from broker.delivery.webhook import AttemptResult, WebhookSender
 from broker.errors import JigsawError
 from broker.log.base import Log, Record
+from broker.log.scan import read_available
 from broker.logging import get_logger
 from broker.routing.model import Notification
 

@@ -23,8 +23,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from broker.delivery.tail import read_available
 from broker.log.base import Headers, Log, Position, Record
+from broker.log.scan import read_available
 
 __all__ = ["HorizonLog"]
 

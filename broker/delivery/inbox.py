@@ -25,9 +25,9 @@ from aiohttp import web
 
 from broker import topics
 from broker.delivery.inboxes import PRIORITIES, Inboxes, Query, item_json
-from broker.delivery.tail import read_available
 from broker.errors import Forbidden, InvalidRequest, JigsawError, NotFound
 from broker.log.base import Log
+from broker.log.scan import read_available
 from broker.logging import get_logger
 from broker.routing.model import Ack, iso, parse_iso
 from broker.routing.records import decode_ack, decode_notification, encode_ack, encode_json

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from broker import topics
 from broker.errors import SchemaInvalid
 from broker.log.base import Log, Record
+from broker.log.scan import scan
 from broker.logging import get_logger
 from broker.model import Event
 from broker.routing.model import Decision, Notification
@@ -72,17 +73,11 @@ class RouterService:
                 self._positions[(topic, partition)] = 0
         self._written = set()
         for topic in (topics.NOTIFICATIONS, topics.DECISIONS):
-            for partition in range(max(1, await self.log.partitions(topic))):
-                offset = 0
-                while True:
-                    records = await self.log.read(topic, offset, partition=partition, limit=5000)
-                    if not records:
-                        break
-                    for record in records:
-                        ident = record.header("notification_id") or record.header("decision_id")
-                        if ident:
-                            self._written.add(ident.decode())
-                    offset = records[-1].offset + 1
+            async for records in scan(self.log, topic):
+                for record in records:
+                    ident = record.header("notification_id") or record.header("decision_id")
+                    if ident:
+                        self._written.add(ident.decode())
 
     async def step(self, *, now: dt.datetime | None = None, wait: float = 0.0) -> list[Output]:
         """Route one merged batch of whatever is waiting; with ``now``, raise escalations due by then.

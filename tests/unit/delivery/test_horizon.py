@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from broker.delivery.horizon import HorizonLog
-from broker.delivery.tail import read_available
 from broker.log import MemoryLog
+from broker.log.scan import read_available
 
 
 async def _log_with(stamps: list[int]) -> MemoryLog:
