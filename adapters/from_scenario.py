@@ -339,7 +339,7 @@ def to_record(
     Args:
         event_type: the catalogue type.
         source: the publishing OrgId (the adapter's key's organisation).
-        data: the event's data with PersonRefs resolved (``broker.simulate._resolve``).
+        data: the event's data with PersonRefs resolved (``broker.simulate.resolve_data``).
         at: when it happened (aware); the mapped event's ``occurred_at``.
         record_id: the record's own id, where the export has one (a registration, a birth ...).
     """

@@ -14,9 +14,13 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["Event", "PersonRef"]
+__all__ = ["PERSON_FIELDS", "PERSON_LIST_FIELDS", "Event", "PersonRef"]
 
 PersonRef = Mapping[str, Any]
+
+# The catalogue's fields that hold one PersonRef, and those that hold a list of them (events.md).
+PERSON_FIELDS = frozenset({"person", "child", "mother", "expected_father", "father", "victim", "perpetrator", "a", "b"})
+PERSON_LIST_FIELDS = frozenset({"children", "children_present", "children_in_household"})
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

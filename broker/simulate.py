@@ -31,16 +31,13 @@ from broker.envelope.model import Envelope
 from broker.errors import Refusal, ScenarioError
 from broker.intake import Intake
 from broker.log.embedded import EmbeddedLog
+from broker.model import PERSON_FIELDS, PERSON_LIST_FIELDS
 from broker.routing.model import Ack, Decision, Notification, iso, notification_id
 from broker.routing.records import encode_ack
 from broker.routing.service import RouterService
 
-__all__ = ["Scenario", "load_scenario", "run_scenario"]
+__all__ = ["Scenario", "load_scenario", "resolve_data", "run_scenario"]
 
-_PERSON_FIELDS = frozenset(
-    {"person", "child", "mother", "expected_father", "father", "victim", "perpetrator", "a", "b"}
-)
-_PERSON_LIST_FIELDS = frozenset({"children", "children_present", "children_in_household"})
 _ORG_FIELDS = frozenset({"practice", "midwifery_service", "health_visiting", "school", "org", "directed_to"})
 _SIMULATOR_PARTNERSHIP = "SIMULATOR-PARTNERSHIP"
 _KEYS_VALID_FROM = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -131,9 +128,9 @@ def _check_refs(data: Mapping[str, Any], people: Mapping[str, Any], orgs: set[st
             raise ScenarioError(f"{where}: {field} names unknown person {value!r}")
 
     for field, value in data.items():
-        if field in _PERSON_FIELDS:
+        if field in PERSON_FIELDS:
             person(value, field)
-        elif field in _PERSON_LIST_FIELDS and isinstance(value, list):
+        elif field in PERSON_LIST_FIELDS and isinstance(value, list):
             for item in value:
                 person(item, field)
         elif field == "members" and isinstance(value, list):
@@ -146,7 +143,7 @@ def _check_refs(data: Mapping[str, Any], people: Mapping[str, Any], orgs: set[st
             raise ScenarioError(f"{where}: original_event_id names {value!r}, which is not an earlier step")
 
 
-def _resolve(
+def resolve_data(
     data: Mapping[str, Any], people: Mapping[str, Mapping[str, Any]], ids: Mapping[str, str]
 ) -> dict[str, Any]:
     """Scenario data to catalogue data: person handles to PersonRefs, step refs to event ids."""
@@ -156,9 +153,9 @@ def _resolve(
 
     out: dict[str, Any] = {}
     for field, value in data.items():
-        if field in _PERSON_FIELDS:
+        if field in PERSON_FIELDS:
             value = person(value)
-        elif field in _PERSON_LIST_FIELDS and isinstance(value, list):
+        elif field in PERSON_LIST_FIELDS and isinstance(value, list):
             value = [person(v) for v in value]
         elif field == "members" and isinstance(value, list):
             value = [{**m, "person": person(m.get("person"))} if isinstance(m, dict) else m for m in value]
@@ -324,7 +321,7 @@ async def _submit(
     try:
         env = build_envelope(
             str(step["type"]),
-            _resolve(step["data"], scenario.people, ids),
+            resolve_data(step["data"], scenario.people, ids),
             source=source,
             key=signing[str(step.get("signed_by", source))],
             occurred_at=at,

@@ -58,7 +58,7 @@ from broker.logging import configure_logging
 from broker.routing.model import Ack, Notification, notification_id
 from broker.routing.records import decode_ack, decode_notification
 from broker.settings import Settings
-from broker.simulate import Scenario, _resolve, load_scenario
+from broker.simulate import Scenario, load_scenario, resolve_data
 
 __all__ = ["add_arguments", "find_cases", "publish_cases", "run"]
 
@@ -192,7 +192,7 @@ async def publish_cases(
                 continue
             ref, source = str(step["ref"]), str(step["source"])
             kind = str(setup.organisations[source]["kind"])
-            data = _resolve(step["data"], case.people, ids)
+            data = resolve_data(step["data"], case.people, ids)
             record = step_record(step, data, record_id=f"{case.name}:{ref}")
             if record is not None and adapters.ADAPTERS[record.agency].org_kind == kind:
                 through = await _through_adapter(record, clients[source], setup.signing[source], sent)

@@ -19,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from broker.model import Event
+from broker.model import PERSON_FIELDS, PERSON_LIST_FIELDS, Event
 from broker.routing.graph import FamilyGraph
 from broker.routing.people import ref_keys
 
@@ -51,17 +51,15 @@ HISTORY_WINDOW = dt.timedelta(days=730)  # 24 months
 INCIDENT_ACTIVE = dt.timedelta(days=365)
 
 # Fields that hold people, per event type: what an item "names".
-_PERSON_FIELDS = ("person", "child", "mother", "expected_father", "father", "victim", "perpetrator")
-_PERSON_LIST_FIELDS = ("children", "children_present", "children_in_household")
 
 
 def person_refs(data: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
     """Every PersonRef an event's data names."""
-    for f in _PERSON_FIELDS:
+    for f in sorted(PERSON_FIELDS):
         ref = data.get(f)
         if isinstance(ref, Mapping):
             yield ref
-    for f in _PERSON_LIST_FIELDS:
+    for f in sorted(PERSON_LIST_FIELDS):
         for ref in data.get(f) or ():
             if isinstance(ref, Mapping):
                 yield ref

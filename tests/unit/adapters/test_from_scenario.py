@@ -13,7 +13,7 @@ from adapters.from_scenario import AGENCY_OF_TYPE, ScenarioRecord, step_record, 
 from broker.codec import encode, from_json
 from broker.commands.demo import PACKAGED_CASES, find_cases
 from broker.schemas import default_catalogue
-from broker.simulate import _resolve, load_scenario
+from broker.simulate import load_scenario, resolve_data
 
 CASES = [load_scenario(path) for path in find_cases(PACKAGED_CASES)]
 CARRIED = [
@@ -52,7 +52,7 @@ def _at(step: dict[str, Any]) -> dt.datetime:
 @pytest.mark.parametrize(("case", "step"), STEPS)
 def test_every_adapter_step_of_the_demo_cases_maps_back_to_its_event(case: Any, step: dict[str, Any]) -> None:
     """The record of each adapter-carried demo step maps, through its agency's adapter, to the step's event."""
-    data = _resolve(step["data"], case.people, {})
+    data = resolve_data(step["data"], case.people, {})
     record = step_record(step, data, record_id=f"{case.name}:{step['ref']}")
     assert record is not None
     assert ADAPTERS[record.agency].org_kind == next(
@@ -89,7 +89,7 @@ def test_record_ids_make_stable_distinct_event_ids() -> None:
     """The record id names the export's own record, so the same step always gets the same adapter event id."""
     case = CASES[0]
     step = next(s for s in case.steps if s.get("ref") == "birth")
-    data = _resolve(step["data"], case.people, {})
+    data = resolve_data(step["data"], case.people, {})
     first = step_record(step, data, record_id="child-1:birth")
     again = step_record(step, data, record_id="child-1:birth")
     other = step_record(step, data, record_id="child-2:birth")
@@ -200,7 +200,7 @@ def test_steps_only_a_client_can_send_have_no_record() -> None:
     """A step signed with another key, corrupted, or with another lawful basis is left to the client."""
     case = CASES[0]
     step = next(s for s in case.steps if s.get("ref") == "m-reg")
-    data = _resolve(step["data"], case.people, {})
+    data = resolve_data(step["data"], case.people, {})
     assert step_record(step, data) is not None
     assert step_record({**step, "signed_by": "POLICE-WYP"}, data) is None
     assert step_record({**step, "corrupt": True}, data) is None
