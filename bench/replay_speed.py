@@ -233,7 +233,7 @@ async def build_log(path: Path, events: int) -> dict[str, Any]:
     intake_s = time.perf_counter() - started
     for at, event_id, hv in sorted(acks):
         key, value, headers = encode_ack(Ack(notification_id(event_id, hv), hv, f"{hv} duty worker", at))
-        await log.append(topics.ACKS, value, key=key, headers=headers, timestamp_ms=int(at.timestamp() * 1000))
+        await log.append(topics.INPUT, value, key=key, headers=headers, timestamp_ms=int(at.timestamp() * 1000))
     end = story[-1][0] + dt.timedelta(days=10)
     started = time.perf_counter()
     router = RouterService(log)
@@ -284,7 +284,7 @@ async def measure(path: Path, built: dict[str, Any]) -> dict[str, float]:
     check_integrity(snapshot, built["key"], every=100, order=order)
     publishers: dict[str, str] = {}
     for i, record in enumerate(snapshot.inputs):
-        if record.topic == topics.ACKS or record.value is None:
+        if topics.is_ack(record) or record.value is None:
             continue
         event, found = check_event(record, i, keys=built["registry"], publisher_of=publishers.get, catalogue=catalogue)
         assert event is not None and not found

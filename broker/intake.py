@@ -2,30 +2,38 @@
 
 One code path for the HTTP gateway and ``jigsaw simulate``: verify the
 envelope (``validation.verify``), check the caller may submit for its
-``source``, recognise a re-sent event by id, append to the events topic of the
-publisher's kind, or append a rejection record that says what was refused and
-why: never the payload itself.
+``source``, recognise a re-sent event by id, append to the input topic
+(``topics.INPUT``: the one ordered stream the router reads), or append a
+rejection record that says what was refused and why: never the payload itself.
+
+Any number of intakes (gateways) may append to the input topic at once: none
+of them chains or numbers records (the sealer does that after the append, in
+the log's own order), and each catches its index of accepted ids up with the
+log's tail before it judges a submission, so a re-send is recognised whichever
+gateway took the first copy. An append that the log does not confirm within
+``append_timeout`` seconds is answered ``log_unavailable`` (retriable: the
+client re-sends the same bytes and the id index makes that safe).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from broker import topics
-from broker.audit.sealer import DEFAULT_EVERY, ChainWriter, KeySource
 from broker.envelope.keys import KeyRegistry
 from broker.envelope.model import Envelope, decode_envelope, encode_envelope, to_millis
-from broker.errors import DuplicateEvent, Forbidden, Refusal
-from broker.log.base import Headers, Log, Position
-from broker.log.scan import scan
+from broker.errors import DuplicateEvent, Forbidden, LogUnavailable, Refusal
+from broker.log.base import Headers, Log, Position, Record
+from broker.log.scan import read_available
 from broker.logging import get_logger
 from broker.model import Event
 from broker.routing.model import iso
-from broker.routing.order import SEQ_HEADER, next_seq
 from broker.schemas import Catalogue, default_catalogue
 from broker.validation import DEFAULT_RULES, Accepted, Rules, subject_key, verify
 
@@ -85,12 +93,13 @@ class _Pending:
     digest: str
 
 
-def _headers(env: Envelope) -> Headers:
+def _headers(env: Envelope, kind: str) -> Headers:
     return (
+        (topics.RECORD_HEADER, topics.EVENT),
         ("event_type", env.event_type.encode()),
         ("event_id", env.event_id.encode()),
         ("source", env.source.encode()),
-        (SEQ_HEADER, next_seq()),  # keeps the acceptance order of records stamped in the same millisecond
+        (topics.SOURCE_KIND_HEADER, kind.encode()),
     )
 
 
@@ -119,37 +128,64 @@ class Intake:
         *,
         catalogue: Catalogue | None = None,
         rules: Rules = DEFAULT_RULES,
-        checkpoint_key: KeySource | None = None,
-        checkpoint_every: int = DEFAULT_EVERY,
+        append_timeout: float = 10.0,
     ) -> None:
         self.log = log
-        # The hash chain and Jigsaw-signed checkpoints over the events topics (broker/audit/sealer.py).
-        self.chain = ChainWriter(log, key=checkpoint_key, every=checkpoint_every)
         self._keys = keys
         self._catalogue = catalogue or default_catalogue()
         self._rules = rules
+        self._append_timeout = append_timeout
         self._seen: dict[str, _Seen] = {}
+        self._indexed = 0  # the input topic's offset the id index has read up to
+        # One submission at a time in this process: the id check and the append must not interleave.
+        # Every wait (this lock, the log) falls under one deadline per submission (``_bounded``).
+        self._submitting = asyncio.Lock()
         self.accepted = 0
         self.refused = 0
 
     async def start(self) -> None:
-        """Create the topics and rebuild the index of accepted event ids from the log."""
-        for topic in (*topics.all_event_topics(), topics.REJECTED):
+        """Create the topics and build the index of accepted event ids from the log."""
+        for topic in (topics.INPUT, topics.REJECTED):
             await self.log.create_topic(topic)
-        await self.chain.start()
-        for topic in topics.all_event_topics():
-            async for records in scan(self.log, topic):
-                for record in records:
-                    self.chain.observe(record)
-                    if record.value is None:
-                        continue
-                    env = decode_envelope(record.value, catalogue=self._catalogue)
-                    position = Position(record.topic, record.partition, record.offset)
-                    self._seen[env.event_id] = _Seen(_content_digest(env), env.source, position)
+        await self.refresh()
 
-    async def seal(self, now: dt.datetime) -> None:
-        """Write a signed checkpoint for every events partition that moved since its last one."""
-        await self.chain.seal(now)
+    async def refresh(self) -> None:
+        """Read what other intakes appended since the last look into the id index."""
+        async with self._bounded("read the accepted event ids"), self._submitting:
+            await self._refresh()
+
+    async def _refresh(self) -> None:
+        while True:
+            records = await read_available(self.log, topics.INPUT, self._indexed, limit=1000)
+            if not records:
+                return
+            for record in records:
+                self._index(record)
+            self._indexed = records[-1].offset + 1
+
+    @contextlib.asynccontextmanager
+    async def _bounded(self, what: str) -> AsyncIterator[None]:
+        """``log_unavailable`` when the log does not answer within ``append_timeout`` seconds."""
+        try:
+            async with asyncio.timeout(self._append_timeout):
+                yield
+        except TimeoutError:
+            raise LogUnavailable(
+                f"the log did not answer within {self._append_timeout:g} s ({what}); nothing is lost by sending "
+                "the same bytes again later (a re-sent event id is recognised)",
+                retry_after=5,
+            ) from None
+
+    def _index(self, record: Record) -> None:
+        if record.value is None or not topics.is_event(record):
+            return
+        env = decode_envelope(record.value, catalogue=self._catalogue)
+        if env.event_id not in self._seen:  # the first copy in the log is the one that counts
+            position = Position(record.topic, record.partition, record.offset)
+            self._seen[env.event_id] = _Seen(_content_digest(env), env.source, position)
+
+    async def _append(self, items: list[tuple[bytes | None, bytes | None, Headers]], ts: int) -> list[Position]:
+        return await self.log.append_many(topics.INPUT, items, timestamp_ms=ts)
 
     def publisher_of(self, event_id: str) -> str | None:
         """The organisation that published an accepted event, or None."""
@@ -172,7 +208,14 @@ class Intake:
                 (the simulator, which signs as each organisation).
             now: the receiving time; also the record's timestamp unless ``timestamp_ms`` is given.
         """
+        async with self._bounded("accept an event"), self._submitting:
+            return await self._submit(body, caller=caller, now=now, timestamp_ms=timestamp_ms)
+
+    async def _submit(
+        self, body: bytes | Envelope, *, caller: str | None, now: dt.datetime, timestamp_ms: int | None
+    ) -> Outcome:
         raw = body if isinstance(body, bytes) else encode_envelope(body, self._catalogue)
+        await self._refresh()
         try:
             accepted, digest = self._check(body, caller=caller, now=now, publisher_of=self.publisher_of)
             env = accepted.envelope
@@ -184,16 +227,9 @@ class Intake:
         except Refusal as exc:
             await self.refuse(exc, caller=caller, body=raw, now=now)
             return Outcome("refused", exc.evidence.get("event_id"), error=exc)
-        headers = _headers(env)
         ts = timestamp_ms if timestamp_ms is not None else int(now.timestamp() * 1000)
-        position = await self.chain.append(
-            topics.events_topic(accepted.kind),
-            raw,
-            key=subject_key(accepted.event).encode(),
-            headers=headers,
-            timestamp_ms=ts,
-        )
-        self._seen[env.event_id] = _Seen(digest, env.source, position)
+        [position] = await self._append([(subject_key(accepted.event).encode(), raw, _headers(env, accepted.kind))], ts)
+        self._seen.setdefault(env.event_id, _Seen(digest, env.source, position))
         self.accepted += 1
         _log.info(
             "accepted",
@@ -217,8 +253,15 @@ class Intake:
 
         An event id twice in one batch is accepted once (the second is a re-send, or a conflict).
         """
+        async with self._bounded("accept a batch of events"), self._submitting:
+            return await self._submit_many(bodies, caller=caller, now=now, timestamp_ms=timestamp_ms)
+
+    async def _submit_many(
+        self, bodies: Sequence[bytes | Envelope], *, caller: str | None, now: dt.datetime, timestamp_ms: int | None
+    ) -> list[Outcome]:
         outcomes: list[Outcome | None] = [None] * len(bodies)
-        pending: dict[str, list[tuple[int, _Pending]]] = {}
+        await self._refresh()
+        pending: list[tuple[int, _Pending]] = []
         in_batch: dict[str, tuple[int, str]] = {}  # event id -> (index of its first copy, digest)
         sources: dict[str, str] = {}
 
@@ -246,17 +289,20 @@ class Intake:
                 continue
             in_batch[env.event_id] = (i, digest)
             sources[env.event_id] = env.source
-            pending.setdefault(topics.events_topic(accepted.kind), []).append((i, _Pending(raw, accepted, digest)))
+            pending.append((i, _Pending(raw, accepted, digest)))
         ts = timestamp_ms if timestamp_ms is not None else int(now.timestamp() * 1000)
-        for topic, items in pending.items():
-            records = [(subject_key(p.accepted.event).encode(), p.raw, _headers(p.accepted.envelope)) for _, p in items]
-            positions = await self.chain.append_many(topic, records, timestamp_ms=ts)
-            for (i, p), position in zip(items, positions, strict=True):
+        if pending:
+            records: list[tuple[bytes | None, bytes | None, Headers]] = [
+                (subject_key(p.accepted.event).encode(), p.raw, _headers(p.accepted.envelope, p.accepted.kind))
+                for _, p in pending
+            ]
+            positions = await self._append(records, ts)
+            for (i, p), position in zip(pending, positions, strict=True):
                 env = p.accepted.envelope
-                self._seen[env.event_id] = _Seen(p.digest, env.source, position)
+                self._seen.setdefault(env.event_id, _Seen(p.digest, env.source, position))
                 outcomes[i] = Outcome("accepted", env.event_id, position, event=p.accepted.event)
-            self.accepted += len(items)
-            _log.info("accepted_batch", topic=topic, events=len(items), last_offset=positions[-1].offset)
+            self.accepted += len(pending)
+            _log.info("accepted_batch", topic=topics.INPUT, events=len(pending), last_offset=positions[-1].offset)
         for i, body in enumerate(bodies):  # later copies of an event accepted earlier in this batch
             if outcomes[i] is None:
                 env = body if isinstance(body, Envelope) else decode_envelope(bytes(body), catalogue=self._catalogue)
@@ -296,7 +342,10 @@ class Intake:
         }
         key = str(record["event_id"] or record["body_sha256"]).encode()
         value = json.dumps(record, sort_keys=True).encode()
-        position = await self.log.append(topics.REJECTED, value, key=key, timestamp_ms=int(now.timestamp() * 1000))
+        async with self._bounded("record a refusal"):
+            position = await self.log.append(
+                topics.REJECTED, value, key=key, timestamp_ms=int(now.timestamp() * 1000)
+            )
         self.refused += 1
         _log.info("refused", event_id=record["event_id"], source=record["source"], caller=caller, error=error.code)
         return position

@@ -37,6 +37,8 @@ ENV_VARS: dict[str, str | None] = {
     "JIGSAW_CREDENTIALS_FILE": None,
     "JIGSAW_SIGNING_KEY_FILE": None,
     "JIGSAW_CHECKPOINT_EVERY": "100",
+    "JIGSAW_APPEND_TIMEOUT": "10",
+    "JIGSAW_KAFKA_PARTITIONS": "6",
     "JIGSAW_WEBHOOK_RETRY_SCHEDULE": "standard",
     "JIGSAW_WEBHOOK_TIMEOUT": "10",
     "JIGSAW_LOG_FORMAT": "auto",
@@ -73,7 +75,9 @@ class Settings:
     max_batch: int = 500
     credentials_file: Path | None = None
     signing_key_file: Path | None = None
-    checkpoint_every: int = 100  # a signed hash-chain checkpoint after this many events per partition
+    checkpoint_every: int = 100  # a signed hash-chain checkpoint after this many input records
+    append_timeout: int = 10  # seconds a submission may wait for the log before it is answered log_unavailable
+    kafka_partitions: int = 6  # partitions of the notifications topic (dispatchers share them as a group)
     webhook_retry_schedule: str = "standard"  # comma-separated seconds between retries, or standard/testing
     webhook_timeout: int = 10  # seconds an endpoint has to answer one webhook
     log_format: str = "auto"
@@ -135,6 +139,8 @@ class Settings:
             credentials_file=secrets["JIGSAW_CREDENTIALS_FILE"],
             signing_key_file=secrets["JIGSAW_SIGNING_KEY_FILE"],
             checkpoint_every=_int(env, "JIGSAW_CHECKPOINT_EVERY"),
+            append_timeout=_int(env, "JIGSAW_APPEND_TIMEOUT"),
+            kafka_partitions=_int(env, "JIGSAW_KAFKA_PARTITIONS"),
             webhook_retry_schedule=schedule,
             webhook_timeout=_int(env, "JIGSAW_WEBHOOK_TIMEOUT"),
             log_format=log_format,

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from broker import topics
 from broker.audit.checkpoint import PUBLIC_KEY_FILE, public_key_line
+from broker.audit.sealer import Sealer
 from broker.client import build_envelope, default_lawful_basis
 from broker.envelope.keys import KeyRecord, KeyRegistry, KeyStore, SigningKey, new_key
 from broker.envelope.model import Envelope
@@ -263,9 +264,10 @@ async def _run(scenario: Scenario, out: TextIO, log: EmbeddedLog, keep_log: Path
         for record in records:
             store.save(record)
         (store.directory / PUBLIC_KEY_FILE).write_text(public_key_line(checkpoint_key) + "\n", encoding="utf-8")
-    intake = Intake(log, lambda: registry, checkpoint_key=checkpoint_key)
+    intake = Intake(log, lambda: registry)
     await intake.start()
-    router = RouterService(log)
+    sealer = Sealer(log, key=checkpoint_key)
+    router = RouterService(log, sealer=sealer)
     await router.start()
     printer = _Printer(scenario, out)
     first = _time(scenario.steps[0]["at"], "step 1") - dt.timedelta(minutes=1)
@@ -287,19 +289,19 @@ async def _run(scenario: Scenario, out: TextIO, log: EmbeddedLog, keep_log: Path
     at = first
     for step in scenario.steps:
         at = _time(step["at"], "step")
-        # Each step is routed before the next; steps at the same time keep their order on the log too
-        # (a sequence number on each record, order.py), so a replay applies them in the same order.
+        # Each step is appended and routed before the next: the input topic's offset order is the step
+        # order, and a replay applies exactly that order.
         printer.outputs(await router.run_until_idle(now=at - dt.timedelta(milliseconds=1)))
         if "ack" in step:
             nid = notification_id(ids[step["ack"]], step["by"]) if step["ack"] in ids else str(uuid.uuid4())
             ack_key, value, headers = encode_ack(Ack(nid, step["by"], f"{step['by']} (scenario)", at))
-            await log.append(topics.ACKS, value, key=ack_key, headers=headers, timestamp_ms=int(at.timestamp() * 1000))
+            await log.append(topics.INPUT, value, key=ack_key, headers=headers, timestamp_ms=int(at.timestamp() * 1000))
         else:
             await _submit(step, at, scenario, intake, signing, ids, printer)
         printer.outputs(await router.run_until_idle())
     if scenario.run_until is not None:
         printer.outputs(await router.run_until_idle(now=scenario.run_until))
-    await intake.seal(max(at, scenario.run_until or at))
+    await sealer.seal(max(at, scenario.run_until or at))
     return 0
 
 

@@ -1,26 +1,44 @@
-"""Topic names. One events topic per publishing kind, so Kafka ACLs can say who writes where."""
+"""Topic names, and the headers that say what an input record is.
+
+Everything that changes routing goes to one single-partition topic,
+``jigsaw.input``, in the one order Kafka gives it: accepted events (from any
+number of gateways) and acknowledgements (from the inbox). The router applies
+it in offset order, and so does the auditor's replay; nothing is sorted by
+time. A consumer that wants one kind of record filters on headers: ``record``
+(``event`` or ``ack``), and on events ``event_type``, ``event_id``, ``source``
+and ``source_kind`` (the publishing organisation's kind). National volumes are
+a few events a second; one partition carries thousands.
+"""
 
 from __future__ import annotations
 
+from broker.log.base import Record
+
 __all__ = [
     "ACCESS",
-    "ACKS",
+    "ACK",
     "CHECKPOINTS",
     "DECISIONS",
     "DELIVERIES",
-    "EVENTS_PREFIX",
+    "EVENT",
+    "INPUT",
     "NOTIFICATIONS",
     "ORG_KINDS",
+    "RECORD_HEADER",
     "REJECTED",
-    "all_event_topics",
-    "events_topic",
+    "SOURCE_KIND_HEADER",
+    "is_ack",
+    "is_event",
 ]
 
-EVENTS_PREFIX = "jigsaw.events."
+INPUT = "jigsaw.input"  # accepted events and acknowledgements, one partition, the router's one order
+RECORD_HEADER = "record"  # what an input record is: EVENT or ACK
+SOURCE_KIND_HEADER = "source_kind"  # on events: the publishing organisation's kind (police, gp_practice, ...)
+EVENT = b"event"
+ACK = b"ack"
 REJECTED = "jigsaw.rejected"
 NOTIFICATIONS = "jigsaw.notifications"
 DECISIONS = "jigsaw.decisions"
-ACKS = "jigsaw.acks"
 DELIVERIES = "jigsaw.deliveries"
 CHECKPOINTS = "jigsaw.checkpoints"
 ACCESS = "jigsaw.access"  # who read which notification or chronology, when
@@ -38,13 +56,11 @@ ORG_KINDS = (
 )
 
 
-def events_topic(kind: str) -> str:
-    """The topic that accepted envelopes from organisations of this kind go to."""
-    if kind not in ORG_KINDS:
-        raise ValueError(f"unknown organisation kind {kind!r}")
-    return EVENTS_PREFIX + kind
+def is_ack(record: Record) -> bool:
+    """True for an acknowledgement on the input topic."""
+    return record.header(RECORD_HEADER) == ACK
 
 
-def all_event_topics() -> tuple[str, ...]:
-    """Every events topic, in a fixed order (the router reads them all)."""
-    return tuple(events_topic(kind) for kind in ORG_KINDS)
+def is_event(record: Record) -> bool:
+    """True for an accepted event on the input topic."""
+    return record.header(RECORD_HEADER) == EVENT

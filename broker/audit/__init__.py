@@ -13,8 +13,8 @@
   serves it to auditors and the child's CSC over HTTP.
 """
 
-from broker.audit.chain import CHAIN_HEADER, ChainCheck, next_link
+from broker.audit.chain import ChainCheck, next_link
 from broker.audit.checkpoint import Checkpoint, checkpoint_valid, sign_checkpoint
 from broker.audit.findings import Finding
 
-__all__ = ["CHAIN_HEADER", "ChainCheck", "Checkpoint", "Finding", "checkpoint_valid", "next_link", "sign_checkpoint"]
+__all__ = ["ChainCheck", "Checkpoint", "Finding", "checkpoint_valid", "next_link", "sign_checkpoint"]

@@ -108,9 +108,9 @@ class AuditService:
             if record.value is None:
                 continue
             try:
-                if record.topic == topics.ACKS:
+                if topics.is_ack(record):
                     acks.append(decode_ack(record))
-                else:
+                elif topics.is_event(record):
                     events.append((record_time(record), event_of(record.value)))
             except (SchemaInvalid, ValueError, KeyError, TypeError):
                 continue  # a damaged record: jigsaw replay names it

@@ -1,21 +1,23 @@
-"""The hash chain over each events topic partition (pure).
+"""The hash chain over the input topic (pure).
 
-Every accepted record carries, in its ``chain`` header, the chain value::
+Every record of ``jigsaw.input`` has a chain value::
 
     chain(-1) = 32 zero bytes
     chain(n)  = SHA-256(chain(n-1) || canonical(record n))
 
-where ``canonical`` covers the record's offset, key, value, headers (all but
-``chain`` itself, in order) and timestamp, each length-prefixed. Altering,
+where ``canonical`` covers the record's offset, key, value, headers (in order)
+and timestamp, each length-prefixed. The sealer (``sealer.py``) computes it
+after the append, in the log's order, and signed checkpoints
+(``checkpoint.py``) carry the value of every record they cover. Altering,
 removing, reordering or inserting a record changes the chain from that record
-on; signed checkpoints (``checkpoint.py``) pin the chain's value at intervals
-so no one can quietly recompute it.
+on, and no one can quietly recompute it.
 
-``ChainCheck`` walks one partition in offset order and says where it breaks.
-Each record is checked against its predecessor's *stored* value, so every
+``ChainCheck`` walks the partition in offset order and says where it breaks.
+Each record is checked against its predecessor's *signed* value, so every
 altered record is named on its own (rather than everything after the first);
 the true chain, recomputed from the last signed checkpoint, is what each
-checkpoint is compared with.
+checkpoint is compared with. Records after the last checkpoint are not yet
+sealed: nothing signed says what they should be.
 """
 
 from __future__ import annotations
@@ -27,9 +29,8 @@ from collections.abc import Mapping
 
 from broker.log.base import Headers, Record
 
-__all__ = ["CHAIN_HEADER", "GENESIS", "Break", "ChainCheck", "canonical_record", "next_link", "record_link"]
+__all__ = ["GENESIS", "Break", "ChainCheck", "canonical_record", "next_link", "record_link"]
 
-CHAIN_HEADER = "chain"
 GENESIS = bytes(32)
 _TAG = b"jigsaw.chain.v1"
 _U64 = struct.Struct(">Q")
@@ -42,8 +43,8 @@ def _field(raw: bytes | None) -> bytes:
 
 
 def canonical_record(offset: int, key: bytes | None, value: bytes | None, headers: Headers, timestamp_ms: int) -> bytes:
-    """The bytes of one record that the chain covers (the ``chain`` header itself excluded)."""
-    kept = [(name, raw) for name, raw in headers if name != CHAIN_HEADER]
+    """The bytes of one record that the chain covers."""
+    kept = list(headers)
     parts = [_field(_TAG), _U64.pack(offset), _field(key), _field(value), _U64.pack(len(kept))]
     for name, raw in kept:
         parts += [_field(name.encode("utf-8")), _field(raw)]
@@ -67,7 +68,7 @@ def record_link(prev: bytes, record: Record) -> bytes:
 class Break:
     """One place where a partition's chain does not hold."""
 
-    code: str  # record_missing, chain_header_missing, chain_broken
+    code: str  # record_missing, record_unsealed, chain_broken, checkpoint_mismatch, log_truncated
     offset: int
     message: str
 
@@ -76,11 +77,14 @@ class ChainCheck:
     """Walks one partition's records in offset order, from offset 0, and says where the chain breaks.
 
     Args:
-        sealed: offset -> chain value, from the partition's checkpoints whose signatures verified.
+        sealed: offset -> chain value, from the checkpoints whose signatures verified (the last record each covers).
+        links: offset -> chain value of every record those checkpoints cover.
     """
 
-    def __init__(self, sealed: Mapping[int, bytes] | None = None) -> None:
+    def __init__(self, sealed: Mapping[int, bytes] | None = None, links: Mapping[int, bytes] | None = None) -> None:
         self.sealed = dict(sealed or {})
+        self.links = dict(links or {})
+        self._covered = max(self.sealed, default=-1)  # the last offset any signed checkpoint covers
         self.expected = 0
         self.true_link = GENESIS  # recomputed from the last signed checkpoint: what the next one must match
         self._stored_prev = GENESIS
@@ -99,17 +103,17 @@ class ChainCheck:
             )
         self.expected = record.offset + 1
         self.true_link = record_link(self.true_link, record)
-        stored = record.header(CHAIN_HEADER)
+        stored = self.links.get(record.offset)
         local = record_link(self._stored_prev, record)
         if stored is None:
-            self.breaks.append(
-                Break(
-                    "chain_header_missing",
-                    record.offset,
-                    "the record carries no chain value: it was not appended by Jigsaw's intake "
-                    "(inserted), or it predates the hash chain",
+            if record.offset <= self._covered:
+                self.breaks.append(
+                    Break(
+                        "record_unsealed",
+                        record.offset,
+                        "no signed checkpoint lists this record although later ones are sealed: it was inserted",
+                    )
                 )
-            )
             self._stored_prev = local
         elif stored != local:
             self.breaks.append(

@@ -78,10 +78,14 @@ class Checkpoint:
     ends: tuple[End, ...]  # where the other audited topics ended when it was written
     key_id: str
     signature: bytes = b""
+    # The chain value of each record the checkpoint covers, oldest first, ending with ``chain``
+    # (offsets ``offset - len(links) + 1`` to ``offset``): an auditor names each record that does not match.
+    links: tuple[bytes, ...] = ()
 
     def signed_bytes(self) -> bytes:
         """The exact bytes the signature covers."""
         ends = json.dumps([list(e) for e in self.ends], separators=(",", ":")).encode()
+        links = b"".join(self.links)
         fields = (
             _TAG,
             self.topic.encode(),
@@ -91,6 +95,7 @@ class Checkpoint:
             _I64.pack(to_millis(self.at)),
             ends,
             self.key_id.encode(),
+            links,
         )
         return b"".join(_U64.pack(len(f)) + f for f in fields)
 
@@ -104,6 +109,7 @@ class Checkpoint:
             "ends": [{"topic": t, "partition": p, "end": e} for t, p, e in self.ends],
             "key_id": self.key_id,
             "signature": base64.b64encode(self.signature).decode("ascii"),
+            "links": base64.b64encode(b"".join(self.links)).decode("ascii"),
         }
 
     @classmethod
@@ -121,9 +127,16 @@ class Checkpoint:
                 ends=tuple((str(e["topic"]), int(e["partition"]), int(e["end"])) for e in data["ends"]),
                 key_id=str(data["key_id"]),
                 signature=base64.b64decode(str(data["signature"]), validate=True),
+                links=_split_links(base64.b64decode(str(data.get("links", "")), validate=True)),
             )
         except (KeyError, TypeError, ValueError, AssertionError, binascii.Error) as exc:
             raise ValueError(f"malformed checkpoint: {exc}") from exc
+
+
+def _split_links(raw: bytes) -> tuple[bytes, ...]:
+    if len(raw) % 32:
+        raise ValueError("links must be whole 32-byte chain values")
+    return tuple(raw[i : i + 32] for i in range(0, len(raw), 32))
 
 
 def sign_checkpoint(checkpoint: Checkpoint, key: Ed25519PrivateKey) -> Checkpoint:

@@ -1,11 +1,9 @@
 """Reading the log for an audit: everything the replay needs, as plain records.
 
 ``read_snapshot(log)`` is the only part of the audit that awaits: it reads
-every events partition, the acknowledgements, the router's notifications and
-decisions, and the checkpoints, and puts the router's inputs in the order the
-router service merges them (``merge_inputs``): by record timestamp, then topic
-order (``topics.all_event_topics()`` then the acks topic), then partition, then
-offset. It also reads how far the router has committed on each input
+the input topic (accepted events and acknowledgements, in the offset order the
+router applies them), the router's notifications and decisions, and the
+checkpoints. It also reads how far the router has committed on the input
 (``routed``), so records the router has not reached yet are not expected to
 have notifications.
 """
@@ -18,10 +16,9 @@ from collections.abc import Callable, Mapping
 from broker import topics
 from broker.log.base import Log, Record
 from broker.log.scan import scan
-from broker.routing.order import INPUT_TOPICS, merge_key
 from broker.routing.service import GROUP
 
-__all__ = ["INPUT_TOPICS", "Snapshot", "merge_inputs", "read_snapshot", "read_topic"]
+__all__ = ["Snapshot", "read_snapshot", "read_topic"]
 
 TopicPartition = tuple[str, int]
 
@@ -30,8 +27,8 @@ TopicPartition = tuple[str, int]
 class Snapshot:
     """What the log held when it was read."""
 
-    partitions: Mapping[TopicPartition, list[Record]]  # every events and acks partition, in offset order
-    inputs: list[Record]  # the router's inputs, merged in its order
+    partitions: Mapping[TopicPartition, list[Record]]  # the input topic's partition, in offset order
+    inputs: list[Record]  # the router's inputs, in its order (the input topic's offset order)
     notifications: list[Record]
     decisions: list[Record]
     checkpoints: list[Record]
@@ -46,14 +43,7 @@ class Snapshot:
 
     @property
     def event_count(self) -> int:
-        return sum(len(r) for (t, _), r in self.partitions.items() if t != topics.ACKS)
-
-
-def merge_inputs(partitions: Mapping[TopicPartition, list[Record]]) -> list[Record]:
-    """Events and acks in the router service's merge order (``routing/service.py``)."""
-    merged = [r for (topic, _), records in partitions.items() if topic in INPUT_TOPICS for r in records]
-    merged.sort(key=merge_key)
-    return merged
+        return sum(1 for r in self.inputs if topics.is_event(r))
 
 
 async def read_topic(
@@ -70,9 +60,7 @@ async def read_topic(
 
 async def read_snapshot(log: Log, *, progress: Callable[[int], None] | None = None) -> Snapshot:
     """Read what an audit needs from a started log."""
-    partitions: dict[TopicPartition, list[Record]] = {}
-    for topic in INPUT_TOPICS:
-        partitions.update(await read_topic(log, topic, progress=progress))
+    partitions = await read_topic(log, topics.INPUT, progress=progress)
     ends = {tp: (records[-1].offset + 1 if records else 0) for tp, records in partitions.items()}
     outputs: dict[str, list[Record]] = {}
     for topic in (topics.NOTIFICATIONS, topics.DECISIONS, topics.CHECKPOINTS):
@@ -86,7 +74,7 @@ async def read_snapshot(log: Log, *, progress: Callable[[int], None] | None = No
     return Snapshot(
         routed=routed or None,
         partitions=partitions,
-        inputs=merge_inputs(partitions),
+        inputs=[r for _, records in sorted(partitions.items()) for r in records],
         notifications=outputs[topics.NOTIFICATIONS],
         decisions=outputs[topics.DECISIONS],
         checkpoints=outputs[topics.CHECKPOINTS],

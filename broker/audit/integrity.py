@@ -1,7 +1,7 @@
 """The hash chain and the signed checkpoints, checked over a snapshot of the log (pure).
 
-For every events partition: each record chains onto the one before it, no
-offset is missing, and each checkpoint whose signature verifies with Jigsaw's
+For the input topic: each record chains onto the signed chain value of the one
+before it, no offset is missing, and each checkpoint whose signature verifies with Jigsaw's
 public key matches the chain recomputed from the checkpoint before it. A
 checkpoint that covers more records than a partition holds, or records the
 end of a notifications, decisions, acks or rejections partition beyond where
@@ -15,7 +15,6 @@ from collections.abc import Mapping
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from broker import topics
 from broker.audit.chain import ChainCheck
 from broker.audit.checkpoint import checkpoint_valid, decode_checkpoint
 from broker.audit.collect import Snapshot
@@ -43,15 +42,16 @@ def check_integrity(
     every: int,
     order: Mapping[tuple[str, int, int], int],
 ) -> Integrity:
-    """Check the chain of every events partition against the checkpoints Jigsaw signed.
+    """Check the chain of the input topic against the checkpoints Jigsaw signed.
 
     Args:
         public_key: Jigsaw's checkpoint key; None when the auditor has none (every checkpoint is then unverified).
-        every: the checkpoint interval the intake used: a tail longer than this with no checkpoint is a finding.
+        every: the checkpoint interval the sealer used: a tail longer than this with no checkpoint is a finding.
         order: (topic, partition, offset) -> sort rank in merge order, to sort findings by where they are.
     """
     found: list[Finding] = []
     sealed: dict[TopicPartition, dict[int, bytes]] = {}
+    links: dict[TopicPartition, dict[int, bytes]] = {}
     ends: dict[TopicPartition, int] = {}
     valid = 0
     for record in snapshot.checkpoints:
@@ -76,6 +76,8 @@ def check_integrity(
             continue
         valid += 1
         sealed.setdefault((cp.topic, cp.partition), {})[cp.offset] = cp.chain
+        first = cp.offset - len(cp.links) + 1
+        links.setdefault((cp.topic, cp.partition), {}).update((first + i, v) for i, v in enumerate(cp.links))
         for topic, partition, end in cp.ends:
             ends[(topic, partition)] = max(ends.get((topic, partition), 0), end)
     if public_key is None and (snapshot.checkpoints or snapshot.event_count):
@@ -87,11 +89,11 @@ def check_integrity(
             )
         )
     records = 0
-    parts = {tp: rs for tp, rs in snapshot.partitions.items() if tp[0] != topics.ACKS}
+    parts = dict(snapshot.partitions)
     for tp in sealed:
         parts.setdefault(tp, [])  # a checkpointed partition that is gone altogether
     for (topic, partition), recs in sorted(parts.items()):
-        check = ChainCheck(sealed.get((topic, partition)))
+        check = ChainCheck(sealed.get((topic, partition)), links.get((topic, partition)))
         by_offset = {}
         for record in recs:
             check.feed(record)
@@ -130,7 +132,7 @@ def check_integrity(
                 found.append(
                     Finding(
                         "unsealed",
-                        f"{where} are chained but not yet under a signed checkpoint",
+                        f"{where} are not yet under a signed checkpoint",
                         topic,
                         partition,
                         check.last_sealed + 1,

@@ -176,7 +176,7 @@ def replay(
         routed = snapshot.is_routed(record)
         if not routed:
             report.pending += 1
-        if record.topic == topics.ACKS:
+        if topics.is_ack(record):
             try:
                 ack = decode_ack(record)
             except (ValueError, KeyError, TypeError) as exc:

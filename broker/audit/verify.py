@@ -73,17 +73,12 @@ def check_event(
             return None, [finding]
     env, event = accepted.envelope, accepted.event
     found: list[Finding] = []
-    if record.topic != topics.events_topic(accepted.kind):
-        found.append(
-            _finding(
-                "wrong_topic",
-                f"signed by a {accepted.kind} organisation, so it belongs on {topics.events_topic(accepted.kind)}",
-                record,
-                env.event_id,
-                order,
-            )
-        )
-    expected = {"event_id": env.event_id, "event_type": env.event_type, "source": env.source}
+    expected = {
+        "event_id": env.event_id,
+        "event_type": env.event_type,
+        "source": env.source,
+        topics.SOURCE_KIND_HEADER: accepted.kind,
+    }
     bad = [name for name, value in expected.items() if record.header(name) != value.encode()]
     if bad:
         found.append(

@@ -2,10 +2,9 @@
 
 A bound is either a **time** (ISO 8601 with a zone, e.g. ``2022-01-02T00:00:00Z``,
 or a date, meaning 00:00Z that day), compared with each record's log
-timestamp (when Jigsaw accepted it), or a **position** ``TOPIC:OFFSET`` or
-``TOPIC:PARTITION:OFFSET`` of an events or acks record, where ``TOPIC`` is a
-full topic name (``jigsaw.events.police``), a publishing kind (``police``) or
-``acks``. Both bounds are inclusive.
+timestamp (when Jigsaw accepted it), or a **position**: the offset of a record
+on the input topic, written ``OFFSET``, ``input:OFFSET`` or
+``jigsaw.input:OFFSET``. Both bounds are inclusive.
 
 The routing state always has to be rebuilt from the start of the log (who is
 whose GP, child or carer comes from the whole history), so the replay reads
@@ -40,20 +39,16 @@ class Bound:
 
 
 def _topic(name: str) -> str:
-    if name in ("acks", topics.ACKS):
-        return topics.ACKS
-    if name in topics.ORG_KINDS:
-        return topics.events_topic(name)
-    if name in topics.all_event_topics():
-        return name
-    raise ValueError(f"{name!r} is not an events topic, a publishing kind or 'acks'")
+    if name in ("input", topics.INPUT):
+        return topics.INPUT
+    raise ValueError(f"{name!r} is not the input topic ({topics.INPUT})")
 
 
 def parse_bound(text: str) -> Bound:
     """A ``--from``/``--to`` value.
 
     Raises:
-        ValueError: neither a time with a zone nor a ``TOPIC[:PARTITION]:OFFSET`` position.
+        ValueError: neither a time with a zone nor an input-topic position.
     """
     try:
         if len(text) == 10:
@@ -66,16 +61,15 @@ def parse_bound(text: str) -> Bound:
         if moment.tzinfo is None:
             raise ValueError(f"{text!r} has no time zone: write it in UTC with a Z")
         return Bound(text, time=moment.astimezone(dt.UTC))
-    parts = text.rsplit(":", 2)
     try:
-        if len(parts) == 3 and parts[1].isdigit():
-            return Bound(text, topic=_topic(parts[0]), partition=int(parts[1]), offset=int(parts[2]))
+        if text.isdigit():
+            return Bound(text, topic=topics.INPUT, offset=int(text))
         name, _, offset = text.rpartition(":")
         return Bound(text, topic=_topic(name), offset=int(offset))
     except ValueError as exc:
         raise ValueError(
-            f"{text!r} is neither a time (2022-01-02T00:00:00Z) nor a position (police:12, "
-            f"jigsaw.events.police:0:12): {exc}"
+            f"{text!r} is neither a time (2022-01-02T00:00:00Z) nor a position on the input topic (12, input:12, "
+            f"jigsaw.input:12): {exc}"
         ) from None
 
 
@@ -111,7 +105,7 @@ def _index_of(bound: Bound, inputs: Sequence[Record]) -> int:
     for i, record in enumerate(inputs):
         if (record.topic, record.partition, record.offset) == (bound.topic, bound.partition, bound.offset):
             return i
-    raise ValueError(f"there is no events or acks record at {bound.text}")
+    raise ValueError(f"there is no input record at {bound.text}")
 
 
 def resolve_window(start: Bound | None, end: Bound | None, inputs: Sequence[Record]) -> Window:

@@ -283,11 +283,10 @@ async def _acknowledge(base_url: str, session: aiohttp.ClientSession, token: str
 
 async def wait_until_quiet(log: Log, *, timeout: float = 60.0) -> None:
     """Until the router has read every input and the dispatcher has handled every notification, twice running."""
-    inputs = (*topics.all_event_topics(), topics.ACKS)
     previous: tuple[int, ...] | None = None
     for _ in range(int(timeout / 0.25)):
-        ends = [await log.end_offset(t) for t in inputs]
-        routed = [await log.committed("jigsaw-router", t) or 0 for t in inputs]
+        ends = [await log.end_offset(topics.INPUT)]
+        routed = [await log.committed("jigsaw-router", topics.INPUT) or 0]
         notes = await log.end_offset(topics.NOTIFICATIONS)
         dispatched = await log.committed("jigsaw-dispatcher", topics.NOTIFICATIONS) or 0
         state = (*ends, notes)
@@ -312,7 +311,7 @@ async def report(log: Log, published: Published, *, width: int) -> tuple[str, li
         {n.notification_id: n for n in map(decode_notification, await _all(log, topics.NOTIFICATIONS))}.values()
     )
     acks: dict[str, Ack] = {}
-    for ack in map(decode_ack, await _all(log, topics.ACKS)):
+    for ack in map(decode_ack, [r for r in await _all(log, topics.INPUT) if topics.is_ack(r)]):
         acks.setdefault(ack.notification_id, ack)
     channels: dict[str, str] = {}
     outcome_text = {

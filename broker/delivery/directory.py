@@ -75,7 +75,7 @@ class Directory:
 
 
 class DirectoryFollower:
-    """Keeps a ``Directory`` up to date with the partnership's events topic."""
+    """Keeps a ``Directory`` up to date with the partnership's events on the input topic."""
 
     def __init__(self, log: Log, *, decode: Callable[[bytes], Event] = event_of) -> None:
         self.log = log
@@ -85,12 +85,12 @@ class DirectoryFollower:
 
     async def refresh(self) -> None:
         """Read whatever the topic gained since the last refresh (no waiting)."""
-        topic = topics.events_topic("partnership")
+        topic = topics.INPUT
         for partition in range(max(1, await self.log.partitions(topic))):
             offset = self._positions.get(partition, 0)
             while records := await read_available(self.log, topic, offset, partition=partition):
                 for record in records:
-                    if record.value is None:
+                    if record.value is None or record.header(topics.SOURCE_KIND_HEADER) != b"partnership":
                         continue
                     try:
                         event = self._decode(record.value)

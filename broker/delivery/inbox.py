@@ -6,10 +6,10 @@ another organisation's notification id answers 404, exactly like an id that
 does not exist, so nobody learns what others were told. Every read, and every
 refused one, is recorded on the access topic (who read what, when). An
 acknowledgement names the person (``{"by": "..."}``) and is appended to the
-acks topic, where the router reads it and cancels the escalation.
+input topic, where the router reads it in order and cancels the escalation.
 
 The inbox state comes from the log: ``InboxFollower`` reads the notifications
-and acks topics from the start when the app starts, and catches up before
+and the acknowledgements on the input topic from the start when the app starts, and catches up before
 answering each request, so a notification is readable as soon as it is routed.
 """
 
@@ -54,7 +54,7 @@ Authenticate = Callable[[str | None], Caller]
 
 
 class InboxFollower:
-    """Keeps ``Inboxes`` up to date with the notifications and acks topics."""
+    """Keeps ``Inboxes`` up to date with the notifications topic and the acknowledgements on the input topic."""
 
     def __init__(self, log: Log) -> None:
         self.log = log
@@ -64,22 +64,23 @@ class InboxFollower:
 
     async def start(self) -> None:
         """Create the topics and read both from the beginning."""
-        for topic in (topics.NOTIFICATIONS, topics.ACKS, topics.ACCESS):
+        for topic in (topics.NOTIFICATIONS, topics.INPUT, topics.ACCESS):
             await self.log.create_topic(topic)
         await self.refresh()
 
     async def refresh(self) -> None:
         """Apply whatever the topics gained since the last refresh (no waiting)."""
         async with self._lock:
-            for topic in (topics.NOTIFICATIONS, topics.ACKS):
+            for topic in (topics.NOTIFICATIONS, topics.INPUT):
                 for partition in range(max(1, await self.log.partitions(topic))):
                     offset = self._positions.get((topic, partition), 0)
                     while records := await read_available(self.log, topic, offset, partition=partition):
                         for record in records:
                             if record.value is None:
                                 continue
-                            if topic == topics.ACKS:
-                                self.inboxes.acknowledge(decode_ack(record))
+                            if topic == topics.INPUT:
+                                if topics.is_ack(record):
+                                    self.inboxes.acknowledge(decode_ack(record))
                             else:
                                 self.inboxes.add(decode_notification(record))
                         offset = records[-1].offset + 1
@@ -239,7 +240,7 @@ async def acknowledge(request: web.Request) -> web.StreamResponse:
             ack = Ack(nid, caller.org_id, by, service.clock())
             key, value, headers = encode_ack(ack)
             await service.log.append(
-                topics.ACKS, value, key=key, headers=headers, timestamp_ms=int(ack.at.timestamp() * 1000)
+                topics.INPUT, value, key=key, headers=headers, timestamp_ms=int(ack.at.timestamp() * 1000)
             )
             inboxes.acknowledge(ack)
     current = inboxes.ack_of(note)

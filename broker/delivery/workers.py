@@ -1,145 +1,20 @@
-"""The ``router`` and ``dispatcher`` roles of ``jigsaw serve``, each a coroutine that runs until cancelled.
+"""The ``dispatcher`` role of ``jigsaw serve``: ``dispatcher.Dispatcher`` with Jigsaw's webhook key and
+the retry schedule and timeout from the settings, running until cancelled.
 
-**Router, on the live clock.** The router service routes whatever the log
-holds; given a time, it also raises the escalations due by then (an
-unacknowledged notification at its ``ack_by``, an unanswered challenge the day
-after its ``respond_by``). Each turn routes every record stamped before a
-horizon a moment ago (``horizon.py``), then raises what is due by the clock
-less that moment. Escalation timers therefore survive restarts: they
-are rebuilt from the log (notifications and acks) on start, never held only in
-memory, and each escalation's id is derived from what it escalates, so it is
-raised once however often the router restarts.
-
-**Dispatcher.** ``dispatcher.Dispatcher`` with Jigsaw's webhook key and the
-retry schedule and timeout from the settings.
+The ``router`` role lives in ``broker/routing/live.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import datetime as dt
-from collections.abc import Callable
-from typing import Protocol
-
 from broker.delivery.backoff import parse_schedule
-from broker.delivery.dispatcher import Dispatcher, raise_if_cancelled
-from broker.delivery.horizon import HorizonLog
+from broker.delivery.dispatcher import Dispatcher
 from broker.delivery.signing import webhook_key_for
-from broker.errors import ConfigError, JigsawError
+from broker.errors import ConfigError
 from broker.log.base import Log
-from broker.logging import get_logger
-from broker.routing.service import GROUP, RouterService
-from broker.routing.state import Output
+from broker.roles import RoleContext
 from broker.settings import Settings
 
-__all__ = ["LiveRouter", "RoleContext", "dispatcher_for", "run_dispatcher", "run_router"]
-
-_log = get_logger("jigsaw.roles")
-
-
-class RoleContext(Protocol):
-    """What a role gets (``broker.gateway.roles.RoleContext``): the settings and the started log."""
-
-    @property
-    def settings(self) -> Settings: ...
-
-    @property
-    def log(self) -> Log: ...
-
-
-def _utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-class LiveRouter:
-    """The router service on a live log: reads through a horizon, escalates on a clock."""
-
-    def __init__(
-        self,
-        log: Log,
-        *,
-        group: str = GROUP,
-        clock: Callable[[], dt.datetime] = _utc_now,
-        grace: float = 0.2,
-        poll: float = 0.05,
-    ) -> None:
-        """Args:
-        log: the (started) log.
-        group: the router's consumer group.
-        clock: the time escalations are raised by (tests pass their own; records keep wall-clock stamps).
-        grace: seconds a record must be old before it is routed (``horizon.py`` says why).
-        poll: seconds to wait when there was nothing to do.
-        """
-        self._log = log
-        self._group = group
-        self.view = HorizonLog(log)
-        self.router = RouterService(self.view, group=group)
-        self.caught_up_to: dt.datetime | None = None  # every record stamped before this is routed
-        self._clock = clock
-        self._grace = dt.timedelta(seconds=grace)
-        self._poll = poll
-        self._started = False
-
-    async def start(self) -> None:
-        """Create topics, learn what was written and replay the log up to the horizon. Idempotent."""
-        if not self._started:
-            await self.router.start()
-            self._started = True
-            self._set_horizon()
-            await self.router.run_until_idle()
-
-    def _set_horizon(self) -> dt.datetime:
-        horizon = dt.datetime.now(dt.UTC) - self._grace
-        self.view.horizon_ms = int(horizon.timestamp() * 1000)
-        return horizon
-
-    async def turn(self) -> list[Output]:
-        """Route everything stamped before the horizon, then raise the escalations due by the clock.
-
-        The clock is applied by a second step, and only when the first read every
-        input to its end (no read came back full: the router cuts a full batch at
-        its last timestamp), so an acknowledgement already in the log always
-        cancels its escalation first, even while catching up with a long backlog.
-        """
-        horizon = self._set_horizon()
-        self.view.saw_full_read = False
-        out = await self.router.step()
-        if self.view.saw_full_read:
-            return out  # behind: keep reading before the clock moves
-        out += await self.router.step(now=self._clock() - self._grace)
-        if not self.view.saw_full_read:
-            self.caught_up_to = horizon
-        return out
-
-    async def run(self, *, pause: float = 1.0) -> None:
-        """Start, then turn until cancelled.
-
-        When the log cannot be reached (a retriable error) the router is built
-        again from the log after ``pause`` seconds: whatever it had read but not
-        yet written is routed again, and what it had written is recognised by id.
-        """
-        while True:
-            try:
-                await self.start()
-                while True:
-                    done = await self.turn()
-                    raise_if_cancelled()
-                    if not done:
-                        await asyncio.sleep(self._poll)
-            except JigsawError as exc:
-                if not exc.retriable:
-                    raise
-                _log.warning("router_restarting", error=exc.message, pause=pause)
-                self.view = HorizonLog(self._log)
-                self.router = RouterService(self.view, group=self._group)
-                self._started = False
-                await asyncio.sleep(pause)
-
-
-async def run_router(ctx: RoleContext) -> None:
-    """The ``router`` role: route and escalate on the wall clock."""
-    _log.info("router_starting")
-    await LiveRouter(ctx.log).run()
+__all__ = ["dispatcher_for", "run_dispatcher"]
 
 
 def dispatcher_for(settings: Settings, log: Log) -> Dispatcher:

@@ -2,9 +2,13 @@
 
 State lives in typed ``web.AppKey``s; start-up and tear-down are paired in
 ``cleanup_ctx``: the log is started and the intake rebuilds its index of
-accepted event ids from it, then the background roles (``roles.py``) start;
-on shutdown the roles are cancelled and the log closed. The app owns the
-log's lifetime from start-up on.
+accepted event ids from it, then the background roles (``broker/roles.py``)
+start; on shutdown the roles are cancelled and the log closed. The app owns
+the log's lifetime from start-up on.
+
+``JIGSAW_ROLES`` says exactly what runs: without ``gateway`` the app serves
+only ``/healthz`` and ``/metrics`` (no intake, no inbox, no chronology), so a
+router or dispatcher process takes no agency traffic.
 
 Accept-or-refuse is ``broker.intake.Intake`` (shared with ``jigsaw simulate``):
 verification, deduplication by event id, appends and rejection records. The
@@ -26,9 +30,9 @@ from broker.envelope.keys import KeyRegistry, KeyStore
 from broker.errors import JigsawError, Refusal
 from broker.gateway.auth import Credentials
 from broker.gateway.metrics import Metrics
-from broker.gateway.roles import RoleContext, run_roles
 from broker.log.base import Log, Position
 from broker.logging import get_logger
+from broker.roles import RoleBoard, RoleContext, run_roles
 from broker.settings import Settings
 
 __all__ = [
@@ -38,6 +42,7 @@ __all__ = [
     "KEYS",
     "LOG",
     "METRICS",
+    "ROLE_BOARD",
     "SETTINGS",
     "Outcome",
     "Submitter",
@@ -79,7 +84,7 @@ INTAKE = web.AppKey("intake", Submitter)
 METRICS = web.AppKey("metrics", Metrics)
 Clock = Callable[[], dt.datetime]
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
-SUBMIT_LOCK = web.AppKey("submit_lock", asyncio.Lock)
+ROLE_BOARD = web.AppKey("role_board", RoleBoard)
 ROLE_TASKS = web.AppKey("role_tasks", list[asyncio.Task[None]])
 
 
@@ -103,6 +108,9 @@ async def _errors_and_metrics(
     except JigsawError as exc:  # e.g. LogUnavailable during an append: retriable
         _log.warning("request_failed", path=request.path, error=exc.code, message=exc.message)
         response = web.json_response(exc.to_dict(), status=exc.http_status)
+        retry_after = exc.evidence.get("retry_after")
+        if retry_after is not None:
+            response.headers["Retry-After"] = str(int(retry_after))
     except Exception:
         _log.exception("request_crashed", path=request.path)
         response = web.json_response(
@@ -135,7 +143,8 @@ def create_app(
         credentials: default ``Credentials.load(settings.credentials_file)``.
         intake: accept-or-refuse; default ``broker.intake.Intake`` over ``log``.
         clock: the receiving time of a submission.
-        roles: background roles to start; default ``settings.roles`` (the gateway itself is always on).
+        roles: background roles to start; default ``settings.roles``. The gateway's routes are mounted
+            when ``settings.roles`` names ``gateway``.
     """
     from broker.gateway import routes  # the handlers import this module's keys
 
@@ -150,13 +159,7 @@ def create_app(
 
         from broker.delivery.signing import webhook_key_for
 
-        # Jigsaw's own key signs the hash-chain checkpoints too (loaded when the first one is due).
-        intake = Intake(
-            log,
-            registry,
-            checkpoint_key=lambda: webhook_key_for(settings.signing_key_file, settings.data_dir).private_key,
-            checkpoint_every=settings.checkpoint_every,
-        )
+        intake = Intake(log, registry, append_timeout=settings.append_timeout)
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_errors_and_metrics])
     app[SETTINGS] = settings
     app[LOG] = log
@@ -165,31 +168,32 @@ def create_app(
     app[INTAKE] = intake
     app[METRICS] = Metrics()
     app[CLOCK] = clock
-    app[SUBMIT_LOCK] = asyncio.Lock()
-    background = tuple(settings.roles if roles is None else roles)
+    app[ROLE_BOARD] = RoleBoard()
+    background = tuple(r for r in (settings.roles if roles is None else roles) if r != "gateway")
+    gateway = "gateway" in settings.roles
 
     async def log_and_index(app: web.Application) -> AsyncIterator[None]:
         await log.start()
-        await app[INTAKE].start()
-        _log.info("gateway_started", log=log.name, keys=len(app[KEYS].current()), credentials=len(app[CREDENTIALS]))
+        if gateway:
+            await app[INTAKE].start()
+            app[ROLE_BOARD].set("gateway", state="running")
+            _log.info(
+                "gateway_started", log=log.name, keys=len(app[KEYS].current()), credentials=len(app[CREDENTIALS])
+            )
         yield
-        seal = getattr(app[INTAKE], "seal", None)  # a last signed checkpoint of the hash chain
-        try:
-            if seal is not None:
-                await seal(clock())
-        except JigsawError as exc:  # the next start checkpoints what this one could not
-            _log.warning("checkpoint_failed", error=exc.code, message=exc.message)
         await log.close()
 
     async def background_roles(app: web.Application) -> AsyncIterator[None]:
-        ctx = RoleContext(settings=settings, log=log, keys=keys)
+        ctx = RoleContext(settings=settings, log=log, keys=keys, board=app[ROLE_BOARD])
         async for tasks in run_roles(ctx, background):
             app[ROLE_TASKS] = tasks
             yield
 
     app.cleanup_ctx.append(log_and_index)
     app.cleanup_ctx.append(background_roles)
-    routes.add_routes(app)
+    routes.add_routes(app, gateway=gateway)
+    if not gateway:
+        return app
     from broker.delivery.api import mount_delivery  # the inbox and the webhook key
     from broker.delivery.signing import webhook_key_for
 

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from broker.envelope.batch import BATCH_CONTENT_TYPE, ENVELOPE_CONTENT_TYPE, decode_batch
 from broker.errors import Forbidden, InvalidRequest, Refusal
-from broker.gateway.app import CLOCK, CREDENTIALS, INTAKE, LOG, METRICS, SETTINGS, SUBMIT_LOCK
+from broker.gateway.app import CLOCK, CREDENTIALS, INTAKE, LOG, METRICS, ROLE_BOARD, SETTINGS
 from broker.gateway.auth import Caller
 from broker.gateway.bodies import read_limited
 from broker.gateway.openapi import openapi_document
@@ -28,13 +28,14 @@ BATCH_TYPES = (BATCH_CONTENT_TYPE,)
 PUBLISHING_ROLES = ("publisher",)
 
 
-def add_routes(app: web.Application) -> None:
-    """Register every route on the app."""
-    app.router.add_post("/v1/events", post_event)
-    app.router.add_post("/v1/events:batch", post_batch)
-    app.router.add_get("/v1/openapi.json", get_openapi)
+def add_routes(app: web.Application, *, gateway: bool = True) -> None:
+    """Register the routes: ``/healthz`` and ``/metrics`` always, the gateway's when it runs here."""
     app.router.add_get("/healthz", get_healthz)
     app.router.add_get("/metrics", get_metrics)
+    if gateway:
+        app.router.add_post("/v1/events", post_event)
+        app.router.add_post("/v1/events:batch", post_batch)
+        app.router.add_get("/v1/openapi.json", get_openapi)
 
 
 async def _admit(request: web.Request, content_types: Sequence[str]) -> tuple[Caller, bytes]:
@@ -74,9 +75,7 @@ async def post_event(request: web.Request) -> web.Response:
     except Refusal as exc:
         return await _refused(request, exc)
     intake = request.app[INTAKE]
-    # One submission at a time: the duplicate check and the append must not interleave.
-    async with request.app[SUBMIT_LOCK]:
-        outcome = await intake.submit(body, caller=caller.org_id, now=request.app[CLOCK]())
+    outcome = await intake.submit(body, caller=caller.org_id, now=request.app[CLOCK]())
     _count(request, outcome)
     return web.json_response(outcome.body(), status=outcome.http_status)
 
@@ -92,13 +91,12 @@ async def post_batch(request: web.Request) -> web.Response:
     intake = request.app[INTAKE]
     results: list[dict[str, object]] = []
     tally = {"accepted": 0, "duplicate": 0, "refused": 0}
-    async with request.app[SUBMIT_LOCK]:
-        now = request.app[CLOCK]()
-        submit_many = getattr(intake, "submit_many", None)
-        if submit_many is not None:
-            outcomes = await submit_many(envelopes, caller=caller.org_id, now=now)
-        else:
-            outcomes = [await intake.submit(item, caller=caller.org_id, now=now) for item in envelopes]
+    now = request.app[CLOCK]()
+    submit_many = getattr(intake, "submit_many", None)
+    if submit_many is not None:
+        outcomes = await submit_many(envelopes, caller=caller.org_id, now=now)
+    else:
+        outcomes = [await intake.submit(item, caller=caller.org_id, now=now) for item in envelopes]
     for index, outcome in enumerate(outcomes):
         _count(request, outcome)
         tally[outcome.status] = tally.get(outcome.status, 0) + 1
@@ -121,11 +119,12 @@ async def get_openapi(request: web.Request) -> web.Response:
 
 
 async def get_healthz(request: web.Request) -> web.Response:
-    """``GET /healthz``: 200 when the log answers, 503 otherwise, with the backend's own report."""
+    """``GET /healthz``: 200 when the log answers and every role runs, 503 otherwise, with each role's state."""
     status = await request.app[LOG].status()
-    ok = bool(status.get("ok"))
+    board = request.app[ROLE_BOARD]
+    ok = bool(status.get("ok")) and board.healthy
     return web.json_response(
-        {"status": "ok" if ok else "unavailable", "log": status, "roles": list(request.app[SETTINGS].roles)},
+        {"status": "ok" if ok else "unavailable", "log": status, "roles": board.snapshot()},
         status=200 if ok else 503,
     )
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from broker import topics
 from broker.log.base import Headers, Record
 from broker.routing.model import Ack, Decision, Notification
-from broker.routing.order import SEQ_HEADER, next_seq
 
 __all__ = [
     "decode_ack",
@@ -53,7 +53,8 @@ def decode_decision(record: Record) -> Decision:
 
 
 def encode_ack(ack: Ack) -> tuple[bytes, bytes, Headers]:
-    return ack.notification_id.encode(), encode_json(ack.to_dict()), (("kind", b"ack"), (SEQ_HEADER, next_seq()))
+    """``(key, value, headers)`` of an acknowledgement on the input topic (``topics.INPUT``)."""
+    return ack.notification_id.encode(), encode_json(ack.to_dict()), ((topics.RECORD_HEADER, topics.ACK),)
 
 
 def decode_ack(record: Record) -> Ack:

@@ -1,16 +1,18 @@
-"""The router service: reads accepted events and acks from the log, writes notifications and decisions.
+"""The router service: reads the input topic in offset order, writes notifications and decisions.
+
+Everything that changes routing (accepted events, acknowledgements) is on one
+single-partition topic (``topics.INPUT``) whose order Kafka defines; the
+router applies it record by record in offset order, so nothing waits on a
+clock and the auditor's replay applies exactly the same order. The router is
+also the sealer (``audit/sealer.py``): it chains each input record after the
+append and writes signed checkpoints.
 
 It keeps no state that the log cannot rebuild. On start it reads the ids of
 everything it has already written, then replays every input from the
 beginning through the (deterministic) routing state; what it would write
 again is recognised by id and skipped. So a router killed at any point and
-restarted loses nothing and duplicates nothing. Offsets are committed after
+restarted loses nothing and duplicates nothing. Its offset is committed after
 the outputs of a batch are durable.
-
-Inputs from several topics are merged in one order (``order.py``: record
-timestamp, the writer's sequence number, topic, offset); a batch is cut at the
-earliest last-timestamp of any input that may have more, so the merge never
-runs ahead of a lagging topic.
 """
 
 from __future__ import annotations
@@ -20,13 +22,13 @@ import itertools
 from collections.abc import Callable
 
 from broker import topics
+from broker.audit.sealer import Sealer
 from broker.errors import SchemaInvalid
 from broker.log.base import Log, Record
 from broker.log.scan import scan
 from broker.logging import get_logger
 from broker.model import Event
 from broker.routing.model import Decision, Notification
-from broker.routing.order import INPUT_TOPICS, merge_key
 from broker.routing.records import decode_ack, encode_output
 from broker.routing.state import Output, RoutingState
 from broker.validation import event_of
@@ -51,26 +53,33 @@ class RouterService:
         decode_event: Callable[[bytes], Event] = event_of,
         batch: int = 1000,
         group: str = GROUP,
+        sealer: Sealer | None = None,
     ) -> None:
+        """Args:
+        log: the log.
+        decode_event: Avro bytes to an event (the catalogue's decoder).
+        batch: input records read per step at most.
+        group: the consumer group the router commits its input offset under.
+        sealer: chains and checkpoints the input as it is routed; None seals nothing.
+        """
         self.log = log
         self.state = RoutingState()
+        self.sealer = sealer
         self._decode = decode_event
         self._batch = batch
         self._group = group
-        self._inputs: list[tuple[str, int]] = []
-        self._positions: dict[tuple[str, int], int] = {}
+        self.position = 0  # the next input offset to apply
         self._written: set[str] = set()
         self.routed = 0
+        self.caught_up = False  # the last step read the input to its end
 
     async def start(self) -> None:
         """Create topics, learn what was already written; the next ``step`` replays the log."""
-        for topic in (*topics.all_event_topics(), topics.ACKS, topics.NOTIFICATIONS, topics.DECISIONS):
+        for topic in (topics.INPUT, topics.NOTIFICATIONS, topics.DECISIONS):
             await self.log.create_topic(topic)
-        self._inputs = []
-        for topic in INPUT_TOPICS:
-            for partition in range(max(1, await self.log.partitions(topic))):
-                self._inputs.append((topic, partition))
-                self._positions[(topic, partition)] = 0
+        if self.sealer is not None:
+            await self.sealer.start()
+        self.position = 0
         self._written = set()
         for topic in (topics.NOTIFICATIONS, topics.DECISIONS):
             async for records in scan(self.log, topic):
@@ -80,53 +89,52 @@ class RouterService:
                         self._written.add(ident.decode())
 
     async def step(self, *, now: dt.datetime | None = None, wait: float = 0.0) -> list[Output]:
-        """Route one merged batch of whatever is waiting; with ``now``, raise escalations due by then.
+        """Route the next batch of input records in offset order; with ``now``, raise escalations due by then.
 
         Returns the outputs newly written (already-written ones, recognised by id, are skipped).
         """
-        fetched: dict[tuple[str, int], list[Record]] = {}
-        for i, tp in enumerate(self._inputs):
-            fetched[tp] = await self.log.read(
-                tp[0], self._positions[tp], partition=tp[1], limit=self._batch, timeout=wait if i == 0 else 0.0
-            )
-        full = [recs[-1].timestamp_ms for recs in fetched.values() if len(recs) >= self._batch]
-        horizon = min(full) if full else None
-        merged = sorted(
-            ((r, tp) for tp, recs in fetched.items() for r in recs if horizon is None or r.timestamp_ms <= horizon),
-            key=lambda rt: merge_key(rt[0]),
-        )
+        records = await self.log.read(topics.INPUT, self.position, limit=self._batch, timeout=wait)
+        self.caught_up = len(records) < self._batch
         outputs: list[Output] = []
-        for record, tp in merged:
-            outputs += self._apply(record, tp)
-            self._positions[tp] = record.offset + 1
+        for record in records:
+            outputs += self._apply(record)
+            if self.sealer is not None:
+                self.sealer.observe(record)
+        if records:
+            self.position = records[-1].offset + 1
         if now is not None:
             outputs += self.state.advance(now)
         fresh = await self._write(outputs)
-        for tp in {tp for _, tp in merged}:
-            await self.log.commit(self._group, tp[0], self._positions[tp], partition=tp[1])
+        if records:
+            await self.log.commit(self._group, topics.INPUT, self.position)
+        if self.sealer is not None and self.sealer.due():
+            await self.sealer.seal(_ts(records[-1]) if records else now or dt.datetime.now(dt.UTC))
         return fresh
 
     async def run_until_idle(self, *, now: dt.datetime | None = None) -> list[Output]:
-        """Step until every input is read to its end."""
+        """Step until the input is read to its end."""
         out: list[Output] = []
         while True:
-            before = dict(self._positions)
+            before = self.position
             out += await self.step()
-            if self._positions == before:
+            if self.position == before:
                 break
         if now is not None:
             out += await self.step(now=now)
         return out
 
-    def _apply(self, record: Record, tp: tuple[str, int]) -> list[Output]:
+    def _apply(self, record: Record) -> list[Output]:
         if record.value is None:
             return []
-        if tp[0] == topics.ACKS:
+        if topics.is_ack(record):
             return self.state.apply_ack(decode_ack(record))
+        if not topics.is_event(record):
+            _log.error("unknown_input_record", offset=record.offset, hint="neither an event nor an acknowledgement")
+            return []
         try:
             event = self._decode(record.value)
         except SchemaInvalid as exc:  # the gateway accepted it, so this is a bug or a changed schema
-            _log.error("undecodable_event", topic=tp[0], offset=record.offset, error=exc.message)
+            _log.error("undecodable_event", topic=record.topic, offset=record.offset, error=exc.message)
             return []
         self.routed += 1
         return self.state.apply_event(event, _ts(record))

@@ -1,11 +1,10 @@
-"""The shared intake: batches are checked one by one and appended together, chained as single appends are."""
+"""The shared intake: batches are checked one by one and appended together to the one input topic."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 from broker import topics
-from broker.audit.chain import CHAIN_HEADER, GENESIS, record_link
 from broker.client import build_envelope
 from broker.envelope.testing import make_keys, publisher_for, sample_data
 from broker.intake import Intake
@@ -40,8 +39,9 @@ async def test_a_batch_accepts_refuses_and_recognises_copies_each_on_its_own() -
     assert [o.status for o in outcomes] == ["accepted", "accepted", "refused", "duplicate", "accepted"]
     assert outcomes[3].position == outcomes[0].position
     assert outcomes[2].error is not None and outcomes[2].error.code == "signature_invalid"
-    police = await log.read(topics.events_topic("police"), 0)
-    assert len(police) == 2 and len(await log.read(topics.events_topic("gp_practice"), 0)) == 1
+    inputs = await log.read(topics.INPUT, 0)
+    kinds = [r.header(topics.SOURCE_KIND_HEADER) for r in inputs]
+    assert kinds == [b"police", b"gp_practice", b"police"] and all(topics.is_event(r) for r in inputs)
     assert len(await log.read(topics.REJECTED, 0)) == 1
     changed = build_envelope(
         first.event_type,
@@ -53,23 +53,72 @@ async def test_a_batch_accepts_refuses_and_recognises_copies_each_on_its_own() -
         event_id=first.event_id,
     )
     again = await intake.submit_many([first, changed], caller=None, now=NOW)
-    assert again[0].status == "duplicate" and await log.end_offset(topics.events_topic("police")) == 2
+    assert again[0].status == "duplicate" and await log.end_offset(topics.INPUT) == 3
     assert again[1].error is not None and again[1].error.code == "duplicate_event"
 
 
-async def test_batched_appends_carry_the_same_hash_chain_as_single_ones() -> None:
-    """Each record's chain header links to the one before it, whether it came alone or in a batch."""
+async def test_single_and_batched_appends_land_in_submission_order() -> None:
+    """Whether alone or in a batch, accepted events are on the input topic in the order they were accepted."""
     keys = make_keys()
     log = MemoryLog()
     intake = Intake(log, lambda: keys.registry)
     await intake.start()
-    await intake.submit(_env(keys, index=1), caller=None, now=NOW)
-    await intake.submit_many([_env(keys, index=i) for i in range(2, 6)], caller=None, now=NOW)
-    await intake.submit(_env(keys, index=7), caller=None, now=NOW)
-    prev = GENESIS
-    records = await log.read(topics.events_topic("police"), 0)
-    assert len(records) == 6
-    for record in records:
-        link = record_link(prev, record)
-        assert record.header(CHAIN_HEADER) == link
-        prev = link
+    envs = [_env(keys, index=i) for i in range(1, 8)]
+    await intake.submit(envs[0], caller=None, now=NOW)
+    await intake.submit_many(envs[1:6], caller=None, now=NOW)
+    await intake.submit(envs[6], caller=None, now=NOW)
+    records = await log.read(topics.INPUT, 0)
+    assert [r.header("event_id") for r in records] == [e.event_id.encode() for e in envs]
+
+
+async def test_an_id_accepted_by_another_intake_is_recognised() -> None:
+    """A second gateway over the same log answers a re-send as a duplicate with the first position, and a change as 409."""
+    keys = make_keys()
+    log = MemoryLog()
+    one, two = Intake(log, lambda: keys.registry), Intake(log, lambda: keys.registry)
+    await one.start()
+    await two.start()
+    env = _env(keys, index=1)
+    first = await one.submit(env, caller=None, now=NOW)
+    again = await two.submit(env, caller=None, now=NOW)
+    assert first.status == "accepted" and again.status == "duplicate" and again.position == first.position
+    changed = _env(keys, index=1, summary="changed")
+    changed = build_envelope(
+        env.event_type,
+        {**sample_data(env.event_type, 1), "summary": "changed"},
+        source=env.source,
+        key=keys.signing[env.source],
+        occurred_at=NOW,
+        issued_at=NOW,
+        event_id=env.event_id,
+    )
+    conflict = await two.submit(changed, caller=None, now=NOW)
+    assert conflict.error is not None and conflict.error.code == "duplicate_event"
+    assert await log.end_offset(topics.INPUT) == 1
+
+
+async def test_a_log_that_does_not_answer_gets_log_unavailable_in_bounded_time() -> None:
+    """An append the log never confirms is answered log_unavailable (retriable, with Retry-After) within the timeout."""
+    import asyncio
+
+    keys = make_keys()
+
+    class Stuck(MemoryLog):
+        async def append_many(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            await asyncio.sleep(3600)
+            raise AssertionError("unreachable")
+
+    log = Stuck()
+    intake = Intake(log, lambda: keys.registry, append_timeout=0.2)  # type: ignore[arg-type]
+    await intake.start()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    from broker.errors import LogUnavailable
+
+    try:
+        await asyncio.gather(*(intake.submit(_env(keys, index=i), caller=None, now=NOW) for i in range(3)))
+    except LogUnavailable as exc:
+        assert exc.retriable and exc.evidence["retry_after"] > 0
+    else:
+        raise AssertionError("the stuck log was not reported")
+    assert loop.time() - started < 2

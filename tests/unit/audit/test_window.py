@@ -17,10 +17,10 @@ def _ms(hours: int) -> int:
 
 
 INPUTS = [
-    Record("jigsaw.events.police", 0, 0, None, b"", (), _ms(0)),
-    Record("jigsaw.events.gp_practice", 0, 0, None, b"", (), _ms(1)),
-    Record("jigsaw.acks", 0, 0, None, b"", (), _ms(2)),
-    Record("jigsaw.events.police", 0, 1, None, b"", (), _ms(3)),
+    Record("jigsaw.input", 0, 0, None, b"", (), _ms(0)),
+    Record("jigsaw.input", 0, 1, None, b"", (), _ms(1)),
+    Record("jigsaw.input", 0, 2, None, b"", (), _ms(2)),
+    Record("jigsaw.input", 0, 3, None, b"", (), _ms(3)),
 ]
 
 
@@ -38,21 +38,21 @@ def test_a_date_means_midnight_utc() -> None:
 @pytest.mark.parametrize(
     ("text", "topic", "partition", "offset"),
     [
-        ("police:1", "jigsaw.events.police", 0, 1),
-        ("jigsaw.events.police:0:1", "jigsaw.events.police", 0, 1),
-        ("acks:0:7", "jigsaw.acks", 0, 7),
-        ("gp_practice:3", "jigsaw.events.gp_practice", 0, 3),
+        ("1", "jigsaw.input", 0, 1),
+        ("input:1", "jigsaw.input", 0, 1),
+        ("jigsaw.input:7", "jigsaw.input", 0, 7),
+        ("input:3", "jigsaw.input", 0, 3),
     ],
 )
 def test_positions_name_a_topic_optional_partition_and_offset(
     text: str, topic: str, partition: int, offset: int
 ) -> None:
-    """TOPIC:OFFSET and TOPIC:PARTITION:OFFSET, with kinds as short topic names."""
+    """An offset on the input topic, bare or after input: or jigsaw.input:."""
     bound = parse_bound(text)
     assert (bound.topic, bound.partition, bound.offset, bound.time) == (topic, partition, offset, None)
 
 
-@pytest.mark.parametrize("text", ["2022-01-01T00:00:00", "nowhere:3", "police:x", "yesterday"])
+@pytest.mark.parametrize("text", ["2022-01-01T00:00:00", "nowhere:3", "input:x", "police:1", "yesterday"])
 def test_anything_else_is_refused_with_the_forms_it_takes(text: str) -> None:
     """A naive time, an unknown topic or a non-number is a ValueError that says what is expected."""
     with pytest.raises(ValueError):
@@ -69,15 +69,15 @@ def test_time_bounds_select_inputs_and_outputs_inclusively() -> None:
 
 def test_position_bounds_resolve_to_their_record_and_its_time() -> None:
     """A position selects from (or to) that record in merge order, and its timestamp bounds the outputs."""
-    window = resolve_window(parse_bound("gp_practice:0"), parse_bound("police:1"), INPUTS)
+    window = resolve_window(parse_bound("input:1"), parse_bound("3"), INPUTS)
     assert (window.first, window.last) == (1, 3)
     assert window.start == T0 + dt.timedelta(hours=1) and window.end == T0 + dt.timedelta(hours=3)
 
 
 def test_a_position_with_no_record_or_a_backwards_window_is_refused() -> None:
     """The auditor hears which bound is wrong."""
-    with pytest.raises(ValueError, match="police:9"):
-        resolve_window(parse_bound("police:9"), None, INPUTS)
+    with pytest.raises(ValueError, match="input:9"):
+        resolve_window(parse_bound("input:9"), None, INPUTS)
     with pytest.raises(ValueError, match="before"):
         resolve_window(parse_bound("2022-01-02"), parse_bound("2022-01-01"), INPUTS)
 

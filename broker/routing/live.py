@@ -1,0 +1,140 @@
+"""The ``router`` role of ``jigsaw serve``: the router service on a live log, escalating on the wall clock.
+
+Each turn applies what the input topic holds, in offset order, as soon as it
+is there (the read waits for new records, so a new event is routed within a
+fetch round trip of its append), then, once the input is read to its end,
+raises the escalations due by the clock (an unacknowledged notification at its
+``ack_by``, an unanswered challenge the day after its ``respond_by``). The clock
+step lags the wall clock by ``grace`` seconds so that an acknowledgement
+appended just before a deadline is applied before the deadline is judged.
+Escalation timers survive restarts: they are rebuilt from the log on start,
+and each escalation's id is derived from what it escalates, so it is raised
+once however often the router restarts.
+
+The router is also the sealer: every ``checkpoint_every`` input records, and
+when the role stops, it writes a checkpoint signed with Jigsaw's key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Callable
+
+from broker.audit.sealer import Sealer
+from broker.errors import JigsawError
+from broker.log.base import Log
+from broker.logging import get_logger
+from broker.roles import RoleBoard, RoleContext
+from broker.routing.service import GROUP, RouterService
+from broker.routing.state import Output
+
+__all__ = ["LiveRouter", "run_router"]
+
+_log = get_logger("jigsaw.router")
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class LiveRouter:
+    """The router service on a live log: routes in offset order, escalates on a clock."""
+
+    def __init__(
+        self,
+        log: Log,
+        *,
+        group: str = GROUP,
+        clock: Callable[[], dt.datetime] = _utc_now,
+        grace: float = 0.2,
+        wait: float = 0.5,
+        sealer: Sealer | None = None,
+        board: RoleBoard | None = None,
+    ) -> None:
+        """Args:
+        log: the (started) log.
+        group: the router's consumer group.
+        clock: the time escalations are raised by (tests pass their own; records keep wall-clock stamps).
+        grace: seconds the escalation clock lags the wall clock.
+        wait: seconds a read waits for new input before the clock is looked at again.
+        sealer: chains and checkpoints the input (None: no checkpoints).
+        board: where the role reports its position and lag.
+        """
+        self._log = log
+        self._group = group
+        self._sealer = sealer
+        self.router = RouterService(log, group=group, sealer=sealer)
+        self._clock = clock
+        self._grace = dt.timedelta(seconds=grace)
+        self._wait = wait
+        self._board = board
+        self._started = False
+
+    async def start(self) -> None:
+        """Create topics, learn what was written and replay the log to its end. Idempotent."""
+        if not self._started:
+            await self.router.start()
+            self._started = True
+            await self.router.run_until_idle()
+
+    async def turn(self, *, wait: float = 0.0) -> list[Output]:
+        """Route the next input records; when the input is read to its end, raise what the clock makes due.
+
+        The clock is applied only once the read reached the end of the input, so an
+        acknowledgement already in the log always cancels its escalation first, even
+        while catching up with a long backlog.
+        """
+        out = await self.router.step(wait=wait)
+        if self.router.caught_up:
+            out += await self.router.step(now=self._clock() - self._grace)
+        if self._board is not None:
+            end = await self._log.end_offset("jigsaw.input")
+            self._board.set("router", position=self.router.position, lag=max(0, end - self.router.position))
+        return out
+
+    async def seal(self) -> None:
+        """Checkpoint what is chained but not yet sealed (the role is stopping)."""
+        if self._sealer is not None and self._started:
+            await self._sealer.seal(self._clock())
+
+    async def run(self, *, pause: float = 1.0) -> None:
+        """Start, then turn until cancelled; seal on the way out.
+
+        When the log cannot be reached (a retriable error) the router is built
+        again from the log after ``pause`` seconds: whatever it had read but not
+        yet written is routed again, and what it had written is recognised by id.
+        Any other error reaches the role's supervisor, which starts it again.
+        """
+        try:
+            while True:
+                try:
+                    await self.start()
+                    while True:
+                        await self.turn(wait=self._wait)
+                except JigsawError as exc:
+                    if not exc.retriable:
+                        raise
+                    _log.warning("router_restarting", error=exc.message, pause=pause)
+                    self.router = RouterService(self._log, group=self._group, sealer=self._sealer)
+                    self._started = False
+                    await asyncio.sleep(pause)
+        finally:
+            try:
+                await asyncio.shield(self.seal())
+            except (JigsawError, asyncio.CancelledError) as exc:  # the next start seals what this one could not
+                _log.warning("checkpoint_failed", error=getattr(exc, "code", type(exc).__name__))
+
+
+async def run_router(ctx: RoleContext) -> None:
+    """The ``router`` role: route in offset order, seal, and escalate on the wall clock."""
+    from broker.delivery.signing import webhook_key_for
+
+    settings = ctx.settings
+    sealer = Sealer(
+        ctx.log,
+        key=lambda: webhook_key_for(settings.signing_key_file, settings.data_dir).private_key,
+        every=settings.checkpoint_every,
+    )
+    _log.info("router_starting")
+    await LiveRouter(ctx.log, sealer=sealer, board=ctx.board).run()
