@@ -84,7 +84,10 @@ async def service(families: int) -> tuple[int, float, int]:
                                  occurred_at=e.occurred_at, issued_at=e.occurred_at, event_id=e.event_id)
             from broker.envelope.model import encode_envelope
 
-            await log.append(topics.events_topic(kind), encode_envelope(env), key=subject_key(e).encode(),
+            headers = ((topics.RECORD_HEADER, topics.EVENT), ("event_type", e.event_type.encode()),
+                       ("event_id", e.event_id.encode()), ("source", e.source.encode()),
+                       (topics.SOURCE_KIND_HEADER, kind.encode()))
+            await log.append(topics.INPUT, encode_envelope(env), key=subject_key(e).encode(), headers=headers,
                              timestamp_ms=int(e.occurred_at.timestamp() * 1000))
         router = RouterService(log)
         await router.start()

@@ -3,8 +3,8 @@
 A bound is either a **time** (ISO 8601 with a zone, e.g. ``2022-01-02T00:00:00Z``,
 or a date, meaning 00:00Z that day), compared with each record's log
 timestamp (when Jigsaw accepted it), or a **position**: the offset of a record
-on the input topic, written ``OFFSET``, ``input:OFFSET`` or
-``jigsaw.input:OFFSET``. Both bounds are inclusive.
+on the input topic, written ``OFFSET``, ``input:OFFSET``, ``jigsaw.input:OFFSET``
+or ``jigsaw.input:0:OFFSET`` (as findings print it). Both bounds are inclusive.
 
 The routing state always has to be rebuilt from the start of the log (who is
 whose GP, child or carer comes from the whole history), so the replay reads
@@ -65,6 +65,8 @@ def parse_bound(text: str) -> Bound:
         if text.isdigit():
             return Bound(text, topic=topics.INPUT, offset=int(text))
         name, _, offset = text.rpartition(":")
+        if name.endswith(":0"):  # TOPIC:PARTITION:OFFSET, as findings print positions (one partition)
+            name = name[:-2]
         return Bound(text, topic=_topic(name), offset=int(offset))
     except ValueError as exc:
         raise ValueError(

@@ -17,7 +17,7 @@ Labels = tuple[tuple[str, str], ...]
 
 _HELP = {
     "jigsaw_http_requests_total": ("counter", "HTTP requests answered, by route, method and status."),
-    "jigsaw_events_accepted_total": ("counter", "Envelopes accepted and appended, by topic."),
+    "jigsaw_events_accepted_total": ("counter", "Envelopes accepted and appended, by event type."),
     "jigsaw_events_duplicate_total": ("counter", "Re-sent envelopes answered with their original position."),
     "jigsaw_events_refused_total": ("counter", "Submissions refused, by error code."),
     "jigsaw_http_request_duration_seconds": ("histogram", "Time to answer an HTTP request, by route."),

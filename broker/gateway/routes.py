@@ -63,7 +63,7 @@ def _count(request: web.Request, outcome: Any) -> None:
     if outcome.error is not None:
         metrics.inc("jigsaw_events_refused_total", error=outcome.error.code)
     elif outcome.status == "accepted":
-        metrics.inc("jigsaw_events_accepted_total", topic=outcome.position.topic)
+        metrics.inc("jigsaw_events_accepted_total", event_type=outcome.event.event_type)
     else:
         metrics.inc("jigsaw_events_duplicate_total")
 

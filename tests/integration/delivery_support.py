@@ -113,7 +113,7 @@ class World:
 
     async def start(self) -> World:
         await self.intake.start()
-        for topic in (topics.NOTIFICATIONS, topics.DELIVERIES, topics.ACKS):
+        for topic in (topics.NOTIFICATIONS, topics.DELIVERIES, topics.INPUT):
             await self.log.create_topic(topic)
         return self
 

@@ -32,7 +32,7 @@ from broker.log import EmbeddedLog, Log, Record
 from broker.log.namespace import NamespacedLog
 from broker.settings import Settings
 
-WATCHED = (*topics.all_event_topics(), topics.REJECTED)
+WATCHED = (topics.INPUT, topics.REJECTED)
 MAX_BODY = 64 * 1024
 
 

@@ -78,10 +78,10 @@ class FamilyGateway:
     async def events(self) -> list[Event]:
         """Every event accepted into the log so far."""
         found: list[Event] = []
-        for topic in topics.all_event_topics():
+        for topic in (topics.INPUT,):
             offset = 0
             while records := await self.log.read(topic, offset, limit=1000):
-                found += [event_of(r.value) for r in records if r.value is not None]
+                found += [event_of(r.value) for r in records if r.value is not None and topics.is_event(r)]
                 offset = records[-1].offset + 1
         return found
 

@@ -41,7 +41,7 @@ async def test_accepted_event_lands_in_its_agency_topic(gateway: Gateway) -> Non
         result = await client.send(env)
     assert result.status == 202
     assert result.body["event_id"] == env.event_id
-    assert result.body["topic"] == topics.events_topic("police")
+    assert result.body["topic"] == topics.INPUT
     events, rejections = await gateway.since(marks)
     assert rejections == []
     [record] = events
@@ -149,7 +149,7 @@ async def test_metrics_count_accepted_refused_and_requests(gateway: Gateway) -> 
         assert response.status == 200
         assert response.content_type == "text/plain"
         text = await response.text()
-    assert 'jigsaw_events_accepted_total{topic="jigsaw.events.police"} 1' in text
+    assert 'jigsaw_events_accepted_total{event_type="police.domestic_abuse_incident"} 1' in text
     assert 'jigsaw_events_refused_total{error="schema_invalid"} 1' in text
     assert 'jigsaw_http_requests_total{method="POST",route="/v1/events",status="202"} 1' in text
     assert "# TYPE jigsaw_http_request_duration_seconds histogram" in text

@@ -25,8 +25,7 @@ pytestmark = [
 ]
 
 ALL_TOPICS = (
-    *topics.all_event_topics(),
-    topics.ACKS,
+    topics.INPUT,
     topics.NOTIFICATIONS,
     topics.DECISIONS,
     topics.CHECKPOINTS,

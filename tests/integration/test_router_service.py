@@ -20,7 +20,7 @@ from broker.routing.service import RouterService
 from broker.simulate import load_scenario, run_scenario
 
 SCENARIO = Path(__file__).parents[1] / "scenarios" / "data" / "family-a.json"
-INPUTS = (*topics.all_event_topics(), topics.ACKS)
+INPUTS = (topics.INPUT,)
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +140,7 @@ async def test_router_killed_mid_batch_and_restarted_loses_and_duplicates_nothin
         assert [i for i, n in Counter(got).items() if n > 1] == []
         assert set(got) == set(expected)
         assert len(expected) > 20
-        committed = await second.committed("jigsaw-router", topics.events_topic("police"))
-        assert committed == await second.end_offset(topics.events_topic("police"))
+        committed = await second.committed("jigsaw-router", topics.INPUT)
+        assert committed == await second.end_offset(topics.INPUT)
     finally:
         await second.close()

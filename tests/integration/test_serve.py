@@ -88,7 +88,7 @@ async def test_serve_publishes_and_stops_cleanly_on_sigterm(tmp_path: Path) -> N
             first = await client.send(env_built)
             assert first.status == 202, first.body
         async with aiohttp.ClientSession() as session, session.get(url + "/metrics") as response:
-            assert 'jigsaw_events_accepted_total{topic="jigsaw.events.gp_practice"} 1' in await response.text()
+            assert 'jigsaw_events_accepted_total{event_type="gp.registration"} 1' in await response.text()
     finally:
         code, err = _stop(proc)
     assert code == 0, err

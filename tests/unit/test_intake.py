@@ -72,7 +72,7 @@ async def test_single_and_batched_appends_land_in_submission_order() -> None:
 
 
 async def test_an_id_accepted_by_another_intake_is_recognised() -> None:
-    """A second gateway over the same log answers a re-send as a duplicate with the first position, and a change as 409."""
+    """A second gateway over the same log answers a re-send 200 with the first position, and a change 409."""
     keys = make_keys()
     log = MemoryLog()
     one, two = Intake(log, lambda: keys.registry), Intake(log, lambda: keys.registry)

@@ -1,4 +1,4 @@
-"""The sealer chains the input topic after the append and writes signed checkpoints at intervals, at seal and after a restart."""
+"""The sealer chains the input topic after the append and checkpoints at intervals, at seal and after a restart."""
 
 from __future__ import annotations
 
