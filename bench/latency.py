@@ -1,7 +1,8 @@
 """End-to-end latency on Kafka: from an agency's ``POST /v1/events`` to the webhook arriving at the GP.
 
-Runs ``jigsaw serve`` (gateway, router and dispatcher in one process) as a
-subprocess on a real Kafka broker: by default one of its own, started with
+Runs ``jigsaw serve`` (gateway, router and dispatcher in one process, or with
+``--split`` three processes, one role each, as a scaled-out deployment runs
+them) as subprocesses on a real Kafka broker: by default one of its own, started with
 ``deploy/kafka/start.sh`` on free loopback ports and a state directory of its
 own, and stopped with ``deploy/kafka/stop.sh`` at the end (so the topics hold
 only this run's records); ``--bootstrap`` uses a broker already running,
@@ -17,7 +18,7 @@ clock. The first ``--warmup`` seconds are not counted.
 Usage::
 
     bash deploy/kafka/fetch.sh
-    .venv/bin/python bench/latency.py [--rate 20] [--seconds 60] [--bootstrap 127.0.0.1:19092]
+    .venv/bin/python bench/latency.py [--rate 20] [--seconds 60] [--split] [--bootstrap 127.0.0.1:19092]
 
 Loopback only. On a shared broker the serve process's dispatcher group is moved
 to the end of the notifications topic first, so notifications other runs left
@@ -191,9 +192,16 @@ async def measure(args: argparse.Namespace, *, shared: bool) -> int:
     }
     jigsaw = str(ROOT / ".venv" / "bin" / "jigsaw")
     serve_log = open(args.serve_log, "wb") if args.serve_log else None
-    serve = await asyncio.create_subprocess_exec(
-        jigsaw, "serve", env=env, stderr=serve_log or asyncio.subprocess.DEVNULL
-    )
+    layout = ["gateway", "router", "dispatcher"] if args.split else ["gateway,router,dispatcher"]
+    processes = []
+    for i, roles in enumerate(layout):
+        own = {**env, "JIGSAW_ROLES": roles, "JIGSAW_HTTP_PORT": str(port if i == 0 else _free_port())}
+        processes.append(
+            await asyncio.create_subprocess_exec(
+                jigsaw, "serve", env=own, stderr=serve_log or asyncio.subprocess.DEVNULL
+            )
+        )
+    serve = processes[0]
     base = f"http://127.0.0.1:{port}"
     latencies: list[float] = []
     posts: list[float] = []
@@ -268,10 +276,12 @@ async def measure(args: argparse.Namespace, *, shared: bool) -> int:
             latencies = [(receiver.arrived[e] - t) * 1000 for e, t in sent.items() if e in receiver.arrived]
             missing = len(sent) - len(latencies)
     finally:
-        if serve.returncode is None:
-            serve.send_signal(signal.SIGTERM)
+        for process in processes:
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(serve.wait(), 20)
+                await asyncio.wait_for(process.wait(), 20)
         await receiver.stop()
         if serve_log is not None:
             serve_log.close()
@@ -280,7 +290,8 @@ async def measure(args: argparse.Namespace, *, shared: bool) -> int:
         print("no webhook arrived", file=sys.stderr)
         return 1
     posts_ms = sorted(p * 1000 for p in posts)
-    print(f"end-to-end latency, agency POST -> webhook received (Kafka at {args.bootstrap}, loopback)")
+    shape = "gateway, router and dispatcher as 3 processes" if args.split else "one process with every role"
+    print(f"end-to-end latency, agency POST -> webhook received (Kafka at {args.bootstrap}, loopback; {shape})")
     print(f"  load: {args.rate:g} events/s for {args.seconds:g} s after {args.warmup:g} s warm-up,", end=" ")
     print(f"at most {args.in_flight} in flight")
     print(f"  measured: {len(latencies)} events, {missing} missing")
@@ -304,6 +315,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0, help="measured seconds (default 60)")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds not counted (default 5)")
     parser.add_argument("--in-flight", type=int, default=16, help="most POSTs outstanding at once (default 16)")
+    parser.add_argument("--split", action="store_true", help="gateway, router and dispatcher as separate processes")
     parser.add_argument("--serve-log", default=None, help="write jigsaw serve's info log here (diagnosis)")
     parser.add_argument("--victims", type=int, default=50, help="synthetic victims registered at the GP (default 50)")
     return asyncio.run(bench(parser.parse_args()))

@@ -185,7 +185,10 @@ class Intake:
             self._seen[env.event_id] = _Seen(_content_digest(env), env.source, position)
 
     async def _append(self, items: list[tuple[bytes | None, bytes | None, Headers]], ts: int) -> list[Position]:
-        return await self.log.append_many(topics.INPUT, items, timestamp_ms=ts)
+        positions = await self.log.append_many(topics.INPUT, items, timestamp_ms=ts)
+        if positions and positions[0].offset == self._indexed:  # nobody else appended in between:
+            self._indexed = positions[-1].offset + 1  # what we appended is indexed already, no need to read it back
+        return positions
 
     def publisher_of(self, event_id: str) -> str | None:
         """The organisation that published an accepted event, or None."""

@@ -225,7 +225,7 @@ async def post_ack_escalate(service: Service, cast: Cast, receiver_url: str, rec
     pulled = next(n for n in await service.inbox(boxed) if n["event_id"] == event_id)
     assert "perpetrator" in pulled["reason"] and pulled["acknowledged"] is None
     assert await service.inbox(cast.police) == []  # not to itself
-    status, ack = await service.call(hook, "POST", f"/v1/inbox/{pushed['notification_id']}/ack", json={"by": "Dr W"})
+    status, _ = await service.call(hook, "POST", f"/v1/inbox/{pushed['notification_id']}/ack", json={"by": "Dr W"})
     assert status == 201
     acked_through = await service.log.end_offset(topics.INPUT)  # the ack is on the input topic before the answer
     router = service.router
