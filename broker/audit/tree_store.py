@@ -14,7 +14,8 @@ last leaf, so every hash is one ``pread``: a root or an inclusion or
 consistency proof for any size up to the current one costs O(log n) reads, and
 the store keeps only the O(log n) hashes of the current peaks in memory.
 
-One process writes (the elected sealer); any number may read. A write that a
+One process writes (the elected sealer; a second writer is refused by a file
+lock); any number may read. A write that a
 crash cut short leaves a partial tail: opening the file for writing drops
 hashes past the last whole leaf, and a last leaf whose parents do not match.
 ``append_many`` is durable (fsync) when it returns, so sign a tree head only
@@ -23,6 +24,7 @@ after the leaves it covers were appended.
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -89,6 +91,8 @@ class TreeStore:
         except OSError as exc:
             raise ConfigError(f"cannot open the Merkle tree file {self.path}: {exc}") from exc
         try:
+            if not readonly:
+                self._lock()
             self._size = self._open_size()
         except BaseException:
             os.close(self._fd)
@@ -98,6 +102,12 @@ class TreeStore:
             self._peaks = [(level, self.node(level, index)) for level, index in perfect_subtrees(0, self._size)]
 
     # -- opening --------------------------------------------------------------
+
+    def _lock(self) -> None:
+        try:  # one writer: a second sealer (or a stale one) must not interleave its appends
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            raise ConfigError(f"another process is writing the Merkle tree file {self.path}") from exc
 
     def _open_size(self) -> int:
         length = os.fstat(self._fd).st_size

@@ -98,3 +98,15 @@ def test_what_the_store_refuses(tmp_path: Path) -> None:
         with pytest.raises(ValueError):
             store.inclusion_proof(5, 5)
         assert store.size == 5
+
+
+def test_only_one_writer_at_a_time(tmp_path: Path) -> None:
+    """A second writer is refused while the first holds the file; readers are not, and closing frees it."""
+    with TreeStore(tmp_path / "tree") as writer:
+        writer.append_many(LEAVES[:3])
+        with pytest.raises(ConfigError, match="another process"):
+            TreeStore(tmp_path / "tree")
+        with TreeStore(tmp_path / "tree", readonly=True) as reader:
+            assert reader.size == 3
+    with TreeStore(tmp_path / "tree") as writer:
+        assert writer.size == 3
