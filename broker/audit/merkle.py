@@ -10,7 +10,10 @@ the complete subtree of ``2**level`` leaves starting at leaf ``index * 2**level`
 (level 0 is a leaf hash). In the RFC's recursion every left subtree is complete
 and aligned, and a right subtree that is not splits the same way, so any root
 or proof needs O(log n) of those hashes. ``tree_store.TreeStore`` keeps them on
-disk; ``MemoryTree`` keeps them in lists, for tests and small trees.
+disk; ``MemoryTree`` keeps them in lists, for tests and small trees. A
+``Frontier`` keeps only the O(log n) peaks: enough to append and to compute
+the current root, which is what a streaming replay needs to check each signed
+tree head it meets against the records it has read.
 
 Verification follows RFC 9162 2.1.3.2 and 2.1.4.2 and raises ``ProofInvalid``
 with a reason a person can read. Two cases the RFC leaves aside are defined
@@ -21,6 +24,7 @@ second only when the two roots are equal.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import ClassVar
@@ -30,6 +34,7 @@ from broker.errors import JigsawError
 __all__ = [
     "EMPTY_ROOT",
     "HASH_SIZE",
+    "Frontier",
     "MemoryTree",
     "NodeSource",
     "ProofInvalid",
@@ -252,6 +257,35 @@ def verify_consistency(first: int, second: int, first_root: bytes, second_root: 
         raise ProofInvalid(f"the consistency path does not rebuild the root of the tree of {first}")
     if sr != second_root:
         raise ProofInvalid(f"the consistency path does not rebuild the root of the tree of {second}")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Frontier:
+    """The hashes of the complete subtrees a tree of ``size`` leaves ends in (its peaks), largest first."""
+
+    size: int = 0
+    peaks: tuple[bytes, ...] = ()
+
+    def append(self, leaf: bytes) -> tuple[Frontier, tuple[bytes, ...]]:
+        """The frontier with one more leaf hash, and the hashes of the subtrees it completes, lowest first."""
+        peaks = list(self.peaks)
+        completed = []
+        current, size = leaf, self.size
+        while size & 1:  # each trailing one bit of the old size is a peak the new leaf completes
+            current = node_hash(peaks.pop(), current)
+            completed.append(current)
+            size >>= 1
+        peaks.append(current)
+        return Frontier(self.size + 1, tuple(peaks)), tuple(completed)
+
+    def root(self) -> bytes:
+        """``MTH`` of the leaves appended so far."""
+        if not self.peaks:
+            return EMPTY_ROOT
+        root = self.peaks[-1]
+        for left in reversed(self.peaks[:-1]):
+            root = node_hash(left, root)
+        return root
 
 
 class MemoryTree:

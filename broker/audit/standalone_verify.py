@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_public_key
 
@@ -183,7 +183,7 @@ def _parse_key(text: str) -> Ed25519PublicKey:
                 raise Failed("the PEM key is not an Ed25519 key")
             return key
         return Ed25519PublicKey.from_public_bytes(base64.b64decode(text.removeprefix("whpk_"), validate=True))
-    except ValueError as exc:
+    except (ValueError, UnsupportedAlgorithm) as exc:
         raise Failed(f"cannot read the public key: {exc}") from None
 
 

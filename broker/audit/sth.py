@@ -12,6 +12,7 @@ public key (``jigsaw.`` and the first 12 hex digits of its SHA-256).
 
 In JSON a head is ``{"tree_size", "root_hash" (hex), "timestamp_ms",
 "key_id", "signature" (base64)}``; ``broker/audit/proofs.md`` documents it.
+``encode_tree_head`` and ``decode_tree_head`` put one on a topic and read it back.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import json
 import struct
 from collections.abc import Mapping
 from typing import Any
@@ -29,8 +31,17 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from broker.audit.checkpoint import checkpoint_key_id
 from broker.audit.merkle import HASH_SIZE, ProofInvalid
+from broker.log.base import Headers, Record
 
-__all__ = ["STH_TAG", "SignedTreeHead", "sign_tree_head", "tree_head_valid", "verify_tree_head"]
+__all__ = [
+    "STH_TAG",
+    "SignedTreeHead",
+    "decode_tree_head",
+    "encode_tree_head",
+    "sign_tree_head",
+    "tree_head_valid",
+    "verify_tree_head",
+]
 
 STH_TAG = b"jigsaw.sth.v1"
 _U64 = struct.Struct(">Q")
@@ -130,3 +141,24 @@ def tree_head_valid(head: SignedTreeHead, key: Ed25519PublicKey) -> bool:
     except ProofInvalid:
         return False
     return True
+
+
+def encode_tree_head(head: SignedTreeHead, tree: str) -> tuple[bytes, bytes, Headers]:
+    """``(key, value, headers)`` for a tree heads topic: keyed by the tree's name (e.g. the topic it covers)."""
+    value = json.dumps(head.to_json(), sort_keys=True, separators=(",", ":")).encode()
+    return tree.encode("utf-8"), value, (("kind", b"tree_head"),)
+
+
+def decode_tree_head(record: Record) -> SignedTreeHead:
+    """The head a record holds.
+
+    Raises:
+        ProofInvalid: the record holds no well-formed head.
+    """
+    try:
+        data = json.loads(record.value or b"")
+    except ValueError as exc:
+        raise ProofInvalid(f"malformed tree head record at offset {record.offset}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ProofInvalid(f"malformed tree head record at offset {record.offset}: not a JSON object")
+    return SignedTreeHead.from_json(data)

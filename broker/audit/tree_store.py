@@ -32,6 +32,7 @@ from types import TracebackType
 
 from broker.audit.merkle import (
     HASH_SIZE,
+    Frontier,
     NodeSource,
     consistency_path,
     inclusion_path,
@@ -97,9 +98,10 @@ class TreeStore:
         except BaseException:
             os.close(self._fd)
             raise
-        self._peaks: list[tuple[int, bytes]] = []  # (level, hash) of the current complete peaks, left to right
+        self._frontier = Frontier()  # what appending needs; read from the file when writing
         if not readonly:
-            self._peaks = [(level, self.node(level, index)) for level, index in perfect_subtrees(0, self._size)]
+            peaks = tuple(self.node(level, index) for level, index in perfect_subtrees(0, self._size))
+            self._frontier = Frontier(self._size, peaks)
 
     # -- opening --------------------------------------------------------------
 
@@ -209,26 +211,21 @@ class TreeStore:
         """
         if self.readonly:
             raise ConfigError(f"{self.path} was opened read-only")
-        peaks = list(self._peaks)
-        size = self._size
+        frontier = self._frontier
         out = bytearray()
         for leaf in leaf_hashes:
             if len(leaf) != HASH_SIZE:
                 raise ValueError(f"a leaf hash is {len(leaf)} bytes, not {HASH_SIZE}")
+            frontier, completed = frontier.append(leaf)
             out += leaf
-            level, current = 0, leaf
-            while peaks and peaks[-1][0] == level:
-                current = node_hash(peaks.pop()[1], current)
-                level += 1
-                out += current
-            peaks.append((level, current))
-            size += 1
+            for node in completed:
+                out += node
         if out:
             os.pwrite(self._fd, bytes(out), self._offset(node_count(self._size)))
             if sync:
                 os.fsync(self._fd)
-        self._peaks, self._size = peaks, size
-        return size
+        self._frontier, self._size = frontier, frontier.size
+        return self._size
 
     def append(self, leaf_hash: bytes) -> int:
         """Append one leaf hash (durably); the new size."""

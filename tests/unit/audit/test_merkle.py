@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from broker.audit.merkle import (
     EMPTY_ROOT,
+    Frontier,
     MemoryTree,
     ProofInvalid,
     consistency_path,
@@ -94,6 +95,19 @@ def test_the_empty_tree_and_one_leaf() -> None:
 def test_every_root_up_to_300_matches_the_reference() -> None:
     """The incremental tree's root for each size equals the recursive definition."""
     assert [TREE.root(n) for n in range(301)] == REF_ROOTS
+
+
+def test_a_frontier_keeps_only_the_peaks_and_gives_every_root() -> None:
+    """Appending to a frontier gives each size's root, the subtrees each leaf completes, and log-many peaks."""
+    frontier, completed = Frontier(), 0
+    for n in range(1, 301):
+        frontier, done = frontier.append(TREE.node(0, n - 1))
+        assert frontier.root() == REF_ROOTS[n] and len(frontier.peaks) == n.bit_count()
+        for level, node in enumerate(done, start=1):
+            assert node == TREE.node(level, ((n - 1) >> level))
+        completed += len(done)
+    assert completed == 300 - (300).bit_count()
+    assert Frontier().root() == EMPTY_ROOT
 
 
 def test_every_inclusion_and_consistency_proof_up_to_64_matches_the_reference() -> None:

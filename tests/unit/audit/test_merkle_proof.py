@@ -20,7 +20,14 @@ from broker.audit.checkpoint import public_key_line
 from broker.audit.merkle import ProofInvalid
 from broker.audit.merkle_leaf import record_leaf_data, record_leaf_hash
 from broker.audit.merkle_proof import consistency_proof, inclusion_proof, verify_proof
-from broker.audit.sth import SignedTreeHead, sign_tree_head, tree_head_valid, verify_tree_head
+from broker.audit.sth import (
+    SignedTreeHead,
+    decode_tree_head,
+    encode_tree_head,
+    sign_tree_head,
+    tree_head_valid,
+    verify_tree_head,
+)
 from broker.audit.tree_store import TreeStore
 from broker.cli import main
 from broker.log.base import Record
@@ -80,6 +87,17 @@ def test_a_tree_head_verifies_only_unchanged_and_with_its_key() -> None:
     assert SignedTreeHead.from_json(head.to_json()) == head
     with pytest.raises(ProofInvalid, match="malformed"):
         SignedTreeHead.from_json({**head.to_json(), "tree_size": "3"})
+
+
+def test_a_tree_head_round_trips_through_a_log_record() -> None:
+    """Encoded for a topic and read back, a head is unchanged; a record holding something else is refused."""
+    head = sign_tree_head(SignedTreeHead(3, b"\x01" * 32, 1_700_000_000_000), KEY)
+    key, value, headers = encode_tree_head(head, "jigsaw.input")
+    assert (key, headers) == (b"jigsaw.input", (("kind", b"tree_head"),))
+    assert decode_tree_head(Record("jigsaw.tree-heads", 0, 0, key, value, headers, 0)) == head
+    for bad in (b"[]", b"not json", None):
+        with pytest.raises(ProofInvalid, match="malformed"):
+            decode_tree_head(Record("jigsaw.tree-heads", 0, 1, key, bad, headers, 0))
 
 
 def test_proofs_from_the_tree_file_verify(store: TreeStore) -> None:
