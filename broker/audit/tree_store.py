@@ -19,7 +19,9 @@ lock); any number may read. A write that a
 crash cut short leaves a partial tail: opening the file for writing drops
 hashes past the last whole leaf, and a last leaf whose parents do not match.
 ``append_many`` is durable (fsync) when it returns, so sign a tree head only
-after the leaves it covers were appended.
+after the leaves it covers were appended. A crash can leave unsynced hashes
+that look whole; a sealer that starts again should ``truncate`` to its last
+published head and append the rest again from the log.
 """
 
 from __future__ import annotations
@@ -100,8 +102,7 @@ class TreeStore:
             raise
         self._frontier = Frontier()  # what appending needs; read from the file when writing
         if not readonly:
-            peaks = tuple(self.node(level, index) for level, index in perfect_subtrees(0, self._size))
-            self._frontier = Frontier(self._size, peaks)
+            self._frontier = self._read_frontier()
 
     # -- opening --------------------------------------------------------------
 
@@ -130,6 +131,9 @@ class TreeStore:
             os.ftruncate(self._fd, end)
             os.fsync(self._fd)
         return size
+
+    def _read_frontier(self) -> Frontier:
+        return Frontier(self._size, tuple(self.node(level, i) for level, i in perfect_subtrees(0, self._size)))
 
     def _tail_sound(self, size: int) -> bool:
         last = size - 1
@@ -226,6 +230,26 @@ class TreeStore:
                 os.fsync(self._fd)
         self._frontier, self._size = frontier, frontier.size
         return self._size
+
+    def truncate(self, size: int) -> None:
+        """Drop every leaf past ``size`` (durably), to append them again from the log.
+
+        For a sealer starting after a crash: leaves that no published tree head covers
+        may have been torn by the crash, so it cuts back to its last head's size and
+        re-reads the log from there. Never cut below a published head.
+
+        Raises:
+            ConfigError: the store is read-only.
+            ValueError: ``size`` is more than the tree holds.
+        """
+        if self.readonly:
+            raise ConfigError(f"{self.path} was opened read-only")
+        if not 0 <= size <= self._size:
+            raise ValueError(f"cannot cut a tree of {self._size} leaves to {size}")
+        os.ftruncate(self._fd, self._offset(node_count(size)))
+        os.fsync(self._fd)
+        self._size = size
+        self._frontier = self._read_frontier()
 
     def append(self, leaf_hash: bytes) -> int:
         """Append one leaf hash (durably); the new size."""

@@ -110,3 +110,18 @@ def test_only_one_writer_at_a_time(tmp_path: Path) -> None:
             assert reader.size == 3
     with TreeStore(tmp_path / "tree") as writer:
         assert writer.size == 3
+
+
+def test_truncate_drops_leaves_to_append_again(tmp_path: Path) -> None:
+    """Cutting back to an earlier size and appending the same leaves gives the same tree; sizes beyond are refused."""
+    with TreeStore(tmp_path / "tree") as store:
+        store.append_many(LEAVES[:100])
+        store.truncate(37)
+        assert store.size == 37 and store.root() == MEMORY.root(37)
+        assert os.path.getsize(tmp_path / "tree") == len(HEADER) + 32 * node_count(37)
+        store.append_many(LEAVES[37:100])
+        assert store.root() == MEMORY.root(100)
+        with pytest.raises(ValueError, match="cannot cut"):
+            store.truncate(101)
+    with TreeStore(tmp_path / "tree", readonly=True) as reader, pytest.raises(ConfigError, match="read-only"):
+        reader.truncate(1)
