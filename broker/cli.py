@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "keys": "make, revoke and list agency signing keys",
     "adapter": "turn an agency's export file into signed events and send them to the gateway",
     "demo": "start Jigsaw on the embedded log and publish the review's three cases through it",
+    "proof": "check a Merkle proof file: one record's inclusion, or two signed tree heads' consistency",
 }
 
 

@@ -1,0 +1,157 @@
+"""``jigsaw proof``: prove that a record is in the log, or check a proof file.
+
+    jigsaw proof EVENT_ID --log FILE [--topic TOPIC] [--head STH_FILE] [--tree FILE] [--out FILE]
+    jigsaw proof --verify FILE [--key KEY_FILE]
+
+With an event id, finds the accepted event on the embedded log (every events
+topic, or ``--topic``), brings the Merkle tree of that topic partition up to
+date (``--tree``, default ``FILE.merkle/<topic>.<partition>.tree``) and prints
+the inclusion proof as JSON: against the signed tree head in ``--head``, or
+against a head of the whole partition signed now with Jigsaw's key
+(``JIGSAW_SIGNING_KEY_FILE``, else the key in the data directory).
+
+With ``--verify``, prints ``OK: <what the proof shows>`` and exits 0, or
+``FAILED: <reason>`` and exits 1. Jigsaw's public key comes from ``--key``
+(``whpk_...`` or PEM), else ``JIGSAW_KEYS_DIR/jigsaw-checkpoint.pub`` when it
+exists, else the proof file itself (and the output says so: compare it with the
+key Jigsaw publishes). The format is in ``broker/audit/proofs.md``;
+``broker/audit/standalone_verify.py`` checks the same files with no Jigsaw installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from broker import topics
+from broker.audit.checkpoint import PUBLIC_KEY_FILE, load_public_key
+from broker.audit.merkle import ProofInvalid
+from broker.audit.merkle_log import extend_tree, find_record, prove_record
+from broker.audit.merkle_proof import verify_proof
+from broker.audit.sth import SignedTreeHead, sign_tree_head
+from broker.audit.tree_store import TreeStore
+from broker.errors import ConfigError, NotFound
+from broker.log.base import Log, Record
+from broker.settings import Settings
+
+__all__ = ["add_arguments", "run"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``proof`` arguments."""
+    parser.add_argument("event_id", nargs="?", metavar="EVENT_ID", help="the accepted event to prove")
+    parser.add_argument("--verify", type=Path, metavar="FILE", help="check this proof JSON file instead")
+    parser.add_argument(
+        "--key",
+        type=Path,
+        metavar="FILE",
+        help=f"Jigsaw's public key, whpk_... or PEM (default: JIGSAW_KEYS_DIR/{PUBLIC_KEY_FILE}, else the proof's own)",
+    )
+    parser.add_argument("--log", type=Path, metavar="FILE", help="the embedded log (SQLite file) holding the event")
+    parser.add_argument("--topic", metavar="TOPIC", help="the topic holding it (default: look in every events topic)")
+    parser.add_argument("--tree", type=Path, metavar="FILE", help="the tree file (default: FILE.merkle/...)")
+    parser.add_argument("--head", type=Path, metavar="FILE", help="a signed tree head (JSON) to prove against")
+    parser.add_argument("--out", type=Path, metavar="FILE", help="write the proof here (default: stdout)")
+
+
+def _public_key(args: argparse.Namespace, settings: Settings) -> Ed25519PublicKey | None:
+    if args.key is not None:
+        return load_public_key(args.key)
+    default = settings.keys_dir / PUBLIC_KEY_FILE
+    return load_public_key(default) if default.is_file() else None
+
+
+def _verify(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        doc = json.loads(args.verify.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"cannot read the proof file {args.verify}: {exc}") from exc
+    if not isinstance(doc, dict):
+        print("FAILED: the proof file is not a JSON object")
+        return 1
+    try:
+        print("OK: " + verify_proof(doc, _public_key(args, settings)))
+    except ProofInvalid as exc:
+        print(f"FAILED: {exc.message}")
+        return 1
+    return 0
+
+
+def _signing_key(settings: Settings) -> Ed25519PrivateKey:
+    from broker.delivery.signing import load_webhook_key
+
+    path = settings.signing_key_file or settings.data_dir / "webhook-signing-key"
+    if not path.is_file():
+        raise ConfigError("no signing key to sign a tree head: set JIGSAW_SIGNING_KEY_FILE, or pass --head")
+    return load_webhook_key(path).private_key
+
+
+def _head(path: Path) -> SignedTreeHead:
+    try:
+        data: Any = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"cannot read the tree head {path}: {exc}") from exc
+    if isinstance(data, dict) and isinstance(data.get("tree_head"), dict):
+        data = data["tree_head"]  # a proof file's head will do
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} holds no signed tree head")
+    return SignedTreeHead.from_json(data)
+
+
+async def _locate(log: Log, event_id: str, topic: str | None) -> Record:
+    for name in (topic,) if topic else (topics.INPUT,):
+        for partition in range(await log.partitions(name)):
+            record = await find_record(log, name, event_id, partition=partition)
+            if record is not None:
+                return record
+    raise NotFound(f"no accepted event {event_id} in {topic or topics.INPUT}")
+
+
+async def _prove(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    from broker.log.embedded import EmbeddedLog
+
+    if args.log is None or not args.log.is_file():
+        raise ConfigError("name the embedded log holding the event with --log FILE")
+    log = EmbeddedLog(args.log)
+    await log.start()
+    try:
+        record = await _locate(log, args.event_id, args.topic)
+        path = args.tree or args.log.with_name(args.log.name + ".merkle") / f"{record.topic}.{record.partition}.tree"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with TreeStore(path) as store:
+            await extend_tree(log, store, record.topic, partition=record.partition)
+            if args.head is not None:
+                head, public = _head(args.head), None
+            else:
+                key = _signing_key(settings)
+                now = int(time.time() * 1000)
+                head = sign_tree_head(SignedTreeHead(store.size, store.root(), now), key)
+                public = key.public_key()
+            return prove_record(store, record, head, public_key=public)
+    finally:
+        await log.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Prove an event or check a proof file; the exit code."""
+    settings = Settings.from_env(dict(os.environ))
+    if args.verify is not None:
+        if args.event_id is not None:
+            raise ConfigError("give an EVENT_ID to prove or --verify FILE, not both")
+        return _verify(args, settings)
+    if args.event_id is None:
+        raise ConfigError("give an EVENT_ID to prove, or --verify FILE")
+    text = json.dumps(asyncio.run(_prove(args, settings)), indent=2) + "\n"
+    if args.out is not None:
+        args.out.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
