@@ -112,3 +112,6 @@ class Log(Protocol):
 
     async def status(self) -> dict[str, Any]:
         """A small health report: ``{"backend": ..., "ok": bool, ...}``."""
+
+    def member(self, group: str, topic: str) -> Any:
+        """This process's membership of ``group`` over ``topic`` (a ``membership.Member``, not yet started)."""

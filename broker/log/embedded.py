@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from broker.errors import LogUnavailable
 from broker.log.base import Headers, Position, Record, partition_for
+from broker.log.membership import SoloMember
 
 __all__ = ["EmbeddedLog"]
 
@@ -279,3 +280,7 @@ class EmbeddedLog:
         except LogUnavailable as exc:
             return {"backend": self.name, "ok": False, "path": str(self.path), "error": exc.message}
         return {"backend": self.name, "ok": True, "path": str(self.path), "topics": topics}
+
+    def member(self, group: str, topic: str) -> SoloMember:
+        """The one process there is holds every partition."""
+        return SoloMember(self, group, topic)

@@ -485,6 +485,12 @@ class KafkaLog:
             return None
         return int(found.offset)
 
+    def member(self, group: str, topic: str) -> Any:
+        """A consumer-group member of ``group`` over ``topic`` (``kafka_group.KafkaMember``)."""
+        from broker.log.kafka_group import KafkaMember
+
+        return KafkaMember(self._common(), group, topic, full_group=group, full_topic=topic)
+
     # -- health ---------------------------------------------------------------
 
     async def status(self) -> dict[str, Any]:

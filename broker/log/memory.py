@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from broker.log.base import Headers, Position, Record, partition_for
+from broker.log.membership import SoloMember
 
 __all__ = ["MemoryLog"]
 
@@ -118,3 +119,7 @@ class MemoryLog:
 
     async def status(self) -> dict[str, Any]:
         return {"backend": self.name, "ok": self._open, "topics": len(self._topics)}
+
+    def member(self, group: str, topic: str) -> SoloMember:
+        """The one process there is holds every partition."""
+        return SoloMember(self, group, topic)

@@ -90,3 +90,31 @@ class NamespacedLog:
 
     async def status(self) -> dict[str, Any]:
         return {**await self.inner.status(), "topic_prefix": self.prefix}
+
+    def member(self, group: str, topic: str) -> Any:
+        """The inner log's member for the prefixed group and topic (partitions and offsets are the same)."""
+        inner = self.inner.member(self.prefix + group, self._t(topic))
+        return _NamespacedMember(inner, group, topic)
+
+
+class _NamespacedMember:
+    def __init__(self, inner: Any, group: str, topic: str) -> None:
+        self.inner = inner
+        self.group = group
+        self.topic = topic
+
+    async def start(self) -> None:
+        await self.inner.start()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    async def poll(self) -> frozenset[int]:
+        return frozenset(await self.inner.poll())
+
+    async def commit(self, partition: int, offset: int) -> None:
+        await self.inner.commit(partition, offset)
+
+    async def committed(self, partition: int) -> int | None:
+        result: int | None = await self.inner.committed(partition)
+        return result
