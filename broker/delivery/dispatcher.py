@@ -316,19 +316,19 @@ class Dispatcher:
         if not allowed:
             return AttemptResult("circuit_open", error="the endpoint's breaker is open after repeated failures")
         body = self._bodies[job.notification_id]
-        result = await self.sender.deliver(
-            endpoint,
-            internal=internal,
-            webhook_id=job.notification_id,
-            body=body,
-            timestamp=int(self._clock().timestamp()),
-        )
+        try:
+            result = await self.sender.deliver(
+                endpoint,
+                internal=internal,
+                webhook_id=job.notification_id,
+                body=body,
+                timestamp=int(self._clock().timestamp()),
+            )
+        except BaseException:  # cancelled (or a bug): the probe slot must not stay taken
+            self._breakers[endpoint] = breakers.release(self._breakers.get(endpoint, self._breaker_template))
+            raise
         state = self._breakers.get(endpoint, self._breaker_template)
-        if result.outcome == "delivered":
-            state = breakers.on_success(state)
-        elif result.outcome == "failed":
-            state = breakers.on_failure(state, time.monotonic())
-        self._breakers[endpoint] = state
+        self._breakers[endpoint] = breakers.settle(state, result.outcome, time.monotonic())
         return result
 
     async def _record(self, records: list[DeliveryRecord]) -> None:
