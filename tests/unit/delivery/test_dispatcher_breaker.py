@@ -43,6 +43,7 @@ async def test_gone_and_refused_probes_do_not_leave_the_breaker_waiting() -> Non
     gone = _half_open("gone")
     assert (await gone._try(JOB, URL, internal=True)).outcome == "gone"
     assert gone._breakers[URL].state == CLOSED
+    assert gone.metrics.value("jigsaw_breaker_state", org=JOB.recipient) == 0
     refused = _half_open("refused")
     await refused._try(JOB, URL, internal=True)
     assert refused._breakers[URL].state == HALF_OPEN and not refused._breakers[URL].probing
@@ -54,6 +55,7 @@ async def test_a_cancelled_probe_frees_the_slot() -> None:
     task = asyncio.create_task(dispatcher._try(JOB, URL, internal=True))
     await asyncio.sleep(0)
     assert dispatcher._breakers[URL].probing
+    assert dispatcher.metrics.value("jigsaw_breaker_state", org=JOB.recipient) == 1  # half open
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert not dispatcher._breakers[URL].probing
