@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 import pytest
 
 from broker.observability import Metrics, read_sample
+
+DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "jigsaw.json"
 
 # The names the issue, the Grafana dashboard and operators rely on.
 NAMES = {
@@ -83,3 +89,26 @@ def test_an_unknown_breaker_state_is_a_bug() -> None:
     """Only the breaker's three states have values."""
     with pytest.raises(KeyError):
         Metrics().breaker("GP-B83001", "ajar")
+
+
+def _exposed_names(metrics: Metrics) -> set[str]:
+    names: set[str] = set()
+    for family in metrics.registry.collect():
+        if family.type == "counter":
+            names.add(f"{family.name}_total")
+        elif family.type == "histogram":
+            names |= {f"{family.name}_bucket", f"{family.name}_sum", f"{family.name}_count"}
+        else:
+            names.add(family.name)
+    return names
+
+
+def test_the_grafana_dashboard_reads_only_metrics_that_exist_and_shows_each_one() -> None:
+    """deploy/grafana/jigsaw.json queries exposed names only, and has a panel for every metric."""
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    used = {name for expr in exprs for name in re.findall(r"\bjigsaw_[a-z_]+", expr)}
+    exposed = _exposed_names(Metrics())
+    assert used <= exposed, sorted(used - exposed)
+    shown = {name.removesuffix("_total").removesuffix("_bucket") for name in used}
+    assert {family.name for family in Metrics().registry.collect()} <= shown
