@@ -4,10 +4,13 @@
 naming (``_total`` counters, ``_seconds`` and ``_records`` units), in its own
 ``CollectorRegistry``: never the global one, so tests and several apps in one
 process do not collide. The gateway keeps one in ``app[METRICS]`` and serves it
-on ``GET /metrics``; the roles record through the hook methods below
-(``http_request``, ``event_accepted``, ``routed``, ``router_lag``,
-``delivery``, ``breaker``, ``escalated``, ``dead_lettered``, ``consumer_lag``),
-each one line at the place the work is done. Labels never carry payload
+on ``GET /metrics``; the roles record through the hook methods below, each
+one line at the place the work is done: the gateway calls ``http_request``,
+``event_accepted``, ``event_duplicate`` and ``event_refused``; the router
+``routed`` (per event, with the kinds of notifications it sent),
+``escalated`` and ``set_router_lag``; the dispatcher ``delivery`` (per
+attempt), ``dead_lettered`` and ``breaker`` (already wired); any consumer
+``set_consumer_lag``. Give the roles the app's instance (``app[METRICS]``). Labels never carry payload
 contents: routes, codes, outcomes, topics, partitions and organisation ids only.
 
 Counters are exact: ``prometheus_client`` writes every digit of a value
