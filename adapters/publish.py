@@ -27,7 +27,7 @@ from adapters.base import Adapter
 from adapters.files import read_export, rows_from_records
 from adapters.prepare import Preparation, Prepared, RowRefusal, prepare
 from broker.client import JigsawClient, SendResult
-from broker.errors import ConfigError, SchemaInvalid
+from broker.errors import ConfigError, JigsawError
 from broker.logging import get_logger
 
 __all__ = ["RETRY_DELAYS", "Report", "publish_file", "publish_records", "resolve_adapter", "send_prepared"]
@@ -140,7 +140,7 @@ async def _send_one_batch(client: JigsawClient, chunk: Sequence[Prepared], repor
     for attempt, delay in enumerate((*RETRY_DELAYS, None)):
         try:
             results = await client.send_batch([p.envelope for p in chunk])
-        except SchemaInvalid as exc:  # the gateway refused the batch as a whole
+        except JigsawError as exc:  # the gateway refused the batch as a whole (client.error_for_response)
             status = int(exc.evidence.get("status") or 0)
             body = exc.evidence.get("body") or {}
             code, message = str(body.get("error") or f"http_{status}"), str(body.get("message") or exc.message)

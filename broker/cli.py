@@ -17,7 +17,7 @@ COMMANDS: dict[str, str] = {
     "serve": "run the HTTP gateway, router and dispatcher (JIGSAW_ROLES picks a subset)",
     "simulate": "run a scenario file through the real pipeline on a virtual clock",
     "replay": "verify a log: signatures, hash chain, routing decisions; write a child's chronology",
-    "keys": "make, revoke and list agency signing keys",
+    "keys": "Jigsaw's own key (init); make, revoke and list agency signing keys; credentials",
     "adapter": "turn an agency's export file into signed events and send them to the gateway",
     "demo": "start Jigsaw on the embedded log and publish the review's three cases through it",
     "proof": "check a Merkle proof file: one record's inclusion, or two signed tree heads' consistency",

@@ -23,7 +23,22 @@ from broker.envelope.batch import BATCH_CONTENT_TYPE, ENVELOPE_CONTENT_TYPE, enc
 from broker.envelope.keys import SigningKey, load_signing_key
 from broker.envelope.model import Envelope, encode_envelope
 from broker.envelope.signing import sign
-from broker.errors import SchemaInvalid
+from broker.errors import (
+    DuplicateEvent,
+    Forbidden,
+    InvalidNhsNumber,
+    InvalidRequest,
+    JigsawError,
+    KeyRevoked,
+    LogUnavailable,
+    NotFound,
+    NotPermitted,
+    PayloadTooLarge,
+    SchemaInvalid,
+    SignatureInvalid,
+    Unauthenticated,
+    UnknownKey,
+)
 from broker.schemas import Catalogue, default_catalogue
 
 __all__ = [
@@ -34,7 +49,39 @@ __all__ = [
     "build_envelope",
     "default_lawful_basis",
     "encode_batch",
+    "error_for_response",
 ]
+
+# The gateway's refusal codes, each with the error (and status) it stands for.
+_BY_CODE: dict[str, type[JigsawError]] = {
+    cls.code: cls
+    for cls in (
+        SchemaInvalid,
+        SignatureInvalid,
+        UnknownKey,
+        KeyRevoked,
+        NotPermitted,
+        InvalidNhsNumber,
+        InvalidRequest,
+        PayloadTooLarge,
+        DuplicateEvent,
+        Unauthenticated,
+        Forbidden,
+        NotFound,
+        LogUnavailable,
+    )
+}
+# When the body names no code we know (or one that does not go with the status): by status alone.
+_BY_STATUS: dict[int, type[JigsawError]] = {
+    400: InvalidRequest,
+    401: Unauthenticated,
+    403: Forbidden,
+    404: NotFound,
+    409: DuplicateEvent,
+    413: PayloadTooLarge,
+    422: InvalidRequest,
+    503: LogUnavailable,
+}
 
 
 def default_lawful_basis(kind: str) -> str:
@@ -169,7 +216,10 @@ class JigsawClient:
         """``POST /v1/events:batch``; one result per envelope, in order.
 
         Raises:
-            SchemaInvalid: the gateway refused the batch as a whole (the result's error and message).
+            JigsawError: the gateway refused the batch as a whole; the subclass follows the answer
+                (``error_for_response``): ``Unauthenticated`` for 401, ``LogUnavailable`` (retriable)
+                for 503, ``PayloadTooLarge`` for 413, ``SchemaInvalid`` for a 400 saying so, and so on.
+                ``evidence`` holds the ``status`` and the JSON ``body``.
         """
         body = encode_batch([e if isinstance(e, bytes) else encode_envelope(e) for e in envelopes])
         async with self._http().post(
@@ -177,16 +227,26 @@ class JigsawClient:
         ) as response:
             payload = await _json(response)
             if response.status != 207:
-                raise SchemaInvalid(
-                    f"batch refused ({response.status}): {payload.get('error')}: {payload.get('message')}",
-                    status=response.status,
-                    body=payload,
-                )
+                raise error_for_response(response.status, payload)
         return [SendResult(int(item.get("status", 0)), item) for item in payload.get("results", [])]
 
     async def publish(self, event_type: str, data: Mapping[str, Any], **options: Any) -> SendResult:
         """Build, sign and send one event."""
         return await self.send(self.build(event_type, data, **options))
+
+
+def error_for_response(status: int, body: Mapping[str, Any]) -> JigsawError:
+    """The error a gateway answer stands for: by the body's ``error`` code when it fits the status, else by status.
+
+    Any other 5xx is a ``JigsawError`` (code ``internal_error``); the status and
+    body are kept as evidence, so callers can still decide by status.
+    """
+    code = body.get("error")
+    cls = _BY_CODE.get(code) if isinstance(code, str) else None
+    if cls is None or cls.http_status != status:
+        cls = _BY_STATUS.get(status, JigsawError)
+    message = f"the gateway answered {status}: {code or 'no error code'}: {body.get('message') or 'no message'}"
+    return cls(message, status=status, body=dict(body))
 
 
 async def _json(response: aiohttp.ClientResponse) -> dict[str, Any]:

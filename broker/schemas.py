@@ -1,5 +1,10 @@
 """The Avro schemas in ``schemas/``: loaded and parsed once, found by type or fingerprint.
 
+The top-level ``schemas/`` directory is installed as the package
+``broker._schemas`` (setup.py maps it), so a wheel carries the schemas and an
+editable install reads them in place; both are found through
+``importlib.resources``.
+
 Each event schema references the shared named types in ``schemas/types/`` by
 full name (``jigsaw.PersonRef``). To fingerprint a writer schema it is made
 standalone first: the first reference to each shared type is replaced by its
@@ -15,6 +20,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import importlib.resources
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -36,7 +42,18 @@ __all__ = [
     "standalone",
 ]
 
-SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
+SCHEMAS_PACKAGE = "broker._schemas"
+
+
+def _schemas_dir() -> Path:
+    """Where the installed schemas are: a real directory (wheels and editable installs unpack them)."""
+    root = importlib.resources.files(SCHEMAS_PACKAGE)
+    if not isinstance(root, Path):  # a zipped install: the schemas are read from disk, by path
+        raise ConfigError(f"the schemas package {SCHEMAS_PACKAGE} is not a directory on disk ({root})")
+    return root
+
+
+SCHEMAS_DIR = _schemas_dir()
 ENVELOPE_TYPE = "envelope"
 CURRENT = "current"
 
@@ -198,5 +215,5 @@ def load_catalogue(root: Path = SCHEMAS_DIR) -> Catalogue:
 
 @functools.cache
 def default_catalogue() -> Catalogue:
-    """The catalogue in the repository's ``schemas/`` directory, loaded once per process."""
+    """The catalogue in the installed schemas (``schemas/`` in the repository), loaded once per process."""
     return load_catalogue(SCHEMAS_DIR)

@@ -7,6 +7,8 @@
 #   3. runs ruff, mypy and pytest (the Kafka contract tests run against that broker and must
 #      not skip), then the review scenarios through `jigsaw simulate` when both the command
 #      and ../shared/tools/check_scenario.py exist;
+#   3b. builds the wheel, installs it into a clean venv outside the checkout and runs a scenario
+#      through the installed `jigsaw simulate`;
 #   4. stops the broker, whatever happened.
 #
 # Exits non-zero on any failure, including a pytest run that collected no tests.
@@ -113,6 +115,35 @@ else
         "$python" "$checker" "$root"/../shared/scenarios/*.expected.json | tee "$work/scenarios.out"
     scenario_line="$(tail -n 1 "$work/scenarios.out")"
 fi
+
+# -- 3b. the wheel, installed as an integrator would ----------------------------
+# Builds the wheel from the checkout's files (tracked and new, not ignored ones such as build/),
+# installs it into a clean virtual environment outside the checkout, and runs a scenario through
+# the installed `jigsaw simulate` from there: its output must match the checkout's own run.
+step "the wheel: build, install into a clean venv outside the checkout, jigsaw simulate"
+wheel_dir="$work/wheel"
+mkdir -p "$wheel_dir/src" "$wheel_dir/dist" "$wheel_dir/run"
+git -C "$root" ls-files -z --cached --others --exclude-standard \
+    | (cd "$root" && xargs -0 -r sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' _) \
+    | tar -C "$root" --null -T - -cf - | tar -C "$wheel_dir/src" -xf -
+"$python" -m pip wheel --quiet --disable-pip-version-check --no-deps -w "$wheel_dir/dist" "$wheel_dir/src" \
+    || die "the wheel did not build"
+wheel_file="$(ls "$wheel_dir"/dist/jigsaw-*.whl)"
+"$python" -m venv "$wheel_dir/venv"
+"$wheel_dir/venv/bin/python" -m pip install --quiet --disable-pip-version-check "$wheel_file" \
+    || die "the wheel $(basename "$wheel_file") did not install into a clean venv"
+scenario="$root/tests/scenarios/data/family-a.json"
+(cd "$wheel_dir/run" && env -u PYTHONPATH "$wheel_dir/venv/bin/jigsaw" simulate "$scenario") \
+    >"$wheel_dir/installed.out" || die "the installed jigsaw simulate failed on $scenario"
+"$root/.venv/bin/jigsaw" simulate "$scenario" >"$wheel_dir/checkout.out" \
+    || die "the checkout's jigsaw simulate failed on $scenario"
+[[ -s "$wheel_dir/installed.out" ]] || die "the installed jigsaw simulate printed nothing for $scenario"
+if ! cmp -s "$wheel_dir/installed.out" "$wheel_dir/checkout.out"; then
+    diff "$wheel_dir/checkout.out" "$wheel_dir/installed.out" | head -n 20 >&2 || true
+    die "the installed wheel and the checkout disagree on $scenario (diff above: < checkout, > wheel)"
+fi
+echo "wheel: $(basename "$wheel_file") installed outside the checkout;" \
+    "jigsaw simulate $(basename "$scenario"): $(wc -l <"$wheel_dir/installed.out") lines, as from the checkout"
 
 # -- summary --------------------------------------------------------------------
 step "summary ($((SECONDS - started_at))s)"

@@ -31,7 +31,6 @@ from adapters import ADAPTERS
 from adapters.base import Adapter, ExportUnreadable
 from adapters.files import read_export
 from adapters.prepare import Preparation, check_key, prepare
-from adapters.progress import Progress
 from adapters.publish import Report, publish_file, send_prepared
 from adapters.watch import watch_folder
 from broker.client import JigsawClient
@@ -39,6 +38,7 @@ from broker.codec import jsonable
 from broker.envelope.keys import SigningKey, load_signing_key
 from broker.errors import ConfigError
 from broker.logging import configure_logging
+from broker.progress import Progress
 from broker.validation import event_of
 
 __all__ = ["add_arguments", "run"]
@@ -150,19 +150,16 @@ def _human(report: Report) -> str:
 def _prepare(adapter: Adapter, path: Path, key: SigningKey) -> Preparation:
     """Read, map, sign and check the file, with a progress bar for a large one on a terminal."""
     items = read_export(path)
-    progress = Progress(len(items), f"{path.name}: checking", unit="rows")
-    preparation = prepare(adapter, items, key, now=dt.datetime.now(dt.UTC), progress=progress)
-    progress.close()
-    return preparation
+    with Progress(f"{path.name}: checking", len(items), unit="rows") as progress:
+        return prepare(adapter, items, key, now=dt.datetime.now(dt.UTC), progress=progress.reach)
 
 
 async def _send_file(adapter: Adapter, path: Path, key: SigningKey, args: argparse.Namespace, token: str) -> Report:
     preparation = _prepare(adapter, path, key)
     report = Report.of(adapter, key.org_id, str(path), preparation)
-    progress = Progress(len(preparation.events), f"{path.name}: sending")
-    async with JigsawClient(args.gateway, token, key=key) as client:
-        await send_prepared(preparation, client, report, batch=args.batch, progress=progress)
-    progress.close()
+    with Progress(f"{path.name}: sending", len(preparation.events)) as progress:
+        async with JigsawClient(args.gateway, token, key=key) as client:
+            await send_prepared(preparation, client, report, batch=args.batch, progress=progress.reach)
     return report
 
 

@@ -1,5 +1,6 @@
-"""``jigsaw keys``: make, revoke and list agency signing keys (and API credentials).
+"""``jigsaw keys``: Jigsaw's own key; make, revoke and list agency signing keys (and API credentials).
 
+    jigsaw keys init [--file PATH]
     jigsaw keys new ORG_ID --kind KIND [--valid-from TIME]
     jigsaw keys revoke KEY_ID [--at TIME]
     jigsaw keys list [--json]
@@ -8,6 +9,10 @@
 Keys live in ``JIGSAW_KEYS_DIR`` (default ``.jigsaw/keys``). ``new`` writes the
 public record there and the private key to ``private/<key_id>.json`` (0600):
 hand that file to the agency's adapter and remove it from the broker's box.
+``init`` makes Jigsaw's own signing key (webhooks and checkpoints) at
+``JIGSAW_SIGNING_KEY_FILE`` (0600), refusing to overwrite one, and writes its
+public key beside the agency keys for ``jigsaw replay``. The other actions
+never read that file, so they run before it exists.
 """
 
 from __future__ import annotations
@@ -18,13 +23,15 @@ import json
 import os
 from pathlib import Path
 
+from broker.audit.checkpoint import PUBLIC_KEY_FILE, public_key_line
+from broker.delivery.signing import WebhookKey
 from broker.envelope.keys import KeyStore, new_key
 from broker.errors import ConfigError
 from broker.gateway.auth import ROLES, add_credential
 from broker.settings import Settings
 from broker.topics import ORG_KINDS
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["add_arguments", "init_signing_key", "run"]
 
 
 def _time(text: str) -> dt.datetime:
@@ -40,6 +47,8 @@ def _time(text: str) -> dt.datetime:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``keys`` subcommands."""
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    init = sub.add_parser("init", help="make Jigsaw's own signing key (webhooks, checkpoints); never overwrites")
+    init.add_argument("--file", type=Path, default=None, help="default: JIGSAW_SIGNING_KEY_FILE")
     new = sub.add_parser("new", help="make a key pair for one organisation")
     new.add_argument("org_id", metavar="ORG_ID")
     new.add_argument("--kind", required=True, choices=ORG_KINDS, help="the organisation's kind")
@@ -56,13 +65,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cred.add_argument("--file", type=Path, default=None, help="default: JIGSAW_CREDENTIALS_FILE")
 
 
+def init_signing_key(path: Path, keys_dir: Path) -> WebhookKey:
+    """Make Jigsaw's own signing key at ``path`` (0600), and its public key in ``keys_dir`` if none is there.
+
+    Raises:
+        ConfigError: ``path`` exists already (it is never overwritten) or cannot be written.
+    """
+    key = WebhookKey.generate()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise ConfigError(f"{path} exists already: Jigsaw's signing key is never overwritten") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot write the signing key {path}: {exc}") from exc
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(key.secret_text() + "\n")
+    public = keys_dir / PUBLIC_KEY_FILE
+    if not public.exists():
+        keys_dir.mkdir(parents=True, exist_ok=True)
+        public.write_text(public_key_line(key.private_key) + "\n", encoding="utf-8")
+    return key
+
+
 def run(args: argparse.Namespace) -> int:
     """Run one ``keys`` action; the exit code."""
     env = dict(os.environ)
     credentials_file = env.pop("JIGSAW_CREDENTIALS_FILE", None)  # may not exist yet for `credential`
+    signing_key_file = env.pop("JIGSAW_SIGNING_KEY_FILE", None)  # may not exist yet: `init` makes it
     settings = Settings.from_env(env)
     store = KeyStore(settings.keys_dir)
     now = dt.datetime.now(dt.UTC)
+    if args.action == "init":
+        target = args.file or (Path(signing_key_file) if signing_key_file else None)
+        if target is None:
+            raise ConfigError("name the signing key file with --file or JIGSAW_SIGNING_KEY_FILE")
+        key = init_signing_key(target, settings.keys_dir)
+        line = public_key_line(key.private_key)
+        public = settings.keys_dir / PUBLIC_KEY_FILE
+        kept = public.read_text(encoding="utf-8").strip() == line
+        print(f"Jigsaw's signing key {key.key_id} written to {target} (0600; keep it secret)")
+        print(f"public key: {line} ({'written to ' if kept else 'NOT written: another key is in '}{public})")
+        return 0
     if args.action == "new":
         record, signing = new_key(args.org_id, args.kind, valid_from=args.valid_from or now)
         store.save(record, signing)

@@ -24,7 +24,6 @@ from broker.audit.checkpoint import PUBLIC_KEY_FILE, load_public_key
 from broker.audit.chronology import build_chronology, to_csv, to_json
 from broker.audit.chronology_html import to_html
 from broker.audit.collect import Snapshot, read_snapshot
-from broker.audit.progress import Progress
 from broker.audit.replay import Report, replay
 from broker.audit.window import parse_bound, resolve_window
 from broker.envelope.keys import KeyStore
@@ -32,6 +31,7 @@ from broker.errors import ConfigError
 from broker.log.base import Log
 from broker.logging import configure_logging
 from broker.nhs import is_valid_nhs_number, normalise_nhs_number
+from broker.progress import Progress
 from broker.routing.model import Decision, Notification
 from broker.settings import Settings
 
@@ -164,18 +164,15 @@ def run(args: argparse.Namespace) -> int:
         window = resolve_window(start, end, snapshot.inputs) if start or end else None
     except ValueError as exc:
         raise ConfigError(f"--from/--to: {exc}") from None
-    bar = Progress("replay", len(snapshot.inputs))
-    try:
+    with Progress("replay", len(snapshot.inputs), unit="inputs", minimum=5000) as bar:
         report = replay(
             snapshot,
             keys=registry,
             checkpoint_key=checkpoint_key,
             window=window,
             every=args.checkpoint_every or settings.checkpoint_every,
-            progress=bar,
+            progress=bar.advance,
         )
-    finally:
-        bar.close()
     # With a chronology on standard output, the verdict goes to standard error.
     out = sys.stderr if args.chronology and args.out is None else sys.stdout
     for line in report.summary():

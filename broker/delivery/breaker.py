@@ -5,19 +5,38 @@
 ``circuit_open``, so a notification's retry schedule still bounds how long it
 can take before the dead letter) until ``cooldown`` seconds have passed.
 ``half_open``: one probe goes through; its success closes the breaker, its
-failure opens it again. Times are monotonic seconds; every function returns a
-new ``Breaker`` and never mutates one.
+failure opens it again. A probe that says nothing about the endpoint (refused
+before sending, or cancelled) frees the probe slot so the next attempt probes;
+an endpoint that answers 410 (``gone``) is up, so that closes the breaker.
+Every attempt that was allowed must end in ``settle`` (or ``release`` when it
+was cancelled), or a half-open breaker waits for its probe for ever. Times are
+monotonic seconds; every function returns a new ``Breaker`` and never mutates one.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-__all__ = ["CLOSED", "HALF_OPEN", "OPEN", "Breaker", "allow", "on_failure", "on_success"]
+__all__ = [
+    "CLOSED",
+    "FAILURE_OUTCOMES",
+    "HALF_OPEN",
+    "OPEN",
+    "SUCCESS_OUTCOMES",
+    "Breaker",
+    "allow",
+    "on_failure",
+    "on_success",
+    "release",
+    "settle",
+]
 
 CLOSED = "closed"
 OPEN = "open"
 HALF_OPEN = "half_open"
+
+SUCCESS_OUTCOMES = frozenset({"delivered", "gone"})  # the endpoint answered
+FAILURE_OUTCOMES = frozenset({"failed"})  # the endpoint failed or did not answer
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -55,3 +74,21 @@ def on_failure(breaker: Breaker, now: float) -> Breaker:
     if breaker.state == HALF_OPEN or breaker.failures + 1 >= breaker.threshold:
         return dataclasses.replace(breaker, state=OPEN, failures=0, opened_at=now, probing=False)
     return dataclasses.replace(breaker, failures=breaker.failures + 1)
+
+
+def release(breaker: Breaker) -> Breaker:
+    """An allowed attempt ended without a word about the endpoint (refused, cancelled): free the probe slot."""
+    return dataclasses.replace(breaker, probing=False) if breaker.probing else breaker
+
+
+def settle(breaker: Breaker, outcome: str, now: float) -> Breaker:
+    """The breaker after an allowed attempt ended with ``outcome`` (an ``AttemptResult.outcome``).
+
+    ``delivered`` and ``gone`` close it, ``failed`` counts against it, anything
+    else (``refused``: nothing was sent) only frees a half-open probe slot.
+    """
+    if outcome in SUCCESS_OUTCOMES:
+        return on_success(breaker)
+    if outcome in FAILURE_OUTCOMES:
+        return on_failure(breaker, now)
+    return release(breaker)

@@ -41,6 +41,7 @@ from broker.errors import JigsawError
 from broker.log.base import Log, Record
 from broker.log.scan import read_available
 from broker.logging import get_logger
+from broker.observability import Metrics
 from broker.routing.model import Notification
 
 __all__ = ["GROUP", "Dispatcher", "raise_if_cancelled"]
@@ -83,6 +84,7 @@ class Dispatcher:
         per_endpoint: int = 8,
         breaker: breakers.Breaker = breakers.Breaker(),
         sender: WebhookSender | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         """Args:
         log: the log (started by the caller).
@@ -95,6 +97,7 @@ class Dispatcher:
         per_endpoint: attempts in flight at once to one endpoint.
         breaker: the breaker each endpoint starts with (its threshold and cooldown).
         sender: the HTTP side; default a ``WebhookSender`` with ``key`` and ``timeout``.
+        metrics: where to record (the app's ``Metrics``); default a registry of its own.
         """
         self.log = log
         self.schedule = schedule
@@ -106,6 +109,7 @@ class Dispatcher:
         self._endpoint_slots: dict[str, asyncio.Semaphore] = {}
         self._breaker_template = breaker
         self._breakers: dict[str, breakers.Breaker] = {}
+        self.metrics = metrics if metrics is not None else Metrics()
         self.delivered = 0
         self.dead_lettered = 0
         self.inboxed = 0
@@ -313,22 +317,24 @@ class Dispatcher:
         state = self._breakers.get(endpoint, self._breaker_template)
         allowed, state = breakers.allow(state, time.monotonic())
         self._breakers[endpoint] = state
+        self.metrics.breaker(job.recipient, state.state)
         if not allowed:
             return AttemptResult("circuit_open", error="the endpoint's breaker is open after repeated failures")
         body = self._bodies[job.notification_id]
-        result = await self.sender.deliver(
-            endpoint,
-            internal=internal,
-            webhook_id=job.notification_id,
-            body=body,
-            timestamp=int(self._clock().timestamp()),
-        )
+        try:
+            result = await self.sender.deliver(
+                endpoint,
+                internal=internal,
+                webhook_id=job.notification_id,
+                body=body,
+                timestamp=int(self._clock().timestamp()),
+            )
+        except BaseException:  # cancelled (or a bug): the probe slot must not stay taken
+            self._breakers[endpoint] = breakers.release(self._breakers.get(endpoint, self._breaker_template))
+            raise
         state = self._breakers.get(endpoint, self._breaker_template)
-        if result.outcome == "delivered":
-            state = breakers.on_success(state)
-        elif result.outcome == "failed":
-            state = breakers.on_failure(state, time.monotonic())
-        self._breakers[endpoint] = state
+        self._breakers[endpoint] = breakers.settle(state, result.outcome, time.monotonic())
+        self.metrics.breaker(job.recipient, self._breakers[endpoint].state)
         return result
 
     async def _record(self, records: list[DeliveryRecord]) -> None:

@@ -29,9 +29,9 @@ from aiohttp import web
 from broker.envelope.keys import KeyRegistry, KeyStore
 from broker.errors import JigsawError, Refusal
 from broker.gateway.auth import Credentials
-from broker.gateway.metrics import Metrics
 from broker.log.base import Log, Position
 from broker.logging import get_logger
+from broker.observability import Metrics
 from broker.roles import RoleBoard, RoleContext, run_roles
 from broker.settings import Settings
 
@@ -118,9 +118,7 @@ async def _errors_and_metrics(
         )
     route = request.match_info.route.resource
     name = route.canonical if route is not None else "unmatched"
-    metrics = request.app[METRICS]
-    metrics.inc("jigsaw_http_requests_total", method=request.method, route=name, status=str(response.status))
-    metrics.observe(time.perf_counter() - started, route=name)
+    request.app[METRICS].http_request(name, request.method, response.status, time.perf_counter() - started)
     return response
 
 

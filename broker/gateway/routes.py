@@ -17,6 +17,7 @@ from broker.errors import Forbidden, InvalidRequest, Refusal
 from broker.gateway.app import CLOCK, CREDENTIALS, INTAKE, LOG, METRICS, ROLE_BOARD, SETTINGS
 from broker.gateway.auth import Caller
 from broker.gateway.bodies import read_limited
+from broker.gateway.metrics import metrics_response
 from broker.gateway.openapi import openapi_document
 
 __all__ = ["add_routes"]
@@ -54,18 +55,18 @@ async def _refused(request: web.Request, error: Refusal) -> web.Response:
     caller = request.get(CALLER)
     now = request.app[CLOCK]()
     await request.app[INTAKE].refuse(error, caller=caller.org_id if caller else None, body=b"", now=now)
-    request.app[METRICS].inc("jigsaw_events_refused_total", error=error.code)
+    request.app[METRICS].event_refused(error.code)
     return web.json_response(error.to_dict(), status=error.http_status)
 
 
 def _count(request: web.Request, outcome: Any) -> None:
     metrics = request.app[METRICS]
     if outcome.error is not None:
-        metrics.inc("jigsaw_events_refused_total", error=outcome.error.code)
+        metrics.event_refused(outcome.error.code)
     elif outcome.status == "accepted":
-        metrics.inc("jigsaw_events_accepted_total", event_type=outcome.event.event_type)
+        metrics.event_accepted(outcome.event.event_type)
     else:
-        metrics.inc("jigsaw_events_duplicate_total")
+        metrics.event_duplicate()
 
 
 async def post_event(request: web.Request) -> web.Response:
@@ -131,15 +132,4 @@ async def get_healthz(request: web.Request) -> web.Response:
 
 async def get_metrics(request: web.Request) -> web.Response:
     """``GET /metrics``: Prometheus text format."""
-    status = await request.app[LOG].status()
-    backend = str(status.get("backend", "unknown"))
-    gauges = {
-        "jigsaw_log_up": (
-            "1 when the log backend answers.",
-            [((("backend", backend),), 1.0 if status.get("ok") else 0.0)],
-        ),
-    }
-    text = request.app[METRICS].render(gauges)
-    return web.Response(
-        text=text, content_type="text/plain", charset="utf-8", headers={"X-Content-Type-Options": "nosniff"}
-    )
+    return metrics_response(request.app[METRICS], await request.app[LOG].status())

@@ -17,6 +17,7 @@ import aiohttp
 from broker.client import JigsawClient
 from broker.envelope import load_signing_key
 from broker.envelope.testing import sample_data
+from broker.observability import read_sample
 
 
 def _free_port() -> int:
@@ -88,7 +89,8 @@ async def test_serve_publishes_and_stops_cleanly_on_sigterm(tmp_path: Path) -> N
             first = await client.send(env_built)
             assert first.status == 202, first.body
         async with aiohttp.ClientSession() as session, session.get(url + "/metrics") as response:
-            assert 'jigsaw_events_accepted_total{event_type="gp.registration"} 1' in await response.text()
+            text = await response.text()
+        assert read_sample(text, "jigsaw_events_accepted_total", event_type="gp.registration") == 1
     finally:
         code, err = _stop(proc)
     assert code == 0, err

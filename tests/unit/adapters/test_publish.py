@@ -9,9 +9,8 @@ import aiohttp
 
 from adapters import ADAPTERS, prepare, rows_from_records
 from adapters.publish import Report, publish_records, send_prepared
-from broker.client import SendResult
+from broker.client import SendResult, error_for_response
 from broker.envelope.model import Envelope
-from broker.errors import SchemaInvalid
 from tests.unit.adapters.family import NOW, family_keys
 
 
@@ -40,12 +39,12 @@ class StubClient:
     async def send_batch(self, envelopes: Sequence[Envelope]) -> list[SendResult]:
         self.batches.append(len(envelopes))
         if self.max_batch is not None and len(envelopes) > self.max_batch:
-            raise SchemaInvalid("too many", status=413, body={"error": "payload_too_large", "message": "too big"})
+            raise error_for_response(413, {"error": "payload_too_large", "message": "too big"})
         step = self.script.pop(0) if self.script else 202
         if isinstance(step, BaseException):
             raise step
         if isinstance(step, int) and step >= 300:
-            raise SchemaInvalid("batch", status=step, body={"error": f"e{step}", "message": f"status {step}"})
+            raise error_for_response(step, {"error": f"e{step}", "message": f"status {step}"})
         statuses = step if isinstance(step, list) else [step] * len(envelopes)
         return [
             SendResult(s, {"event_id": e.event_id} if s < 300 else {"error": "not_permitted", "message": "no"})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from broker.delivery.breaker import CLOSED, HALF_OPEN, OPEN, Breaker, allow, on_failure, on_success
+from broker.delivery.breaker import CLOSED, HALF_OPEN, OPEN, Breaker, allow, on_failure, on_success, release, settle
 
 
 def _failures(breaker: Breaker, n: int, now: float = 0.0) -> Breaker:
@@ -58,3 +58,35 @@ def test_functions_never_mutate() -> None:
     breaker = Breaker(threshold=1)
     on_failure(breaker, 0.0)
     assert breaker.state == CLOSED and breaker.failures == 0
+
+
+def _probing() -> Breaker:
+    opened = _failures(Breaker(threshold=1, cooldown=10.0), 1, now=0.0)
+    allowed, probing = allow(opened, 10.0)
+    assert allowed and probing.state == HALF_OPEN and probing.probing
+    return probing
+
+
+def test_a_gone_probe_closes_the_breaker() -> None:
+    """A probe answered 410 shows the endpoint is up: the breaker closes (regression: it stayed half-open)."""
+    settled = settle(_probing(), "gone", 11.0)
+    assert settled.state == CLOSED and not settled.probing
+    assert allow(settled, 11.0)[0]
+
+
+def test_a_refused_or_cancelled_probe_frees_the_slot_for_the_next_probe() -> None:
+    """A probe refused before sending, or cancelled, lets the next attempt probe (regression: none ever could)."""
+    for settled in (settle(_probing(), "refused", 11.0), release(_probing())):
+        assert settled.state == HALF_OPEN and not settled.probing
+        allowed, probing = allow(settled, 12.0)
+        assert allowed and probing.probing
+        assert settle(probing, "delivered", 12.5).state == CLOSED
+
+
+def test_settle_counts_failures_and_successes_like_the_transitions() -> None:
+    """A failed outcome counts against the breaker, delivered resets it, and release leaves a closed one alone."""
+    breaker = Breaker(threshold=2)
+    assert settle(breaker, "failed", 0.0).failures == 1
+    assert settle(settle(breaker, "failed", 0.0), "failed", 1.0).state == OPEN
+    assert settle(settle(breaker, "failed", 0.0), "delivered", 1.0).failures == 0
+    assert release(breaker) is breaker

@@ -1,0 +1,1 @@
+"""The Avro schemas, installed as the package ``broker._schemas`` (see setup.py); data only, no code."""
