@@ -163,6 +163,7 @@ class Intake:
         caller: str | None,
         now: dt.datetime,
         timestamp_ms: int | None = None,
+        client: str | None = None,
     ) -> Outcome:
         """Accept one envelope into the log or refuse it (and record the refusal).
 
@@ -171,6 +172,7 @@ class Intake:
             caller: the authenticated organisation; None when the caller is trusted to be the source
                 (the simulator, which signs as each organisation).
             now: the receiving time; also the record's timestamp unless ``timestamp_ms`` is given.
+            client: the client's network address, kept in a rejection record.
         """
         raw = body if isinstance(body, bytes) else encode_envelope(body, self._catalogue)
         try:
@@ -182,7 +184,7 @@ class Intake:
                     return Outcome("duplicate", env.event_id, seen.position, event=accepted.event)
                 raise _conflict(env.event_id)
         except Refusal as exc:
-            await self.refuse(exc, caller=caller, body=raw, now=now)
+            await self.refuse(exc, caller=caller, body=raw, now=now, client=client)
             return Outcome("refused", exc.evidence.get("event_id"), error=exc)
         headers = _headers(env)
         ts = timestamp_ms if timestamp_ms is not None else int(now.timestamp() * 1000)
@@ -212,6 +214,7 @@ class Intake:
         caller: str | None,
         now: dt.datetime,
         timestamp_ms: int | None = None,
+        client: str | None = None,
     ) -> list[Outcome]:
         """``submit`` for a batch: the same checks for each envelope, one durable append per topic.
 
@@ -241,7 +244,7 @@ class Intake:
                         raise _conflict(env.event_id)
                     continue  # filled in below, once the first copy has its position
             except Refusal as exc:
-                await self.refuse(exc, caller=caller, body=raw, now=now)
+                await self.refuse(exc, caller=caller, body=raw, now=now, client=client)
                 outcomes[i] = Outcome("refused", exc.evidence.get("event_id"), error=exc)
                 continue
             in_batch[env.event_id] = (i, digest)
@@ -281,8 +284,10 @@ class Intake:
             )
         return accepted, _content_digest(env)
 
-    async def refuse(self, error: Refusal, *, caller: str | None, body: bytes, now: dt.datetime) -> Position:
-        """Record a refusal: what, from whom, why; the body only as its size and SHA-256."""
+    async def refuse(
+        self, error: Refusal, *, caller: str | None, body: bytes, now: dt.datetime, client: str | None = None
+    ) -> Position:
+        """Record a refusal: what, from whom (and which address), why; the body only as its size and SHA-256."""
         record = {
             "event_id": error.evidence.get("event_id"),
             "source": error.evidence.get("source"),
@@ -293,6 +298,7 @@ class Intake:
             "received_at": iso(now),
             "body_sha256": hashlib.sha256(body).hexdigest(),
             "body_bytes": len(body),
+            **({"client": client} if client else {}),
         }
         key = str(record["event_id"] or record["body_sha256"]).encode()
         value = json.dumps(record, sort_keys=True).encode()

@@ -90,9 +90,7 @@ def run(args: argparse.Namespace) -> int:
                 print(json.dumps(data))
             else:
                 state = f"revoked {data['revoked_at']}" if data["revoked_at"] else "active"
-                print(
-                    f"{data['key_id']}\t{data['org_id']}\t{data['kind']}\tfrom {data['valid_from']}\t{state}"
-                )
+                print(f"{data['key_id']}\t{data['org_id']}\t{data['kind']}\tfrom {data['valid_from']}\t{state}")
         return 0
     path = args.file or (Path(credentials_file) if credentials_file else None)
     if path is None:

@@ -307,6 +307,11 @@ class KeyStore:
                 raise ConfigError(f"cannot read the key record {path}: {exc}") from exc
         return KeyRegistry(records)
 
+    def reload(self) -> KeyRegistry:
+        """The registry re-read now if the directory changed, whatever the recheck interval (SIGHUP)."""
+        self._checked_at = float("-inf")
+        return self.current()
+
     def current(self) -> KeyRegistry:
         """The registry, re-read when the directory changed (checked at most once per ``recheck_seconds``).
 

@@ -24,7 +24,7 @@ from aiohttp import web
 
 from broker.envelope.keys import KeyRegistry, KeyStore
 from broker.errors import JigsawError, Refusal
-from broker.gateway.auth import Credentials
+from broker.gateway.auth import Authenticator, CredentialsFile
 from broker.gateway.metrics import Metrics
 from broker.gateway.roles import RoleContext, run_roles
 from broker.log.base import Log, Position
@@ -66,15 +66,17 @@ class Submitter(Protocol):
 
     async def start(self) -> None: ...
 
-    async def submit(self, body: bytes, *, caller: str | None, now: dt.datetime) -> Any: ...
+    async def submit(self, body: bytes, *, caller: str | None, now: dt.datetime, client: str | None = None) -> Any: ...
 
-    async def refuse(self, error: Refusal, *, caller: str | None, body: bytes, now: dt.datetime) -> Position: ...
+    async def refuse(
+        self, error: Refusal, *, caller: str | None, body: bytes, now: dt.datetime, client: str | None = None
+    ) -> Position: ...
 
 
 SETTINGS = web.AppKey("settings", Settings)
 LOG = web.AppKey("log", Log)
 KEYS = web.AppKey("keys", KeyStore)
-CREDENTIALS = web.AppKey("credentials", Credentials)
+CREDENTIALS: web.AppKey[Authenticator] = web.AppKey("credentials")
 INTAKE = web.AppKey("intake", Submitter)
 METRICS = web.AppKey("metrics", Metrics)
 Clock = Callable[[], dt.datetime]
@@ -121,7 +123,7 @@ def create_app(
     log: Log,
     *,
     keys: KeyStore | None = None,
-    credentials: Credentials | None = None,
+    credentials: Authenticator | None = None,
     intake: Submitter | None = None,
     clock: Callable[[], dt.datetime] = _utc_now,
     roles: Sequence[str] | None = None,
@@ -132,7 +134,7 @@ def create_app(
         settings: limits, the keys directory, the credentials file and the roles to run.
         log: the log backend (not yet started).
         keys: the key store; default ``KeyStore(settings.keys_dir)``, re-read when the directory changes.
-        credentials: default ``Credentials.load(settings.credentials_file)``.
+        credentials: default ``CredentialsFile(settings.credentials_file)``, re-read when the file changes.
         intake: accept-or-refuse; default ``broker.intake.Intake`` over ``log``.
         clock: the receiving time of a submission.
         roles: background roles to start; default ``settings.roles`` (the gateway itself is always on).
@@ -161,7 +163,7 @@ def create_app(
     app[SETTINGS] = settings
     app[LOG] = log
     app[KEYS] = keys
-    app[CREDENTIALS] = credentials if credentials is not None else Credentials.load(settings.credentials_file)
+    app[CREDENTIALS] = credentials if credentials is not None else CredentialsFile(settings.credentials_file)
     app[INTAKE] = intake
     app[METRICS] = Metrics()
     app[CLOCK] = clock
@@ -189,6 +191,10 @@ def create_app(
 
     app.cleanup_ctx.append(log_and_index)
     app.cleanup_ctx.append(background_roles)
+    from broker.gateway.guard import Guard, install_guard  # rate limits, body deadlines, refusal records
+
+    guard = Guard(settings, log, authenticate=app[CREDENTIALS].authenticate, refuse=app[INTAKE].refuse, clock=clock)
+    install_guard(app, guard)
     routes.add_routes(app)
     from broker.delivery.api import mount_delivery  # the inbox and the webhook key
     from broker.delivery.signing import webhook_key_for
