@@ -116,7 +116,7 @@ async def test_stalled_body_is_closed_and_recorded(tmp_path: Path) -> None:
 async def test_client_dropping_mid_body_is_a_4xx_not_a_500(tmp_path: Path) -> None:
     """A client that goes away mid-body is an incomplete_request refusal; nothing is counted as a 500."""
     async with serving(tmp_path) as served:
-        reader, writer = await _raw(served)
+        _reader, writer = await _raw(served)
         writer.write(
             b"POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer token-police\r\n"
             b"Content-Type: application/vnd.jigsaw.envelope+avro\r\nContent-Length: 1000\r\n\r\n" + b"\x00" * 10

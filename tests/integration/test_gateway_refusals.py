@@ -74,6 +74,18 @@ async def test_revoked_key(gateway: Gateway) -> None:
     await gateway.assert_refused(marks, "key_revoked", [env.event_id])
 
 
+async def test_backdated_signature_after_revocation_is_refused(gateway: Gateway) -> None:
+    """A stolen key revoked a second ago cannot sign an event back-dated to before the revocation."""
+    record = gateway.keys.records["POLICE-WYP"]
+    now = dt.datetime.now(dt.UTC)
+    gateway.store.revoke(record.key_id, now - dt.timedelta(seconds=1))
+    marks = await gateway.mark()
+    env = gateway.build(issued_at=now - dt.timedelta(hours=2), occurred_at=now - dt.timedelta(hours=3))
+    status, body = await gateway.post(encode_envelope(env))
+    assert (status, body["error"]) == (403, "key_revoked")
+    await gateway.assert_refused(marks, "key_revoked", [env.event_id])
+
+
 async def test_unknown_key(gateway: Gateway) -> None:
     """An envelope naming a key id that is not registered is refused as unknown_key."""
     marks = await gateway.mark()
