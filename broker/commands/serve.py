@@ -27,6 +27,7 @@ from broker.gateway.listener import GatewaySite, runner_options
 from broker.gateway.tls import server_context
 from broker.log import open_log
 from broker.logging import configure_logging, get_logger
+from broker.secretfiles import check_secret_file
 from broker.settings import Settings
 
 __all__ = ["add_arguments", "run", "serve", "start_site"]
@@ -78,6 +79,9 @@ def _reload(app: web.Application) -> None:
 async def serve(settings: Settings, *, shutdown_timeout: float = 10.0, stop: asyncio.Event | None = None) -> int:
     """Run until SIGTERM/SIGINT (or ``stop`` is set); the exit code."""
     log = get_logger("jigsaw.serve")
+    generated = settings.data_dir / "webhook-signing-key"  # Jigsaw's own key when none is configured
+    if settings.signing_key_file is None and generated.exists():
+        check_secret_file(generated, "Jigsaw's generated signing key")
     app = create_app(settings, open_log(settings))
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
