@@ -91,3 +91,23 @@ def test_revoking_an_ambiguous_or_unknown_id_is_refused(tmp_path: Path) -> None:
     add_credential(path, "POLICE-WYP", "publisher")
     with pytest.raises(ConfigError, match="no credential"):
         revoke_credential(path, "abc")
+
+
+def test_keys_commands_list_and_revoke_credentials(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`jigsaw keys credentials` lists ids (never hashes); `revoke-credential ID` removes that one."""
+    from broker.cli import main
+
+    monkeypatch.setenv("JIGSAW_DATA_DIR", str(tmp_path))
+    path = tmp_path / "credentials.json"
+    assert main(["keys", "credential", "POLICE-WYP", "--role", "publisher", "--file", str(path)]) == 0
+    token = capsys.readouterr().out.strip()
+    assert main(["keys", "credentials", "--file", str(path)]) == 0
+    listing = capsys.readouterr().out
+    credential_id = listing.split("\t")[0]
+    assert "POLICE-WYP\tpublisher" in listing and len(credential_id) == 12
+    assert path.read_text().count(credential_id) == 1 and token not in path.read_text()
+    assert main(["keys", "revoke-credential", credential_id, "--file", str(path)]) == 0
+    assert "revoked" in capsys.readouterr().out
+    assert list_credentials(path) == []
