@@ -47,7 +47,7 @@ from broker.errors import (
     Unauthenticated,
 )
 from broker.gateway.auth import Caller
-from broker.gateway.limits import Rate, RateLimiter, RefusalTally, retry_after
+from broker.gateway.limits import Rate, RateLimiter, RefusalTally, client_key, retry_after
 from broker.log.base import Log
 from broker.logging import get_logger
 from broker.routing.model import iso
@@ -196,7 +196,7 @@ class Guard:
 
     async def _limited(self, request: web.Request, caller: Caller | None) -> web.StreamResponse | None:
         client = request[CLIENT]
-        wait = self.addresses.check(client)
+        wait = self.addresses.check(client_key(client))  # an IPv6 client is limited by its /64
         if not wait and caller is not None:
             wait = self.credentials.check(f"{caller.org_id}/{caller.role}")
         if not wait:
