@@ -39,9 +39,7 @@ class Served:
 
 
 @contextlib.asynccontextmanager
-async def serving(
-    tmp_path: Path, *, credentials: Authenticator | None = None, **changes: Any
-) -> AsyncIterator[Served]:
+async def serving(tmp_path: Path, *, credentials: Authenticator | None = None, **changes: Any) -> AsyncIterator[Served]:
     """A gateway over an embedded log in ``tmp_path``, with ``changes`` to the default settings."""
     settings = Settings(
         data_dir=tmp_path, log_path=tmp_path / "log.db", keys_dir=tmp_path / "keys", http_port=0, roles=()
