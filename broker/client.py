@@ -39,6 +39,7 @@ from broker.errors import (
     Unauthenticated,
     UnknownKey,
 )
+from broker.gateway.tls import check_token_transport
 from broker.schemas import Catalogue, default_catalogue
 
 __all__ = [
@@ -155,7 +156,11 @@ class SendResult:
 
 
 class JigsawClient:
-    """Send signed envelopes to a gateway: ``async with JigsawClient(url, token, key=...) as c``."""
+    """Send signed envelopes to a gateway: ``async with JigsawClient(url, token, key=...) as c``.
+
+    The URL must be ``https``, or ``http`` to this machine: a bearer token never crosses a network in clear
+    (``ConfigError`` otherwise).
+    """
 
     def __init__(
         self,
@@ -166,6 +171,7 @@ class JigsawClient:
         session: aiohttp.ClientSession | None = None,
         timeout: float = 30.0,
     ) -> None:
+        check_token_transport(base_url)  # a bearer token crosses a network only inside TLS
         self.base_url = base_url.rstrip("/")
         self._token = token
         self.key = load_signing_key(key) if isinstance(key, (Path, str)) else key

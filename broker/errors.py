@@ -137,4 +137,30 @@ class NotFound(JigsawError):
     http_status = 404
 
 
-__all__ += ["Refusal"]
+# --- refusals of requests at the HTTP edge (broker/gateway/guard.py) ---------
+
+
+class RateLimited(Refusal):
+    """Too many requests from one client address or credential; the answer says when to try again."""
+
+    code = "rate_limited"
+    http_status = 429
+    retriable = True
+
+
+class RequestTimeout(Refusal):
+    """The client did not send the whole request in time (a stalled or trickled body)."""
+
+    code = "request_timeout"
+    http_status = 408
+    retriable = True
+
+
+class IncompleteRequest(Refusal):
+    """The client went away before sending the whole request."""
+
+    code = "incomplete_request"
+    retriable = True
+
+
+__all__ += ["IncompleteRequest", "RateLimited", "Refusal", "RequestTimeout"]

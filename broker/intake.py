@@ -202,6 +202,7 @@ class Intake:
         caller: str | None,
         now: dt.datetime,
         timestamp_ms: int | None = None,
+        client: str | None = None,
     ) -> Outcome:
         """Accept one envelope into the log or refuse it (and record the refusal).
 
@@ -210,12 +211,19 @@ class Intake:
             caller: the authenticated organisation; None when the caller is trusted to be the source
                 (the simulator, which signs as each organisation).
             now: the receiving time; also the record's timestamp unless ``timestamp_ms`` is given.
+            client: the client's network address, kept in a rejection record.
         """
         async with self._bounded("accept an event"), self._submitting:
-            return await self._submit(body, caller=caller, now=now, timestamp_ms=timestamp_ms)
+            return await self._submit(body, caller=caller, now=now, timestamp_ms=timestamp_ms, client=client)
 
     async def _submit(
-        self, body: bytes | Envelope, *, caller: str | None, now: dt.datetime, timestamp_ms: int | None
+        self,
+        body: bytes | Envelope,
+        *,
+        caller: str | None,
+        now: dt.datetime,
+        timestamp_ms: int | None,
+        client: str | None,
     ) -> Outcome:
         raw = body if isinstance(body, bytes) else encode_envelope(body, self._catalogue)
         await self._refresh()
@@ -228,7 +236,7 @@ class Intake:
                     return Outcome("duplicate", env.event_id, seen.position, event=accepted.event)
                 raise _conflict(env.event_id)
         except Refusal as exc:
-            await self.refuse(exc, caller=caller, body=raw, now=now)
+            await self.refuse(exc, caller=caller, body=raw, now=now, client=client)
             return Outcome("refused", exc.evidence.get("event_id"), error=exc)
         ts = timestamp_ms if timestamp_ms is not None else int(now.timestamp() * 1000)
         [position] = await self._append([(subject_key(accepted.event).encode(), raw, _headers(env, accepted.kind))], ts)
@@ -251,16 +259,23 @@ class Intake:
         caller: str | None,
         now: dt.datetime,
         timestamp_ms: int | None = None,
+        client: str | None = None,
     ) -> list[Outcome]:
         """``submit`` for a batch: the same checks for each envelope, one durable append per topic.
 
         An event id twice in one batch is accepted once (the second is a re-send, or a conflict).
         """
         async with self._bounded("accept a batch of events"), self._submitting:
-            return await self._submit_many(bodies, caller=caller, now=now, timestamp_ms=timestamp_ms)
+            return await self._submit_many(bodies, caller=caller, now=now, timestamp_ms=timestamp_ms, client=client)
 
     async def _submit_many(
-        self, bodies: Sequence[bytes | Envelope], *, caller: str | None, now: dt.datetime, timestamp_ms: int | None
+        self,
+        bodies: Sequence[bytes | Envelope],
+        *,
+        caller: str | None,
+        now: dt.datetime,
+        timestamp_ms: int | None,
+        client: str | None,
     ) -> list[Outcome]:
         outcomes: list[Outcome | None] = [None] * len(bodies)
         await self._refresh()
@@ -287,7 +302,7 @@ class Intake:
                         raise _conflict(env.event_id)
                     continue  # filled in below, once the first copy has its position
             except Refusal as exc:
-                await self.refuse(exc, caller=caller, body=raw, now=now)
+                await self.refuse(exc, caller=caller, body=raw, now=now, client=client)
                 outcomes[i] = Outcome("refused", exc.evidence.get("event_id"), error=exc)
                 continue
             in_batch[env.event_id] = (i, digest)
@@ -330,8 +345,10 @@ class Intake:
             )
         return accepted, _content_digest(env)
 
-    async def refuse(self, error: Refusal, *, caller: str | None, body: bytes, now: dt.datetime) -> Position:
-        """Record a refusal: what, from whom, why; the body only as its size and SHA-256."""
+    async def refuse(
+        self, error: Refusal, *, caller: str | None, body: bytes, now: dt.datetime, client: str | None = None
+    ) -> Position:
+        """Record a refusal: what, from whom (and which address), why; the body only as its size and SHA-256."""
         record = {
             "event_id": error.evidence.get("event_id"),
             "source": error.evidence.get("source"),
@@ -342,6 +359,7 @@ class Intake:
             "received_at": iso(now),
             "body_sha256": hashlib.sha256(body).hexdigest(),
             "body_bytes": len(body),
+            **({"client": client} if client else {}),
         }
         key = str(record["event_id"] or record["body_sha256"]).encode()
         value = json.dumps(record, sort_keys=True).encode()

@@ -43,6 +43,21 @@ ENV_VARS: dict[str, str | None] = {
     "JIGSAW_WEBHOOK_TIMEOUT": "10",
     "JIGSAW_LOG_FORMAT": "auto",
     "JIGSAW_LOG_LEVEL": "info",
+    # Transport security and abuse limits (broker/gateway/tls.py, limits.py, listener.py).
+    "JIGSAW_TLS_CERT_FILE": None,
+    "JIGSAW_TLS_KEY_FILE": None,
+    "JIGSAW_TLS_CLIENT_CA_FILE": None,
+    "JIGSAW_WEBHOOK_CA_FILE": None,
+    "JIGSAW_RATE_PER_ADDRESS": "50",
+    "JIGSAW_RATE_BURST_PER_ADDRESS": "200",
+    "JIGSAW_RATE_PER_CREDENTIAL": "50",
+    "JIGSAW_RATE_BURST_PER_CREDENTIAL": "200",
+    "JIGSAW_REFUSAL_SUMMARY_SECONDS": "60",
+    "JIGSAW_HTTP_HEADER_TIMEOUT": "30",
+    "JIGSAW_HTTP_BODY_TIMEOUT": "60",
+    "JIGSAW_HTTP_MAX_CONNECTIONS": "1000",
+    "JIGSAW_HTTP_MAX_CONNECTIONS_PER_ADDRESS": "100",
+    "JIGSAW_METRICS_REQUIRE_CREDENTIAL": "false",
 }
 
 
@@ -55,6 +70,24 @@ def _int(env: Mapping[str, str], name: str) -> int:
     if value <= 0:
         raise ConfigError(f"{name} must be positive, not {value}")
     return value
+
+
+def _float(env: Mapping[str, str], name: str) -> float:
+    raw = env.get(name) or ENV_VARS[name] or ""
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {raw!r}") from None
+    if not value > 0:
+        raise ConfigError(f"{name} must be positive, not {raw}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    raw = (env.get(name) or ENV_VARS[name] or "").lower()
+    if raw not in ("true", "false", "1", "0", "yes", "no"):
+        raise ConfigError(f"{name} takes true or false, not {raw!r}")
+    return raw in ("true", "1", "yes")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -82,6 +115,20 @@ class Settings:
     webhook_timeout: int = 10  # seconds an endpoint has to answer one webhook
     log_format: str = "auto"
     log_level: str = "info"
+    tls_cert_file: Path | None = None  # HTTPS for the gateway when given with tls_key_file
+    tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = None  # agencies must then present a certificate this CA issued
+    webhook_ca_file: Path | None = None  # a CA trusted for webhook endpoints, besides the system's
+    rate_per_address: float = 50.0  # requests a second, token bucket per client address
+    rate_burst_per_address: float = 200.0
+    rate_per_credential: float = 50.0  # requests a second, token bucket per credential
+    rate_burst_per_credential: float = 200.0
+    refusal_summary_seconds: float = 60.0  # anonymous refusals: one summary record per address per interval
+    http_header_timeout: float = 30.0  # a connection must send a whole request head in this time
+    http_body_timeout: float = 60.0  # and then the whole body in this time
+    http_max_connections: int = 1000
+    http_max_connections_per_address: int = 100
+    metrics_require_credential: bool = False  # /metrics for admin or auditor credentials only
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -110,12 +157,20 @@ class Settings:
         log_format = get("JIGSAW_LOG_FORMAT")
         if log_format not in ("auto", "console", "json"):
             raise ConfigError(f"JIGSAW_LOG_FORMAT must be auto, console or json, not {log_format!r}")
+        from broker.secretfiles import SECRET_VARIABLES, check_secret_file
+
         secrets: dict[str, Path | None] = {}
-        for name in ("JIGSAW_CREDENTIALS_FILE", "JIGSAW_SIGNING_KEY_FILE"):
+        for name in (*SECRET_VARIABLES, "JIGSAW_TLS_CERT_FILE", "JIGSAW_TLS_CLIENT_CA_FILE", "JIGSAW_WEBHOOK_CA_FILE"):
             value = env.get(name)
             if value and not Path(value).is_file():
                 raise ConfigError(f"{name} names {value}, which is not a readable file")
             secrets[name] = Path(value) if value else None
+            if value and name in SECRET_VARIABLES:
+                check_secret_file(Path(value), name)
+        if bool(secrets["JIGSAW_TLS_CERT_FILE"]) != bool(secrets["JIGSAW_TLS_KEY_FILE"]):
+            raise ConfigError("set both JIGSAW_TLS_CERT_FILE and JIGSAW_TLS_KEY_FILE for HTTPS, or neither")
+        if secrets["JIGSAW_TLS_CLIENT_CA_FILE"] and not secrets["JIGSAW_TLS_CERT_FILE"]:
+            raise ConfigError("JIGSAW_TLS_CLIENT_CA_FILE needs HTTPS: set JIGSAW_TLS_CERT_FILE and JIGSAW_TLS_KEY_FILE")
         schedule = get("JIGSAW_WEBHOOK_RETRY_SCHEDULE")
         try:
             from broker.delivery.backoff import parse_schedule
@@ -145,6 +200,20 @@ class Settings:
             webhook_timeout=_int(env, "JIGSAW_WEBHOOK_TIMEOUT"),
             log_format=log_format,
             log_level=get("JIGSAW_LOG_LEVEL").lower(),
+            tls_cert_file=secrets["JIGSAW_TLS_CERT_FILE"],
+            tls_key_file=secrets["JIGSAW_TLS_KEY_FILE"],
+            tls_client_ca_file=secrets["JIGSAW_TLS_CLIENT_CA_FILE"],
+            webhook_ca_file=secrets["JIGSAW_WEBHOOK_CA_FILE"],
+            rate_per_address=_float(env, "JIGSAW_RATE_PER_ADDRESS"),
+            rate_burst_per_address=_float(env, "JIGSAW_RATE_BURST_PER_ADDRESS"),
+            rate_per_credential=_float(env, "JIGSAW_RATE_PER_CREDENTIAL"),
+            rate_burst_per_credential=_float(env, "JIGSAW_RATE_BURST_PER_CREDENTIAL"),
+            refusal_summary_seconds=_float(env, "JIGSAW_REFUSAL_SUMMARY_SECONDS"),
+            http_header_timeout=_float(env, "JIGSAW_HTTP_HEADER_TIMEOUT"),
+            http_body_timeout=_float(env, "JIGSAW_HTTP_BODY_TIMEOUT"),
+            http_max_connections=_int(env, "JIGSAW_HTTP_MAX_CONNECTIONS"),
+            http_max_connections_per_address=_int(env, "JIGSAW_HTTP_MAX_CONNECTIONS_PER_ADDRESS"),
+            metrics_require_credential=_bool(env, "JIGSAW_METRICS_REQUIRE_CREDENTIAL"),
         )
 
     def replace(self, **changes: object) -> Settings:

@@ -7,7 +7,10 @@ accepted event or raises a ``Refusal`` with a stable code. In order:
 1. the bytes are one canonical envelope (``schema_invalid``);
 2. the key exists (``unknown_key``), speaks for ``source`` (``signature_invalid``:
    a key of another organisation), was valid at ``issued_at`` (``unknown_key``
-   before ``valid_from``, ``key_revoked`` from ``revoked_at``);
+   before ``valid_from``) and is not revoked at ``issued_at`` or at ``now``, the
+   receiving time (``key_revoked``): a back-dated ``issued_at`` does not revive
+   a revoked key, and replay, which passes the record's timestamp as ``now``,
+   judges the same way;
 3. the signature is valid (``signature_invalid``);
 4. ``issued_at`` is no later than ``now`` plus a small skew and no older than
    ``max_issue_age`` (a stolen revoked key cannot back-date into validity for
@@ -112,7 +115,7 @@ class Accepted:
         return self.key.kind
 
 
-def _check_key(env: Envelope, keys: KeyRegistry) -> KeyRecord:
+def _check_key(env: Envelope, keys: KeyRegistry, now: dt.datetime) -> KeyRecord:
     key = keys.get(env.key_id)
     if key is None:
         raise UnknownKey(f"no key {env.key_id!r} is registered; ask the partnership to register your public key")
@@ -122,7 +125,8 @@ def _check_key(env: Envelope, keys: KeyRegistry) -> KeyRecord:
         )
     if env.issued_at < key.valid_from:
         raise UnknownKey(f"key {env.key_id} is not valid before {key.valid_from.isoformat()}")
-    if key.revoked_at is not None and env.issued_at >= key.revoked_at:
+    # Judged as the registry stands on receipt too: a back-dated issued_at does not revive a revoked key.
+    if key.revoked_at is not None and (env.issued_at >= key.revoked_at or now >= key.revoked_at):
         raise KeyRevoked(
             f"key {env.key_id} was revoked at {key.revoked_at.isoformat()}; sign with a current key of {key.org_id}"
         )
@@ -258,7 +262,7 @@ def verify(
         else:
             env = decode_envelope(bytes(envelope), catalogue=catalogue, limits=rules.limits)
         _check_fields(env)
-        key = _check_key(env, keys)
+        key = _check_key(env, keys, now)
         _check_times(env, now, rules)
         decoded = decode_payload(catalogue, env.event_type, env.schema_fingerprint, env.payload, rules.limits)
         data = _check_payload(env, decoded, rules)

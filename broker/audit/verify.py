@@ -1,9 +1,10 @@
 """Checks of single records, and the comparison of re-run routing with the record (pure).
 
 ``check_event`` runs the very check the intake ran (``validation.verify``) with
-the record's log timestamp as "now", so the key registry is consulted as it
-stood then: a key revoked later still verifies what it signed before its
-``revoked_at``, and one revoked before ``issued_at`` does not. It adds what only
+the record's log timestamp (its receipt time) as "now", so the key registry is
+consulted as it stood then: a key revoked later still verifies what was
+signed and received before its ``revoked_at``, and an event received after the
+revocation does not, whatever its ``issued_at`` claims. It adds what only
 the log can show: the record sits on its publisher's topic, under the subject
 key, with headers that match the envelope.
 

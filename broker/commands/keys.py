@@ -5,6 +5,8 @@
     jigsaw keys revoke KEY_ID [--at TIME]
     jigsaw keys list [--json]
     jigsaw keys credential ORG_ID --role ROLE [--file PATH]
+    jigsaw keys credentials [--file PATH]
+    jigsaw keys revoke-credential ID [--file PATH]
 
 Keys live in ``JIGSAW_KEYS_DIR`` (default ``.jigsaw/keys``). ``new`` writes the
 public record there and the private key to ``private/<key_id>.json`` (0600):
@@ -13,6 +15,9 @@ hand that file to the agency's adapter and remove it from the broker's box.
 ``JIGSAW_SIGNING_KEY_FILE`` (0600), refusing to overwrite one, and writes its
 public key beside the agency keys for ``jigsaw replay``. The other actions
 never read that file, so they run before it exists.
+
+A running ``jigsaw serve`` sees new and revoked keys and credentials within a
+few seconds (or at once on SIGHUP): no restart.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from broker.audit.checkpoint import PUBLIC_KEY_FILE, public_key_line
 from broker.delivery.signing import WebhookKey
 from broker.envelope.keys import KeyStore, new_key
 from broker.errors import ConfigError
-from broker.gateway.auth import ROLES, add_credential
+from broker.gateway.auth import ROLES, add_credential, list_credentials, revoke_credential
 from broker.settings import Settings
 from broker.topics import ORG_KINDS
 
@@ -63,6 +68,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cred.add_argument("--role", required=True, choices=ROLES)
     cred.add_argument("--label", default="")
     cred.add_argument("--file", type=Path, default=None, help="default: JIGSAW_CREDENTIALS_FILE")
+    creds = sub.add_parser("credentials", help="list the API credentials (ids, organisations, roles, labels)")
+    creds.add_argument("--file", type=Path, default=None, help="default: JIGSAW_CREDENTIALS_FILE")
+    drop = sub.add_parser("revoke-credential", help="remove an API credential by its id (see credentials)")
+    drop.add_argument("credential_id", metavar="ID")
+    drop.add_argument("--file", type=Path, default=None, help="default: JIGSAW_CREDENTIALS_FILE")
 
 
 def init_signing_key(path: Path, keys_dir: Path) -> WebhookKey:
@@ -125,13 +135,19 @@ def run(args: argparse.Namespace) -> int:
                 print(json.dumps(data))
             else:
                 state = f"revoked {data['revoked_at']}" if data["revoked_at"] else "active"
-                print(
-                    f"{data['key_id']}\t{data['org_id']}\t{data['kind']}\tfrom {data['valid_from']}\t{state}"
-                )
+                print(f"{data['key_id']}\t{data['org_id']}\t{data['kind']}\tfrom {data['valid_from']}\t{state}")
         return 0
     path = args.file or (Path(credentials_file) if credentials_file else None)
     if path is None:
         raise ConfigError("name the credentials file with --file or JIGSAW_CREDENTIALS_FILE")
+    if args.action == "credentials":
+        for entry in list_credentials(path):
+            print(f"{entry['id']}\t{entry['org_id']}\t{entry['role']}\t{entry['label']}")
+        return 0
+    if args.action == "revoke-credential":
+        removed = revoke_credential(path, args.credential_id)
+        print(f"credential {removed['id']} ({removed['org_id']}, {removed['role']}) revoked")
+        return 0
     token = add_credential(path, args.org_id, args.role, args.label)
     print(token)
     return 0

@@ -9,7 +9,10 @@ connection error: retry). It never raises for anything the endpoint does.
 Endpoints the directory does not mark internal go through a session whose
 resolver checks every address (``addresses.py``), so the connection can only
 reach addresses that were checked; redirects are not followed (a 3xx is a
-failure), so a redirect cannot lead anywhere unchecked either.
+failure), so a redirect cannot lead anywhere unchecked either. Only ``https``
+endpoints are accepted unless the directory marks one internal; certificates
+are verified against the system's CAs plus ``JIGSAW_WEBHOOK_CA_FILE`` when set
+(a partnership's private CA).
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ import asyncio
 import dataclasses
 import socket
 import time
+from pathlib import Path
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from broker.delivery.addresses import EndpointRefused, check_url, resolve
 from broker.delivery.signing import WebhookKey, sign_headers
+from broker.gateway.tls import client_context
 
 __all__ = ["AttemptResult", "WebhookSender", "classify_status"]
 
@@ -76,9 +81,11 @@ class _CheckedResolver(AbstractResolver):
 class WebhookSender:
     """Sends signed webhooks; ``start`` before use, ``close`` after."""
 
-    def __init__(self, key: WebhookKey, *, timeout: float = 10.0) -> None:
+    def __init__(self, key: WebhookKey, *, timeout: float = 10.0, ca_file: Path | None = None) -> None:
+        """Args: key: signs each webhook; timeout: seconds per attempt; ca_file: a CA to trust besides the system's."""
         self.key = key
         self.timeout = timeout
+        self._tls = client_context(ca_file)
         self._public: aiohttp.ClientSession | None = None
         self._internal: aiohttp.ClientSession | None = None
 
@@ -89,12 +96,12 @@ class WebhookSender:
         timeout = aiohttp.ClientTimeout(total=self.timeout)
         headers = {"User-Agent": USER_AGENT}
         self._public = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(resolver=_CheckedResolver(), limit=100),
+            connector=aiohttp.TCPConnector(resolver=_CheckedResolver(), limit=100, ssl=self._tls),
             timeout=timeout,
             headers=headers,
         )
         self._internal = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=100), timeout=timeout, headers=headers
+            connector=aiohttp.TCPConnector(limit=100, ssl=self._tls), timeout=timeout, headers=headers
         )
 
     async def close(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from broker.delivery.backoff import parse_schedule
 from broker.delivery.dispatcher import Dispatcher
 from broker.delivery.signing import webhook_key_for
+from broker.delivery.webhook import WebhookSender
 from broker.errors import ConfigError
 from broker.log.base import Log
 from broker.roles import RoleContext
@@ -28,7 +29,9 @@ def dispatcher_for(settings: Settings, log: Log) -> Dispatcher:
     except ValueError as exc:
         raise ConfigError(f"JIGSAW_WEBHOOK_RETRY_SCHEDULE: {exc}") from exc
     key = webhook_key_for(settings.signing_key_file, settings.data_dir)
-    return Dispatcher(log, key, schedule=schedule, timeout=float(settings.webhook_timeout))
+    timeout = float(settings.webhook_timeout)
+    sender = WebhookSender(key, timeout=timeout, ca_file=settings.webhook_ca_file)  # trusts JIGSAW_WEBHOOK_CA_FILE
+    return Dispatcher(log, key, schedule=schedule, timeout=timeout, sender=sender)
 
 
 async def run_dispatcher(ctx: RoleContext) -> None:

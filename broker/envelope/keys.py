@@ -3,7 +3,9 @@
 Each key binds one Ed25519 public key to exactly one OrgId and that org's kind,
 with ``valid_from`` and ``revoked_at``. A key is valid at time T when
 ``valid_from <= T < revoked_at``, so a key revoked today still verifies what it
-signed last year: an auditor replaying history asks ``key_at(key_id, T)``.
+signed, and Jigsaw received, last year: an auditor replaying history asks
+``key_at(key_id, T)``. The intake refuses a key revoked at the moment it
+receives an event, so a back-dated ``issued_at`` does not revive it.
 
 On disk (``JIGSAW_KEYS_DIR``, default ``.jigsaw/keys``)::
 
@@ -306,6 +308,11 @@ class KeyStore:
             except (OSError, ValueError) as exc:
                 raise ConfigError(f"cannot read the key record {path}: {exc}") from exc
         return KeyRegistry(records)
+
+    def reload(self) -> KeyRegistry:
+        """The registry re-read now if the directory changed, whatever the recheck interval (SIGHUP)."""
+        self._checked_at = float("-inf")
+        return self.current()
 
     def current(self) -> KeyRegistry:
         """The registry, re-read when the directory changed (checked at most once per ``recheck_seconds``).

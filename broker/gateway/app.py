@@ -28,7 +28,7 @@ from aiohttp import web
 
 from broker.envelope.keys import KeyRegistry, KeyStore
 from broker.errors import JigsawError, Refusal
-from broker.gateway.auth import Credentials
+from broker.gateway.auth import Authenticator, CredentialsFile
 from broker.log.base import Log, Position
 from broker.logging import get_logger
 from broker.observability import Metrics
@@ -71,15 +71,17 @@ class Submitter(Protocol):
 
     async def start(self) -> None: ...
 
-    async def submit(self, body: bytes, *, caller: str | None, now: dt.datetime) -> Any: ...
+    async def submit(self, body: bytes, *, caller: str | None, now: dt.datetime, client: str | None = None) -> Any: ...
 
-    async def refuse(self, error: Refusal, *, caller: str | None, body: bytes, now: dt.datetime) -> Position: ...
+    async def refuse(
+        self, error: Refusal, *, caller: str | None, body: bytes, now: dt.datetime, client: str | None = None
+    ) -> Position: ...
 
 
 SETTINGS = web.AppKey("settings", Settings)
 LOG = web.AppKey("log", Log)
 KEYS = web.AppKey("keys", KeyStore)
-CREDENTIALS = web.AppKey("credentials", Credentials)
+CREDENTIALS: web.AppKey[Authenticator] = web.AppKey("credentials")
 INTAKE = web.AppKey("intake", Submitter)
 METRICS = web.AppKey("metrics", Metrics)
 Clock = Callable[[], dt.datetime]
@@ -127,7 +129,7 @@ def create_app(
     log: Log,
     *,
     keys: KeyStore | None = None,
-    credentials: Credentials | None = None,
+    credentials: Authenticator | None = None,
     intake: Submitter | None = None,
     clock: Callable[[], dt.datetime] = _utc_now,
     roles: Sequence[str] | None = None,
@@ -138,7 +140,7 @@ def create_app(
         settings: limits, the keys directory, the credentials file and the roles to run.
         log: the log backend (not yet started).
         keys: the key store; default ``KeyStore(settings.keys_dir)``, re-read when the directory changes.
-        credentials: default ``Credentials.load(settings.credentials_file)``.
+        credentials: default ``CredentialsFile(settings.credentials_file)``, re-read when the file changes.
         intake: accept-or-refuse; default ``broker.intake.Intake`` over ``log``.
         clock: the receiving time of a submission.
         roles: background roles to start; default ``settings.roles``. The gateway's routes are mounted
@@ -162,7 +164,7 @@ def create_app(
     app[SETTINGS] = settings
     app[LOG] = log
     app[KEYS] = keys
-    app[CREDENTIALS] = credentials if credentials is not None else Credentials.load(settings.credentials_file)
+    app[CREDENTIALS] = credentials if credentials is not None else CredentialsFile(settings.credentials_file)
     app[INTAKE] = intake
     app[METRICS] = Metrics()
     app[CLOCK] = clock
@@ -189,6 +191,10 @@ def create_app(
 
     app.cleanup_ctx.append(log_and_index)
     app.cleanup_ctx.append(background_roles)
+    from broker.gateway.guard import Guard, install_guard  # rate limits, body deadlines, refusal records
+
+    guard = Guard(settings, log, authenticate=app[CREDENTIALS].authenticate, refuse=app[INTAKE].refuse, clock=clock)
+    install_guard(app, guard)
     routes.add_routes(app, gateway=gateway)
     if not gateway:
         return app

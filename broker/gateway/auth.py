@@ -9,7 +9,14 @@ The file (``JIGSAW_CREDENTIALS_FILE``) holds only SHA-256 hashes of tokens::
 Tokens are 256-bit random strings, so an unsalted hash is enough; a presented
 token's hash is compared with every stored hash in constant time.
 ``jigsaw keys credential ORG_ID --role ROLE`` adds an entry and prints the
-token once.
+token once; ``jigsaw keys revoke-credential ID`` removes one (its id is the
+first 12 hex digits of its hash, shown by ``jigsaw keys credentials``).
+
+A running gateway holds a ``CredentialsFile``: it re-reads the file when its
+modification time, size or inode changes (looked at no more than once every
+``recheck_seconds``) and on demand (``jigsaw serve`` reloads on SIGHUP), so a
+credential is added or revoked with no restart. A file that no longer parses
+leaves the last good set in force, with a warning.
 """
 
 from __future__ import annotations
@@ -20,13 +27,26 @@ import hmac
 import json
 import os
 import secrets
+import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from broker.errors import ConfigError, Unauthenticated
+from broker.logging import get_logger
 
-__all__ = ["ROLES", "Caller", "Credentials", "add_credential", "hash_token", "new_token"]
+__all__ = [
+    "ROLES",
+    "Authenticator",
+    "Caller",
+    "Credentials",
+    "CredentialsFile",
+    "add_credential",
+    "hash_token",
+    "list_credentials",
+    "new_token",
+    "revoke_credential",
+]
 
 ROLES = ("publisher", "recipient", "auditor", "admin")
 
@@ -117,6 +137,112 @@ class Credentials:
         return found
 
 
+class Authenticator(Protocol):
+    """What the gateway asks of its credentials: a fixed ``Credentials`` or a reloading ``CredentialsFile``."""
+
+    def authenticate(self, authorization: str | None) -> Caller: ...
+
+    def __len__(self) -> int: ...
+
+
+class CredentialsFile:
+    """A credentials file that a running gateway re-reads when it changes (see the module docstring)."""
+
+    def __init__(self, path: Path | None, *, recheck_seconds: float = 2.0) -> None:
+        """Read the file now; ConfigError when it is unreadable or malformed at start."""
+        self.path = path
+        self._recheck = recheck_seconds
+        self._stamp = self._current_stamp()
+        self._credentials = Credentials.load(path)
+        self._checked_at = time.monotonic()
+
+    def _current_stamp(self) -> tuple[int, int, int] | None:
+        if self.path is None:
+            return None
+        try:
+            info = self.path.stat()
+        except OSError:
+            return None
+        return (info.st_mtime_ns, info.st_size, info.st_ino)
+
+    def reload(self) -> bool:
+        """Re-read the file if it changed; True when a new set is now in force."""
+        self._checked_at = time.monotonic()
+        stamp = self._current_stamp()
+        if stamp == self._stamp:
+            return False
+        try:
+            fresh = Credentials.load(self.path)
+        except ConfigError as exc:  # keep serving with the last good set; try again on the next check
+            get_logger(__name__).warning("credentials_unreadable", error=exc.message)
+            return False
+        self._stamp, self._credentials = stamp, fresh
+        get_logger(__name__).info("credentials_reloaded", credentials=len(fresh))
+        return True
+
+    def current(self) -> Credentials:
+        """The credentials in force (re-read first when the file changed and a check is due)."""
+        if time.monotonic() - self._checked_at >= self._recheck:
+            self.reload()
+        return self._credentials
+
+    def __len__(self) -> int:
+        return len(self.current())
+
+    def authenticate(self, authorization: str | None) -> Caller:
+        """``Credentials.authenticate`` against the file as it stands."""
+        return self.current().authenticate(authorization)
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        assert isinstance(data, dict) and isinstance(data.get("credentials"), list)
+    except (OSError, ValueError, AssertionError) as exc:
+        raise ConfigError(f"cannot read the credentials file {path}: {exc}") from exc
+    return data
+
+
+def _write_file(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        json.dump(data, out, indent=2)
+        out.write("\n")
+    os.replace(tmp, path)
+
+
+def list_credentials(path: Path) -> list[dict[str, str]]:
+    """Every credential in a file: its id (12 hex digits of its hash), org, role and label; never a hash."""
+    return [
+        {
+            "id": str(e.get("token_sha256", ""))[:12],
+            "org_id": str(e.get("org_id", "")),
+            "role": str(e.get("role", "")),
+            "label": str(e.get("label", "")),
+        }
+        for e in _read_file(path)["credentials"]
+    ]
+
+
+def revoke_credential(path: Path, credential_id: str) -> dict[str, str]:
+    """Remove the one credential whose hash starts with ``credential_id``; what was removed.
+
+    Raises:
+        ConfigError: no credential, or more than one, has that id.
+    """
+    data = _read_file(path)
+    wanted = credential_id.strip().lower()
+    matches = [e for e in data["credentials"] if len(wanted) >= 8 and str(e.get("token_sha256", "")).startswith(wanted)]
+    if len(matches) != 1:
+        found = "no credential" if not matches else "more than one credential"
+        raise ConfigError(f"{found} in {path} has id {credential_id!r}; see jigsaw keys credentials")
+    data["credentials"] = [e for e in data["credentials"] if e is not matches[0]]
+    _write_file(path, data)
+    return {"id": wanted[:12], "org_id": str(matches[0].get("org_id")), "role": str(matches[0].get("role"))}
+
+
 def add_credential(path: Path, org_id: str, role: str, label: str = "") -> str:
     """Add a credential to a credentials file (created 0600 if missing); returns the new token.
 
@@ -125,20 +251,8 @@ def add_credential(path: Path, org_id: str, role: str, label: str = "") -> str:
     """
     if role not in ROLES:
         raise ConfigError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
-    data: dict[str, Any] = {"credentials": []}
-    if path.exists():
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            assert isinstance(data.get("credentials"), list)
-        except (OSError, ValueError, AssertionError) as exc:
-            raise ConfigError(f"cannot read the credentials file {path}: {exc}") from exc
+    data: dict[str, Any] = _read_file(path) if path.exists() else {"credentials": []}
     token = new_token()
     data["credentials"].append({"token_sha256": hash_token(token), "org_id": org_id, "role": role, "label": label})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        json.dump(data, out, indent=2)
-        out.write("\n")
-    os.replace(tmp, path)
+    _write_file(path, data)
     return token

@@ -84,6 +84,15 @@ def _errors(*codes: int) -> dict[str, Any]:
     }
 
 
+_RATE_LIMITED = {
+    "429": {
+        "description": "rate_limited: too many requests from this address or credential; wait Retry-After seconds",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds to wait"}},
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+}
+
+
 def openapi_document(max_body_bytes: int, max_batch: int) -> dict[str, Any]:
     """The API description, with this gateway's limits."""
     envelope_body = {
@@ -115,7 +124,8 @@ def openapi_document(max_body_bytes: int, max_batch: int) -> dict[str, Any]:
                     "responses": {
                         "202": {"description": "accepted and appended", **ok},
                         "200": {"description": "accepted earlier (same id, same bytes): its original position", **ok},
-                        **_errors(400, 401, 403, 409, 413, 422),
+                        **_errors(400, 401, 403, 408, 409, 413, 422),
+                        **_RATE_LIMITED,
                         "503": {"description": "the log is unavailable; retry later"},
                     },
                 }
@@ -136,22 +146,23 @@ def openapi_document(max_body_bytes: int, max_batch: int) -> dict[str, Any]:
                             "description": "per-envelope results",
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BatchResult"}}},
                         },
-                        **_errors(400, 401, 403, 413),
+                        **_errors(400, 401, 403, 408, 413),
+                        **_RATE_LIMITED,
                     },
                 }
             },
             "/healthz": {
                 "get": {
-                    "summary": "Liveness and the log backend's status",
+                    "summary": "ok or unavailable; an admin or auditor credential also sees the log backend's status",
                     "security": [],
                     "responses": {"200": {"description": "ok"}, "503": {"description": "the log is down"}},
                 }
             },
             "/metrics": {
                 "get": {
-                    "summary": "Prometheus text metrics",
+                    "summary": "Prometheus text metrics (admin or auditor only with JIGSAW_METRICS_REQUIRE_CREDENTIAL)",
                     "security": [],
-                    "responses": {"200": {"description": "text/plain; version=0.0.4"}},
+                    "responses": {"200": {"description": "text/plain; version=0.0.4"}, **_errors(401, 403)},
                 }
             },
             "/v1/openapi.json": {

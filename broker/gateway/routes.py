@@ -1,8 +1,16 @@
 """The gateway's HTTP handlers: the imperative shell around intake and validation.
 
-Every refusal (including unauthenticated callers, wrong content types and
-oversized bodies) is answered with ``{"error": code, "message": ...}`` and
-recorded in the rejection topic; nothing an agency sends is silently lost.
+Every refusal (wrong content types, oversized bodies, bad envelopes) is
+answered with ``{"error": code, "message": ...}``. An authenticated caller's
+refusal is recorded on its own in the rejection topic, with the client's
+address; a caller with no valid credential is counted by the guard
+(``guard.py``) in one summary record per address per interval, so a flood of
+anonymous requests cannot fill the log.
+
+``/healthz`` tells anyone only ``ok`` or ``unavailable``; an admin or auditor
+credential also sees the log backend's report (never a file path) and the
+roles. ``/metrics`` asks for an admin or auditor credential when
+``JIGSAW_METRICS_REQUIRE_CREDENTIAL`` is true.
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from broker.envelope.batch import BATCH_CONTENT_TYPE, ENVELOPE_CONTENT_TYPE, decode_batch
-from broker.errors import Forbidden, InvalidRequest, Refusal
+from broker.errors import Forbidden, InvalidRequest, JigsawError, Refusal, Unauthenticated
 from broker.gateway.app import CLOCK, CREDENTIALS, INTAKE, LOG, METRICS, ROLE_BOARD, SETTINGS
 from broker.gateway.auth import Caller
 from broker.gateway.bodies import read_limited
@@ -27,6 +35,8 @@ CALLER = web.RequestKey("caller", Caller)
 SINGLE_TYPES = (ENVELOPE_CONTENT_TYPE, "application/avro")
 BATCH_TYPES = (BATCH_CONTENT_TYPE,)
 PUBLISHING_ROLES = ("publisher",)
+OPERATOR_ROLES = ("admin", "auditor")  # may see the health details and (when required) the metrics
+_PATH_WORDS = ("path", "file", "dir")
 
 
 def add_routes(app: web.Application, *, gateway: bool = True) -> None:
@@ -51,10 +61,11 @@ async def _admit(request: web.Request, content_types: Sequence[str]) -> tuple[Ca
 
 
 async def _refused(request: web.Request, error: Refusal) -> web.Response:
-    """Record a refusal made before the intake saw the body, and answer it."""
+    """Record a refusal made before the intake saw the body (the guard counts anonymous ones), and answer it."""
     caller = request.get(CALLER)
-    now = request.app[CLOCK]()
-    await request.app[INTAKE].refuse(error, caller=caller.org_id if caller else None, body=b"", now=now)
+    if caller is not None:
+        now = request.app[CLOCK]()
+        await request.app[INTAKE].refuse(error, caller=caller.org_id, body=b"", now=now, client=request.remote)
     request.app[METRICS].event_refused(error.code)
     return web.json_response(error.to_dict(), status=error.http_status)
 
@@ -76,7 +87,7 @@ async def post_event(request: web.Request) -> web.Response:
     except Refusal as exc:
         return await _refused(request, exc)
     intake = request.app[INTAKE]
-    outcome = await intake.submit(body, caller=caller.org_id, now=request.app[CLOCK]())
+    outcome = await intake.submit(body, caller=caller.org_id, now=request.app[CLOCK](), client=request.remote)
     _count(request, outcome)
     return web.json_response(outcome.body(), status=outcome.http_status)
 
@@ -95,9 +106,11 @@ async def post_batch(request: web.Request) -> web.Response:
     now = request.app[CLOCK]()
     submit_many = getattr(intake, "submit_many", None)
     if submit_many is not None:
-        outcomes = await submit_many(envelopes, caller=caller.org_id, now=now)
+        outcomes = await submit_many(envelopes, caller=caller.org_id, now=now, client=request.remote)
     else:
-        outcomes = [await intake.submit(item, caller=caller.org_id, now=now) for item in envelopes]
+        outcomes = [
+            await intake.submit(item, caller=caller.org_id, now=now, client=request.remote) for item in envelopes
+        ]
     for index, outcome in enumerate(outcomes):
         _count(request, outcome)
         tally[outcome.status] = tally.get(outcome.status, 0) + 1
@@ -119,17 +132,42 @@ async def get_openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi_document(settings.max_body_bytes, settings.max_batch))
 
 
+def _operator(request: web.Request) -> Caller | None:
+    """The caller if it holds an admin or auditor credential, else None (never raises)."""
+    try:
+        caller = request.app[CREDENTIALS].authenticate(request.headers.get("Authorization"))
+    except Unauthenticated:
+        return None
+    return caller if caller.role in OPERATOR_ROLES else None
+
+
+def _without_paths(report: dict[str, Any]) -> dict[str, Any]:
+    """A backend's status report with anything that could name a file or directory left out."""
+    return {k: v for k, v in report.items() if not any(word in k.lower() for word in _PATH_WORDS)}
+
+
 async def get_healthz(request: web.Request) -> web.Response:
-    """``GET /healthz``: 200 when the log answers and every role runs, 503 otherwise, with each role's state."""
+    """``GET /healthz``: 200 ``ok`` when the log answers and every role runs, 503 ``unavailable`` otherwise.
+
+    Anonymous callers get only that word; an admin or auditor also gets the log's report (no file paths)
+    and each role's state, restarts and lag.
+    """
     status = await request.app[LOG].status()
     board = request.app[ROLE_BOARD]
     ok = bool(status.get("ok")) and board.healthy
-    return web.json_response(
-        {"status": "ok" if ok else "unavailable", "log": status, "roles": board.snapshot()},
-        status=200 if ok else 503,
-    )
+    body: dict[str, Any] = {"status": "ok" if ok else "unavailable"}
+    if _operator(request) is not None:
+        body.update(log=_without_paths(status), roles=board.snapshot())
+    return web.json_response(body, status=200 if ok else 503, headers={"Cache-Control": "no-store"})
 
 
 async def get_metrics(request: web.Request) -> web.Response:
-    """``GET /metrics``: Prometheus text format."""
+    """``GET /metrics``: Prometheus text format (admin or auditor only, when the settings say so)."""
+    if request.app[SETTINGS].metrics_require_credential:
+        try:
+            caller = request.app[CREDENTIALS].authenticate(request.headers.get("Authorization"))
+            if caller.role not in OPERATOR_ROLES:
+                raise Forbidden(f"{caller.org_id} is signed in as {caller.role}; the metrics need admin or auditor")
+        except JigsawError as exc:
+            return web.json_response(exc.to_dict(), status=exc.http_status)
     return metrics_response(request.app[METRICS], await request.app[LOG].status())

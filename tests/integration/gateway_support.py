@@ -34,6 +34,7 @@ from broker.settings import Settings
 
 WATCHED = (topics.INPUT, topics.REJECTED)
 MAX_BODY = 64 * 1024
+ADMIN_TOKEN = "token-admin"  # the partnership's admin credential (not in Gateway.tokens: it publishes nothing)
 
 
 def open_backend_log(backend: str, tmp_path: Path, bootstrap: str | None) -> Log:
@@ -161,6 +162,7 @@ class Gateway:
                 "body_sha256",
                 "body_bytes",
                 "body_size",
+                "client",
             }, record
 
 
@@ -179,6 +181,7 @@ async def running_gateway(
     credentials = Credentials.from_tokens(
         [(token, org_id, "publisher") for org_id, token in tokens.items() if org_id != "RECIPIENT"]
         + [("token-recipient", "HV-BRADFORD-NORTH", "recipient")]
+        + [(ADMIN_TOKEN, "PARTNERSHIP-BRADFORD", "admin")]
     )
     settings = Settings(data_dir=tmp_path, keys_dir=tmp_path / "keys", max_body_bytes=MAX_BODY, max_batch=50)
     log = open_backend_log(backend, tmp_path, bootstrap)

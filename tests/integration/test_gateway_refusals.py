@@ -20,6 +20,7 @@ from broker.codec import from_json
 from broker.envelope import encode_envelope, sign
 from broker.envelope.batch import encode_batch
 from broker.envelope.testing import sample_data
+from broker.gateway.guard import GUARD
 from broker.schemas import default_catalogue
 from tests.integration.gateway_support import MAX_BODY, Gateway, running_gateway
 
@@ -68,6 +69,18 @@ async def test_revoked_key(gateway: Gateway) -> None:
     gateway.store.revoke(record.key_id, dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
     marks = await gateway.mark()
     env = gateway.build()
+    status, body = await gateway.post(encode_envelope(env))
+    assert (status, body["error"]) == (403, "key_revoked")
+    await gateway.assert_refused(marks, "key_revoked", [env.event_id])
+
+
+async def test_backdated_signature_after_revocation_is_refused(gateway: Gateway) -> None:
+    """A stolen key revoked a second ago cannot sign an event back-dated to before the revocation."""
+    record = gateway.keys.records["POLICE-WYP"]
+    now = dt.datetime.now(dt.UTC)
+    gateway.store.revoke(record.key_id, now - dt.timedelta(seconds=1))
+    marks = await gateway.mark()
+    env = gateway.build(issued_at=now - dt.timedelta(hours=2), occurred_at=now - dt.timedelta(hours=3))
     status, body = await gateway.post(encode_envelope(env))
     assert (status, body["error"]) == (403, "key_revoked")
     await gateway.assert_refused(marks, "key_revoked", [env.event_id])
@@ -203,7 +216,12 @@ async def test_unauthenticated_and_forbidden(gateway: Gateway) -> None:
     assert (await gateway.post(body_bytes, org=None))[0] == 401
     status, body = await gateway.post(body_bytes, token="not-a-token")
     assert (status, body["error"]) == (401, "unauthenticated")
-    await gateway.assert_refused(marks, "unauthenticated")
+    await gateway.app[GUARD].flush()  # anonymous refusals are summarised per client address
+    events, rejections = await gateway.since(marks)
+    assert events == []
+    [summary] = rejections
+    assert summary["error"] == "refusal_summary" and summary["client"] == "127.0.0.1" and summary["count"] == 2
+    assert summary["codes"] == {"unauthenticated": 2} and summary["routes"] == {"/v1/events": 2}
     marks = await gateway.mark()
     status, body = await gateway.post(body_bytes, org="GP-B83001")
     assert (status, body["error"]) == (403, "forbidden")

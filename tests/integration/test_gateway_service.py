@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from broker.envelope.batch import encode_batch
 from broker.envelope.testing import sample_data
 from broker.observability import read_sample
 from broker.validation import event_of, subject_key
-from tests.integration.gateway_support import Gateway, running_gateway
+from tests.integration.gateway_support import ADMIN_TOKEN, Gateway, running_gateway
 
 BACKENDS = ["embedded", pytest.param("kafka", marks=pytest.mark.kafka)]
 
@@ -135,11 +136,16 @@ async def test_batch_over_the_item_limit_is_refused_whole(gateway: Gateway) -> N
 
 
 async def test_healthz_reports_the_log_backend(gateway: Gateway, backend: tuple[str, str | None]) -> None:
-    """GET /healthz is 200 with the log backend's own status."""
+    """GET /healthz is 200 ok to anyone; an admin also sees the log backend's own status, with no file path."""
     async with gateway.session.get(gateway.base_url + "/healthz") as response:
+        assert response.status == 200
+        assert await response.json() == {"status": "ok"}
+    headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    async with gateway.session.get(gateway.base_url + "/healthz", headers=headers) as response:
         assert response.status == 200
         body = await response.json()
     assert body["status"] == "ok" and body["log"]["backend"] == backend[0] and body["log"]["ok"] is True
+    assert "path" not in body["log"] and "/" not in json.dumps(body["log"])
 
 
 async def test_metrics_count_accepted_refused_and_requests(gateway: Gateway) -> None:

@@ -89,7 +89,7 @@ def test_unknown_key_is_refused() -> None:
 
 
 def test_revoked_key_is_refused_but_history_stays_valid() -> None:
-    """A key revoked before issued_at is key_revoked; an event it signed before revocation verifies."""
+    """A key revoked before issued_at is key_revoked; an event it signed and we received before revocation verifies."""
     record = KEYS.records["POLICE-WYP"]
     registry = KEYS.registry.with_records(
         dataclasses.replace(record, revoked_at=NOW - dt.timedelta(minutes=1))
@@ -97,7 +97,18 @@ def test_revoked_key_is_refused_but_history_stays_valid() -> None:
     with pytest.raises(KeyRevoked):
         _check(_env(), keys=registry)
     earlier = _env(issued_at=NOW - dt.timedelta(minutes=2), occurred_at=NOW - dt.timedelta(hours=1))
-    assert _check(earlier, keys=registry).event_type == "police.domestic_abuse_incident"
+    received = NOW - dt.timedelta(seconds=90)  # replay judges it at its record's timestamp, before the revocation
+    accepted = validate(earlier, keys=registry, now=received, publisher_of=lambda _id: None)
+    assert accepted.event_type == "police.domestic_abuse_incident"
+
+
+def test_backdated_signature_after_revocation_is_refused() -> None:
+    """A stolen key revoked a minute ago cannot sign an event back-dated to before its revocation."""
+    record = KEYS.records["POLICE-WYP"]
+    registry = KEYS.registry.with_records(dataclasses.replace(record, revoked_at=NOW - dt.timedelta(minutes=1)))
+    backdated = _env(issued_at=NOW - dt.timedelta(hours=2), occurred_at=NOW - dt.timedelta(hours=3))
+    with pytest.raises(KeyRevoked, match="was revoked at"):
+        _check(backdated, keys=registry)
 
 
 def test_key_not_yet_valid_is_unknown_key() -> None:
