@@ -66,6 +66,14 @@ class LogUnavailable(JigsawError):
     retriable = True
 
 
+class StoreUnavailable(JigsawError):
+    """The serving views' database (SQLite or PostgreSQL) cannot be reached or failed; try again."""
+
+    code = "store_unavailable"
+    http_status = 503
+    retriable = True
+
+
 # --- refusals of agency input: each is recorded in the rejection topic -------
 
 
@@ -137,4 +145,4 @@ class NotFound(JigsawError):
     http_status = 404
 
 
-__all__ += ["Refusal"]
+__all__ += ["Refusal", "StoreUnavailable"]
