@@ -159,7 +159,10 @@ class SqlStore(abc.ABC):
         answers: dict[str, Claim] = {}
         async with self._write() as conn:
             # One lock order for every caller (sorted ids): two gateways claiming overlapping batches cannot deadlock.
-            for row in sorted({r.event_id: r for r in rows}.values(), key=lambda r: r.event_id):
+            first: dict[str, AcceptedId] = {}
+            for r in rows:
+                first.setdefault(r.event_id, r)
+            for row in sorted(first.values(), key=lambda r: r.event_id):
                 won = await conn.execute(
                     "INSERT INTO accepted_ids (event_id, digest, source, log_topic, log_partition, log_offset, "
                     "claimed_ms) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
