@@ -145,6 +145,7 @@ class StoreBackend:
     """One backend under test, able to open more stores on the same database (another process's view)."""
 
     name: str
+    target: str  # the SQLite file or the PostgreSQL DSN, for other processes to open
     _factory: Callable[[], Store]
     opened: list[Store] = dataclasses.field(default_factory=list)
 
@@ -164,8 +165,9 @@ class StoreBackend:
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def store_backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreBackend]:
     """Each store backend in turn: SQLite (a file in tmp_path) and PostgreSQL (a schema of its own)."""
+    path = tmp_path / "store.db"
+    dsn = ""
     if request.param == "sqlite":
-        path = tmp_path / "store.db"
 
         def factory() -> Store:
             return SqliteStore(path)
@@ -180,7 +182,7 @@ async def store_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Async
         def factory() -> Store:
             return PostgresStore(dsn, max_size=4)
 
-    backend = StoreBackend(request.param, factory)
+    backend = StoreBackend(request.param, str(path) if request.param == "sqlite" else dsn, factory)
     yield backend
     for store in reversed(backend.opened):
         await store.close()

@@ -11,6 +11,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import json
+import sys
+import time
 
 import pytest
 
@@ -112,6 +115,47 @@ async def test_a_stale_claim_without_a_position_is_taken_over(store: Store) -> N
     assert not fresh.won and fresh.row.digest == "d1"
     assert late.won and late.row.digest == "d9"
     assert not settled.won and settled.row.digest == "d2"
+
+
+_CLAIMER = """
+import asyncio, json, sys, time
+from broker.store import AcceptedId, SqliteStore
+from broker.store.postgres import PostgresStore
+
+async def main(target, me, start_at):
+    store = PostgresStore(target) if target.startswith("postgresql") else SqliteStore(target)
+    await store.start()
+    time.sleep(max(0.0, start_at - time.time()))
+    won = [eid for eid in (f"evt-{i}" for i in range(40)) if (await store.claim(AcceptedId(eid, me, me))).won]
+    await store.close()
+    print(json.dumps(won))
+
+asyncio.run(main(sys.argv[1], sys.argv[2], float(sys.argv[3])))
+"""
+
+
+async def test_claims_racing_from_separate_processes_have_exactly_one_winner(store_backend: StoreBackend) -> None:
+    """Four processes claiming the same ids at the same moment: each id is won by exactly one of them."""
+    store = await store_backend.open()  # migrated before the race
+    start_at = time.time() + 2.5
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _CLAIMER, store_backend.target, f"proc-{n}", str(start_at),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        )
+        for n in range(4)
+    ]  # fmt: skip
+    outputs = [await p.communicate() for p in procs]
+
+    assert [p.returncode for p in procs] == [0, 0, 0, 0]
+    winners: dict[str, list[str]] = {}
+    for n, (out, _) in enumerate(outputs):
+        for event_id in json.loads(out.decode().strip().splitlines()[-1]):
+            winners.setdefault(event_id, []).append(f"proc-{n}")
+    assert sorted(winners) == sorted(f"evt-{i}" for i in range(40))
+    assert all(len(w) == 1 for w in winners.values()), winners
+    rows = await store.accepted_many(list(winners))
+    assert {eid: [row.digest] for eid, row in rows.items()} == winners
 
 
 # -- inboxes ------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ import pytest
 
 from broker.errors import StoreUnavailable
 from broker.store import Batch, InboxAck, InboxQuery, SqliteStore, Store
-from broker.store.conn import numbered
 from broker.store.inbox_sql import listing_sql
 from broker.store.model import encode_cursor, to_ms
 from broker.store.sqlstore import SqlStore
@@ -109,7 +108,6 @@ async def test_the_newest_page_is_an_ordered_index_range_on_postgres(postgres_ds
     finally:
         await store.close()
         await drop_schema(postgres_dsn, schema)
-    assert numbered("a = ? AND b = ?") == "a = $1 AND b = $2"
 
 
 async def test_a_store_that_cannot_be_reached_raises_store_unavailable(tmp_path: Path) -> None:
