@@ -87,6 +87,8 @@ _V1 = (
     "CREATE INDEX inbox_newest ON inbox (recipient, created_ms, notification_id)",
     "CREATE INDEX inbox_priority ON inbox (recipient, priority, created_ms, notification_id)",
     "CREATE INDEX inbox_awaiting ON inbox (recipient, created_ms, notification_id) WHERE status = 'awaiting'",
+    # Overdue at a given time is a range of ack_by among the awaiting: counted without reading rows.
+    "CREATE INDEX inbox_overdue ON inbox (recipient, ack_by_ms) WHERE status = 'awaiting'",
     "CREATE INDEX inbox_acknowledged ON inbox (recipient, created_ms, notification_id) WHERE status = 'acknowledged'",
     "CREATE INDEX inbox_escalated ON inbox (recipient, created_ms, notification_id) WHERE escalated_ms IS NOT NULL",
     "CREATE INDEX inbox_unread ON inbox (recipient, created_ms, notification_id) WHERE read_ms IS NULL",
