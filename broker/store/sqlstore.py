@@ -21,7 +21,7 @@ from broker.delivery.records import DeliveryRecord
 from broker.errors import ConfigError, StoreUnavailable
 from broker.log.base import Position
 from broker.logging import get_logger
-from broker.store import inbox_sql, ledger_sql
+from broker.store import accepted_sql, inbox_sql, ledger_sql
 from broker.store.base import VIEWS, Batch
 from broker.store.conn import Conn
 from broker.store.migrations import MIGRATIONS, latest_version, schema_table
@@ -53,19 +53,6 @@ VIEW_TABLES = {
     "deliveries": ("delivery_records", "deliveries"),
     "chronology": ("chronology",),
 }
-_ACCEPTED = "SELECT event_id, digest, source, log_topic, log_partition, log_offset FROM accepted_ids"
-
-
-def _accepted(row: Sequence[Any]) -> AcceptedId:
-    event_id, digest, source, topic, partition, offset = row
-    return AcceptedId(
-        event_id,
-        digest,
-        source,
-        topic,
-        None if partition is None else int(partition),
-        None if offset is None else int(offset),
-    )
 
 
 def _check_view(view: str) -> None:
@@ -156,101 +143,25 @@ class SqlStore(abc.ABC):
     ) -> list[Claim]:
         claimed_ms = None if now is None else to_ms(now)
         stale_ms = None if now is None or stale_after is None else to_ms(now - stale_after)
-        answers: dict[str, Claim] = {}
         async with self._write() as conn:
-            # One lock order for every caller (sorted ids): two gateways claiming overlapping batches cannot deadlock.
-            first: dict[str, AcceptedId] = {}
-            for r in rows:
-                first.setdefault(r.event_id, r)
-            for row in sorted(first.values(), key=lambda r: r.event_id):
-                won = await conn.execute(
-                    "INSERT INTO accepted_ids (event_id, digest, source, log_topic, log_partition, log_offset, "
-                    "claimed_ms) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
-                    row.event_id,
-                    row.digest,
-                    row.source,
-                    row.topic,
-                    row.partition,
-                    row.offset,
-                    claimed_ms,
-                )
-                if not won and stale_ms is not None:
-                    won = await conn.execute(
-                        "UPDATE accepted_ids SET digest = ?, source = ?, log_topic = ?, log_partition = ?, "
-                        "log_offset = ?, claimed_ms = ? WHERE event_id = ? AND log_topic IS NULL AND claimed_ms < ?",
-                        row.digest,
-                        row.source,
-                        row.topic,
-                        row.partition,
-                        row.offset,
-                        claimed_ms,
-                        row.event_id,
-                        stale_ms,
-                    )
-                if won:
-                    answers[row.event_id] = Claim(True, row)
-                    continue
-                existing = await conn.fetchrow(f"{_ACCEPTED} WHERE event_id = ?", row.event_id)
-                assert existing is not None
-                answers[row.event_id] = Claim(False, _accepted(existing))
-        # A second copy of an id in ``rows`` loses to the first.
-        out: list[Claim] = []
-        seen: set[str] = set()
-        for row in rows:
-            claim = answers[row.event_id]
-            out.append(claim if row.event_id not in seen else Claim(False, claim.row))
-            seen.add(row.event_id)
-        return out
+            return await accepted_sql.claim_many(conn, rows, claimed_ms, stale_ms)
 
     async def settle(self, event_id: str, digest: str, position: Position) -> bool:
         async with self._write() as conn:
-            changed = await conn.execute(
-                "UPDATE accepted_ids SET log_topic = ?, log_partition = ?, log_offset = ? "
-                "WHERE event_id = ? AND digest = ? AND (log_topic IS NULL OR "
-                "(log_topic = ? AND log_partition = ? AND log_offset = ?))",
-                position.topic,
-                position.partition,
-                position.offset,
-                event_id,
-                digest,
-                position.topic,
-                position.partition,
-                position.offset,
-            )
-        return changed > 0
+            return await accepted_sql.settle(conn, event_id, digest, position)
 
     async def release(self, event_id: str, digest: str) -> bool:
         async with self._write() as conn:
-            changed = await conn.execute(
-                "DELETE FROM accepted_ids WHERE event_id = ? AND digest = ? AND log_topic IS NULL", event_id, digest
-            )
-        return changed > 0
+            return await accepted_sql.release(conn, event_id, digest)
 
     async def accepted(self, event_id: str) -> AcceptedId | None:
         async with self._read() as conn:
-            row = await conn.fetchrow(f"{_ACCEPTED} WHERE event_id = ?", event_id)
-        return None if row is None else _accepted(row)
+            found = await accepted_sql.get_many(conn, [event_id])
+        return found.get(event_id)
 
     async def accepted_many(self, event_ids: Sequence[str]) -> dict[str, AcceptedId]:
-        ids = list(dict.fromkeys(event_ids))
-        out: dict[str, AcceptedId] = {}
         async with self._read() as conn:
-            for i in range(0, len(ids), 500):
-                chunk = ids[i : i + 500]
-                rows = await conn.fetch(f"{_ACCEPTED} WHERE event_id IN ({', '.join('?' for _ in chunk)})", *chunk)
-                out.update((r[0], _accepted(r)) for r in rows)
-        return out
-
-    @staticmethod
-    async def _materialise_accepted(conn: Conn, rows: Sequence[AcceptedId]) -> None:
-        """Rows read back from the log: add them, or give a claim of the same content its position."""
-        await conn.executemany(
-            "INSERT INTO accepted_ids (event_id, digest, source, log_topic, log_partition, log_offset) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO UPDATE SET log_topic = excluded.log_topic, "
-            "log_partition = excluded.log_partition, log_offset = excluded.log_offset "
-            "WHERE accepted_ids.log_topic IS NULL AND accepted_ids.digest = excluded.digest",
-            [(r.event_id, r.digest, r.source, r.topic, r.partition, r.offset) for r in rows],
-        )
+            return await accepted_sql.get_many(conn, event_ids)
 
     # -- inboxes ----------------------------------------------------------------------
 
@@ -358,7 +269,7 @@ class SqlStore(abc.ABC):
             current = await self._positions(conn, batch.view)
             if batch.upto and all(current.get(k, 0) >= v for k, v in batch.upto.items()):
                 return False
-            await self._materialise_accepted(conn, batch.accepted)
+            await accepted_sql.materialise(conn, batch.accepted)
             await inbox_sql.add_notifications(conn, batch.notifications)
             await inbox_sql.add_acks(conn, batch.acks)
             await ledger_sql.record_deliveries(conn, batch.deliveries)

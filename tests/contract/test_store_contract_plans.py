@@ -7,13 +7,14 @@ give in order.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from pathlib import Path
 
 import pytest
 
 from broker.errors import StoreUnavailable
-from broker.store import Batch, InboxAck, InboxQuery, SqliteStore, Store
+from broker.store import AcceptedId, Batch, InboxAck, InboxQuery, SqliteStore, Store
 from broker.store.inbox_sql import listing_sql
 from broker.store.model import encode_cursor, to_ms
 from broker.store.sqlstore import SqlStore
@@ -127,3 +128,45 @@ async def test_a_store_that_cannot_be_reached_raises_store_unavailable(tmp_path:
     assert "secret" not in refused.value.message
     with pytest.raises(StoreUnavailable):
         await postgres.accepted("evt-1")
+
+
+@pytest.mark.postgres
+async def test_a_connection_dropped_mid_query_is_retriable_and_the_next_call_reconnects(postgres_dsn: str) -> None:
+    """A connection the server ends mid-query raises StoreUnavailable (retriable); the next call gets a new one."""
+    import asyncpg
+
+    from broker.store.postgres import PostgresStore
+
+    schema = await create_schema(postgres_dsn)
+    app = f"jigsaw-test-{schema}"
+    store = PostgresStore(f"{with_search_path(postgres_dsn, schema)}&application_name={app}", min_size=1, max_size=1)
+    try:
+        await store.start()
+        await store.claim(AcceptedId("evt-1", "d1", "ORG-P"))
+
+        async def slow_read() -> None:
+            async with store._read() as conn:
+                await conn.fetchrow("SELECT pg_sleep(10)")
+
+        reading = asyncio.create_task(slow_read())
+        admin = await asyncpg.connect(postgres_dsn)
+        try:
+            ended = []
+            while not ended:
+                await asyncio.sleep(0.1)
+                ended = await admin.fetch(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name = $1 AND query LIKE '%pg_sleep%'",
+                    app,
+                )
+        finally:
+            await admin.close()
+        with pytest.raises(StoreUnavailable) as caught:
+            await reading
+        assert caught.value.retriable
+
+        row = await store.accepted("evt-1")
+        assert row is not None and row.digest == "d1"
+    finally:
+        await store.close()
+        await drop_schema(postgres_dsn, schema)

@@ -164,6 +164,18 @@ async def test_apply_writes_rows_and_position_together_exactly_once(store: Store
     assert item is not None and item.status == "acknowledged"
 
 
+async def test_materialisers_racing_on_one_batch_apply_it_once(store_backend: StoreBackend) -> None:
+    """Two processes applying the same stretch of the log at once: one applies it, the other is told it was."""
+    stores = [await store_backend.open() for _ in range(2)]
+    batch = Batch("deliveries", deliveries=[attempt("nid-1", 1, "failed", minutes=0, retry_in=5)])
+    batch.advance("jigsaw.deliveries", 0, 1)
+
+    applied = await asyncio.gather(*(s.apply(batch) for s in stores * 3))
+
+    assert sorted(applied) == [False] * 5 + [True]
+    assert await stores[1].position("deliveries", "jigsaw.deliveries") == 1
+
+
 async def test_a_failed_batch_leaves_neither_rows_nor_position(store: Store) -> None:
     """A batch that fails part-way is rolled back whole: no accepted ids, no position."""
     bad = dataclasses.replace(note(2), created_at=dt.datetime(2024, 3, 1, 9, 0))  # naive: refused
