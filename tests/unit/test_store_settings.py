@@ -9,7 +9,7 @@ import pytest
 
 from broker.errors import ConfigError, InvalidRequest
 from broker.settings import Settings
-from broker.store import Batch, InboxQuery, SqliteStore, open_store
+from broker.store import Batch, InboxQuery, SqliteStore, Store, open_store
 from broker.store.conn import numbered
 from broker.store.model import decode_cursor, encode_cursor, from_ms, to_ms
 from broker.store.postgres import PostgresStore, redact_dsn
@@ -23,6 +23,7 @@ def test_the_default_store_is_sqlite_in_the_data_dir() -> None:
 
     assert settings.store == "sqlite" and settings.store_path == Path("/srv/jigsaw/store.db")
     assert isinstance(store, SqliteStore) and store.path == Path("/srv/jigsaw/store.db")
+    assert isinstance(store, Store)
 
 
 def test_postgresql_reads_its_dsn_from_a_file(tmp_path: Path) -> None:
@@ -33,7 +34,7 @@ def test_postgresql_reads_its_dsn_from_a_file(tmp_path: Path) -> None:
 
     store = open_store(Settings.from_env(env))
 
-    assert isinstance(store, PostgresStore)
+    assert isinstance(store, PostgresStore) and isinstance(store, Store)
     assert store._where() == "postgresql://db.internal:5433/jigsaw"
     assert "s3cret" not in redact_dsn("postgresql://jigsaw:s3cret@db.internal:5433/jigsaw")
 
