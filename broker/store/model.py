@@ -49,18 +49,20 @@ PRIORITIES = ("urgent", "routine")
 # Listing filters: awaiting (needs an acknowledgement and has none), overdue (awaiting past ack_by at
 # the query's ``now``), escalated (an escalation followed it), acknowledged, unread (never opened).
 INBOX_STATES = ("awaiting", "overdue", "escalated", "acknowledged", "unread")
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MS = dt.timedelta(milliseconds=1)
 
 
 def to_ms(at: dt.datetime) -> int:
     """Milliseconds since the epoch; refuses a naive datetime (it would mean whatever the host's zone is)."""
     if at.tzinfo is None:
         raise ValueError("the store takes timezone-aware datetimes only")
-    return int(at.timestamp() * 1000)
+    return (at - _EPOCH) // _MS  # exact: float seconds would turn .123 into 122 ms now and then
 
 
 def from_ms(ms: int) -> dt.datetime:
     """The UTC datetime of milliseconds since the epoch."""
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+    return _EPOCH + ms * _MS
 
 
 def encode_cursor(*key: int | str) -> str:

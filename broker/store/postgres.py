@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from broker.errors import StoreUnavailable
+from broker.errors import ConfigError, StoreUnavailable
 from broker.store.conn import Row, numbered
 from broker.store.sqlstore import SqlStore
 
@@ -126,6 +126,12 @@ class PostgresStore(SqlStore):
                 command_timeout=self._command_timeout,
             )
         except Exception as exc:
+            sqlstate = str(getattr(exc, "sqlstate", ""))
+            if sqlstate.startswith(("28", "3D")):  # credentials refused, no such database: trying again will not help
+                raise ConfigError(
+                    f"the store at {self._where()} refused the DSN in JIGSAW_STORE_DSN_FILE: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
             error = _unavailable(exc, self._where())
             if error is None:
                 error = StoreUnavailable(f"cannot open the store at {self._where()}: {type(exc).__name__}: {exc}")

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import urllib.parse
 from pathlib import Path
 
 import pytest
 
-from broker.errors import StoreUnavailable
+from broker.errors import ConfigError, StoreUnavailable
 from broker.store import AcceptedId, Batch, InboxAck, InboxQuery, SqliteStore, Store
 from broker.store.inbox_sql import listing_sql
 from broker.store.model import encode_cursor, to_ms
@@ -170,3 +171,14 @@ async def test_a_connection_dropped_mid_query_is_retriable_and_the_next_call_rec
     finally:
         await store.close()
         await drop_schema(postgres_dsn, schema)
+
+
+@pytest.mark.postgres
+async def test_a_database_that_does_not_exist_is_a_config_error(postgres_dsn: str) -> None:
+    """A DSN naming no database is a ConfigError (fix the settings), not a retriable outage."""
+    from broker.store.postgres import PostgresStore
+
+    parts = urllib.parse.urlsplit(postgres_dsn)
+    store = PostgresStore(urllib.parse.urlunsplit(parts._replace(path="/no_such_database")))
+    with pytest.raises(ConfigError, match="refused the DSN"):
+        await store.start()

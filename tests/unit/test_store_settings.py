@@ -80,6 +80,11 @@ def test_times_are_whole_milliseconds_and_never_naive() -> None:
     at = dt.datetime(2024, 3, 1, 9, 0, 0, 123000, tzinfo=dt.UTC)
 
     assert from_ms(to_ms(at)) == at
+    assert to_ms(at) == 1_709_283_600_123
+    assert to_ms(dt.datetime(2024, 3, 1, 10, 0, 0, 123999, tzinfo=dt.timezone(dt.timedelta(hours=1)))) == to_ms(at)
+    assert all(
+        from_ms(to_ms(at + dt.timedelta(milliseconds=n))) == at + dt.timedelta(milliseconds=n) for n in range(999)
+    )
     with pytest.raises(ValueError):
         to_ms(dt.datetime(2024, 3, 1, 9, 0))
 
