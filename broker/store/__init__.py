@@ -2,8 +2,8 @@
 
 One protocol (``Store``), two backends: ``SqliteStore`` (one file, the
 embedded default) and ``PostgresStore`` (shared by many machines). Views are
-materialised from the log with their positions (``Batch``, ``Store.apply``)
-and can be rebuilt from it. ``open_store(settings)`` gives the configured one,
+materialised from the log with their positions (``Batch``, ``Store.apply``,
+``materialise.catch_up``) and can be rebuilt from it. ``open_store(settings)`` gives the configured one,
 not yet started.
 """
 
