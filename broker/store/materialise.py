@@ -8,9 +8,9 @@ on a fresh machine: it resumes where the view is, and a stretch applied twice
 is refused by position and idempotent by key. ``reset_view`` then ``catch_up``
 rebuilds a view from the start of the log.
 
-The derive functions here cover the records whose rows need no knowledge
-beyond the record itself: inbox notifications (given who the children are),
-acknowledgements and delivery records.
+The derive functions here turn records into rows; where a row needs domain
+knowledge (an envelope's content digest, the children a record concerns) the
+caller passes the function that knows.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from broker.log.scan import read_available
 from broker.routing.model import Notification
 from broker.routing.records import decode_ack, decode_notification
 from broker.store.base import Batch, Store
-from broker.store.model import InboxAck, InboxNotification
+from broker.store.model import AcceptedId, ChronologyRef, InboxAck, InboxNotification, from_ms
 
-__all__ = ["Derive", "acks", "catch_up", "deliveries", "notifications"]
+__all__ = ["Derive", "accepted", "acks", "catch_up", "chronology", "deliveries", "notifications"]
 
 # Adds to the batch the rows a run of records (one topic partition, in offset order) gives. Pure.
 Derive = Callable[[Sequence[Record], Batch], None]
@@ -81,3 +81,32 @@ def deliveries(records: Sequence[Record], batch: Batch) -> None:
         delivery = decode_delivery(record)
         if delivery is not None:
             batch.deliveries.append(delivery)
+
+
+def accepted(identify: Callable[[Record], tuple[str, str, str]]) -> Derive:
+    """Accepted-id rows from an events topic; ``identify`` gives a record's (event id, content digest, source)."""
+
+    def derive(records: Sequence[Record], batch: Batch) -> None:
+        for record in records:
+            if record.value is None:
+                continue
+            event_id, digest, source = identify(record)
+            batch.accepted.append(AcceptedId(event_id, digest, source, record.topic, record.partition, record.offset))
+
+    return derive
+
+
+def chronology(entries_of: Callable[[Record], Sequence[tuple[str, str]]]) -> Derive:
+    """Chronology index entries; ``entries_of`` gives a record's (NHS number, kind) pairs, at the record's time."""
+
+    def derive(records: Sequence[Record], batch: Batch) -> None:
+        for record in records:
+            if record.value is None:
+                continue
+            at = from_ms(record.timestamp_ms)
+            for nhs_number, kind in entries_of(record):
+                batch.chronology.append(
+                    ChronologyRef(nhs_number, record.topic, record.partition, record.offset, kind, at)
+                )
+
+    return derive

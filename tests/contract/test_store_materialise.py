@@ -6,6 +6,8 @@ The log is the in-memory one (its contract is proved elsewhere); the store is ea
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from collections.abc import Sequence
 
 import pytest
@@ -17,7 +19,8 @@ from broker.log.base import Record
 from broker.routing.model import Ack, Notification
 from broker.routing.records import encode_ack, encode_output
 from broker.store import Batch, InboxQuery, Store
-from broker.store.materialise import acks, catch_up, deliveries, notifications
+from broker.store.materialise import accepted, acks, catch_up, chronology, deliveries, notifications
+from broker.store.model import to_ms
 from tests.contract.store_support import T0, StoreBackend, child
 
 
@@ -112,3 +115,32 @@ async def test_a_crash_part_way_loses_nothing_and_applies_nothing_twice(store: S
     assert await catch_up(log, store, "deliveries", topics.DELIVERIES, deliveries, limit=4) == 6
     status = await store.delivery_status("ORG-A")
     assert (status.notifications, status.delivered) == (10, 10)
+
+
+async def test_accepted_ids_and_chronology_entries_come_from_the_records_they_index(store: Store) -> None:
+    """Accepted ids carry their log position and chronology entries the record's position and time."""
+    log = MemoryLog()
+    topic = "jigsaw.events.police"
+    for n in range(3):
+        value = json.dumps({"event_id": f"evt-{n}", "child": child(n % 2)}).encode()
+        await log.append(topic, value, key=b"subject", timestamp_ms=to_ms(T0) + n)
+
+    def identify(record: Record) -> tuple[str, str, str]:
+        assert record.value is not None
+        return json.loads(record.value)["event_id"], hashlib.sha256(record.value).hexdigest(), "ORG-P"
+
+    def entries_of(record: Record) -> list[tuple[str, str]]:
+        assert record.value is not None
+        return [(json.loads(record.value)["child"], "event")]
+
+    await catch_up(log, store, "accepted", topic, accepted(identify))
+    await catch_up(log, store, "chronology", topic, chronology(entries_of))
+
+    row = await store.accepted("evt-2")
+    assert row is not None and (row.topic, row.partition, row.offset, row.source) == (topic, 0, 2, "ORG-P")
+    page = await store.chronology(child(0))
+    assert [(r.offset, r.kind, r.at) for r in page.items] == [
+        (0, "event", T0),
+        (2, "event", T0 + dt.timedelta(milliseconds=2)),
+    ]
+    assert await store.positions("chronology") == {(topic, 0): 3}
