@@ -222,7 +222,7 @@ async def main(args: argparse.Namespace) -> int:
         print(f"{name:48}{cells}")
     for name, (median, p95) in baseline.items():
         print(f"{name:48}{median:>11.3f} / {p95:<6.3f}  (no database)")
-    print("fill (insert, ack a third, ANALYZE): " + ", ".join(f"{b} {s:.1f} s" for b, s in fills.items()))
+    print("fill (insert, ack a third, VACUUM or ANALYZE): " + ", ".join(f"{b} {s:.1f} s" for b, s in fills.items()))
     return 0
 
 
