@@ -66,6 +66,14 @@ class LogUnavailable(JigsawError):
     retriable = True
 
 
+class StoreUnavailable(JigsawError):
+    """The serving views' database (SQLite or PostgreSQL) cannot be reached or failed; try again."""
+
+    code = "store_unavailable"
+    http_status = 503
+    retriable = True
+
+
 # --- refusals of agency input: each is recorded in the rejection topic -------
 
 
@@ -163,4 +171,4 @@ class IncompleteRequest(Refusal):
     retriable = True
 
 
-__all__ += ["IncompleteRequest", "RateLimited", "Refusal", "RequestTimeout"]
+__all__ += ["IncompleteRequest", "RateLimited", "Refusal", "RequestTimeout", "StoreUnavailable"]

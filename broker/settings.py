@@ -14,10 +14,11 @@ from pathlib import Path
 
 from broker.errors import ConfigError
 
-__all__ = ["ENV_VARS", "LOG_BACKENDS", "ROLES", "Settings"]
+__all__ = ["ENV_VARS", "LOG_BACKENDS", "ROLES", "STORES", "Settings"]
 
 LOG_BACKENDS = ("embedded", "kafka", "memory")
 ROLES = ("gateway", "router", "dispatcher")
+STORES = ("sqlite", "postgresql")
 
 # Every variable the code reads, with its default (None: no default).
 # docker-compose.yml is tested against this table.
@@ -26,6 +27,10 @@ ENV_VARS: dict[str, str | None] = {
     "JIGSAW_DATA_DIR": ".jigsaw",
     "JIGSAW_LOG_PATH": None,
     "JIGSAW_KEYS_DIR": None,
+    "JIGSAW_STORE": "sqlite",
+    "JIGSAW_STORE_PATH": None,
+    "JIGSAW_STORE_DSN_FILE": None,
+    "JIGSAW_STORE_POOL_SIZE": "10",
     "JIGSAW_KAFKA_BOOTSTRAP": "127.0.0.1:19092",
     "JIGSAW_KAFKA_CLIENT_ID": "jigsaw",
     "JIGSAW_KAFKA_REPLICATION_FACTOR": "1",
@@ -98,6 +103,10 @@ class Settings:
     data_dir: Path = Path(".jigsaw")
     log_path: Path = Path(".jigsaw/log.db")
     keys_dir: Path = Path(".jigsaw/keys")
+    store: str = "sqlite"  # the serving views: sqlite (one machine) or postgresql (many), see broker/store
+    store_path: Path = Path(".jigsaw/store.db")
+    store_dsn_file: Path | None = None  # a file holding the postgresql:// DSN (it may carry a password)
+    store_pool_size: int = 10
     kafka_bootstrap: str = "127.0.0.1:19092"
     kafka_client_id: str = "jigsaw"
     kafka_replication_factor: int = 1
@@ -150,6 +159,15 @@ class Settings:
         data_dir = Path(get("JIGSAW_DATA_DIR"))
         log_path = Path(env["JIGSAW_LOG_PATH"]) if env.get("JIGSAW_LOG_PATH") else data_dir / "log.db"
         keys_dir = Path(env["JIGSAW_KEYS_DIR"]) if env.get("JIGSAW_KEYS_DIR") else data_dir / "keys"
+        store = get("JIGSAW_STORE")
+        if store not in STORES:
+            raise ConfigError(f"JIGSAW_STORE must be one of {', '.join(STORES)}, not {store!r}")
+        store_path = Path(env["JIGSAW_STORE_PATH"]) if env.get("JIGSAW_STORE_PATH") else data_dir / "store.db"
+        store_dsn_file = Path(env["JIGSAW_STORE_DSN_FILE"]) if env.get("JIGSAW_STORE_DSN_FILE") else None
+        if store_dsn_file is not None and not store_dsn_file.is_file():
+            raise ConfigError(f"JIGSAW_STORE_DSN_FILE names {store_dsn_file}, which is not a readable file")
+        if store == "postgresql" and store_dsn_file is None:
+            raise ConfigError("JIGSAW_STORE=postgresql needs JIGSAW_STORE_DSN_FILE: a file holding the DSN")
         roles = tuple(r.strip() for r in get("JIGSAW_ROLES").split(",") if r.strip())
         unknown = [r for r in roles if r not in ROLES]
         if unknown or not roles:
@@ -183,6 +201,10 @@ class Settings:
             data_dir=data_dir,
             log_path=log_path,
             keys_dir=keys_dir,
+            store=store,
+            store_path=store_path,
+            store_dsn_file=store_dsn_file,
+            store_pool_size=_int(env, "JIGSAW_STORE_POOL_SIZE"),
             kafka_bootstrap=get("JIGSAW_KAFKA_BOOTSTRAP"),
             kafka_client_id=get("JIGSAW_KAFKA_CLIENT_ID"),
             kafka_replication_factor=_int(env, "JIGSAW_KAFKA_REPLICATION_FACTOR"),

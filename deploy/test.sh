@@ -20,6 +20,7 @@ cd "$root"
 started_at=$SECONDS
 work="$(mktemp -d "${TMPDIR:-/tmp}/jigsaw-test.XXXXXX")"
 kafka_started=false
+postgres_started=false
 
 step() { printf '\n==> [%3ss] %s\n' "$((SECONDS - started_at))" "$*"; }
 die() { printf '\ndeploy/test.sh: %s\n' "$*" >&2; exit 1; }
@@ -28,6 +29,9 @@ cleanup() {
     local rc=$?
     if $kafka_started; then
         "$root/deploy/kafka/stop.sh" --quiet || true
+    fi
+    if $postgres_started; then
+        "$root/deploy/postgres/stop.sh" --quiet || true
     fi
     rm -rf "$work"
     exit "$rc"
@@ -67,6 +71,19 @@ else
     kafka_started=true
     "$root/deploy/kafka/start.sh"
     export JIGSAW_TEST_KAFKA_BOOTSTRAP="127.0.0.1:$JIGSAW_KAFKA_PORT"
+fi
+
+# -- 2b. a real PostgreSQL server (the store's tests marked `postgres`) ------------
+if [[ -n "${JIGSAW_TEST_POSTGRES_DSN:-}" ]]; then
+    step "using the PostgreSQL server in JIGSAW_TEST_POSTGRES_DSN"
+else
+    # A throwaway cluster of this run's own (its state in $work), on a free loopback port.
+    export JIGSAW_POSTGRES_STATE="$work/postgres"
+    step "starting PostgreSQL (deploy/postgres/start.sh)"
+    postgres_started=true
+    JIGSAW_TEST_POSTGRES_DSN="$("$root/deploy/postgres/start.sh" | tail -n 1)"
+    [[ "$JIGSAW_TEST_POSTGRES_DSN" == postgresql://* ]] || die "deploy/postgres/start.sh printed no DSN"
+    export JIGSAW_TEST_POSTGRES_DSN
 fi
 
 # -- 3. checks ------------------------------------------------------------------

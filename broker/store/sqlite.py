@@ -1,0 +1,157 @@
+"""The store in one SQLite file (WAL mode): the embedded default, for one machine.
+
+Two connections, each on its own worker thread so the event loop never
+blocks on the disk: one writes (a write transaction holds it, and SQLite's
+``BEGIN IMMEDIATE`` takes the file's write lock, so writers in other
+processes on the same machine wait their turn), one reads (WAL: readers see
+the last commit and never wait for a writer). A commit is durable
+(``synchronous=FULL``) before the call returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from broker.errors import StoreUnavailable
+from broker.store.conn import Row
+from broker.store.sqlstore import SqlStore
+
+__all__ = ["SqliteStore"]
+
+T = TypeVar("T")
+BUSY_TIMEOUT_MS = 30_000
+
+
+class _Thread:
+    """One SQLite connection, used only on its own thread."""
+
+    def __init__(self, path: Path, name: str) -> None:
+        self.path = path
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"jigsaw-store-{name}")
+        self.db: sqlite3.Connection | None = None
+
+    def _open(self) -> None:
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA foreign_keys=ON")
+        self.db = db
+
+    async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def run() -> T:
+            if self.db is None:
+                self._open()
+            assert self.db is not None
+            return fn(self.db)
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.pool, run)
+        except sqlite3.OperationalError as exc:  # locked, busy, disk I/O, cannot open
+            raise StoreUnavailable(f"the store at {self.path} failed: {exc}") from exc
+
+    async def close(self) -> None:
+        def shut() -> None:
+            if self.db is not None:
+                self.db.close()
+                self.db = None
+
+        await asyncio.get_running_loop().run_in_executor(self.pool, shut)
+        self.pool.shutdown(wait=True)
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    if db.in_transaction:
+        db.execute("ROLLBACK")
+
+
+class _Conn:
+    """``Conn`` over one ``_Thread``."""
+
+    def __init__(self, thread: _Thread) -> None:
+        self._thread = thread
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        return await self._thread.call(lambda db: db.execute(sql, args).rowcount)
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            await self._thread.call(lambda db: db.executemany(sql, rows))
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        return await self._thread.call(lambda db: db.execute(sql, args).fetchall())
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        row: Row | None = await self._thread.call(lambda db: db.execute(sql, args).fetchone())
+        return row
+
+
+class SqliteStore(SqlStore):
+    """The serving views in one SQLite file."""
+
+    name = "sqlite"
+    dialect = "sqlite"
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._writer: _Thread | None = None
+        self._reader: _Thread | None = None
+        self._write_lock = asyncio.Lock()  # one transaction at a time on the writer connection
+
+    def _where(self) -> str:
+        return str(self.path)
+
+    def _lock(self, key: str) -> str | None:
+        return None  # BEGIN IMMEDIATE holds the file's only write lock
+
+    async def start(self) -> None:
+        if self._writer is not None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot create the store's directory {self.path.parent}: {exc}") from exc
+        self._writer = _Thread(self.path, "write")
+        self._reader = _Thread(self.path, "read")
+        try:
+            await self._migrate()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        writer, reader = self._writer, self._reader
+        self._writer = self._reader = None
+        for thread in (writer, reader):
+            if thread is not None:
+                await thread.close()
+
+    def _threads(self) -> tuple[_Thread, _Thread]:
+        if self._writer is None or self._reader is None:
+            raise StoreUnavailable(f"the store at {self.path} is not open (call start first)")
+        return self._writer, self._reader
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[_Conn]:
+        writer, _ = self._threads()
+        async with self._write_lock:
+            conn = _Conn(writer)
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                await asyncio.shield(writer.call(lambda db: db.execute("COMMIT")))
+            except BaseException:
+                # Shielded: a cancelled caller must still leave the connection out of its transaction.
+                await asyncio.shield(writer.call(_rollback))
+                raise
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[_Conn]:
+        _, reader = self._threads()
+        yield _Conn(reader)
