@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from broker import topics
 from broker.delivery.records import decode_delivery
 from broker.log.base import Log, Record
 from broker.log.scan import read_available
@@ -67,9 +68,9 @@ def notifications(children_of: Callable[[Notification], Sequence[str]]) -> Deriv
 
 
 def acks(records: Sequence[Record], batch: Batch) -> None:
-    """Acknowledgements from the acks topic (the first per notification counts)."""
+    """Acknowledgements from the input topic (its events are skipped; the first ack per notification counts)."""
     for record in records:
-        if record.value is None:
+        if record.value is None or not topics.is_ack(record):
             continue
         ack = decode_ack(record)
         batch.acks.append(InboxAck(ack.recipient, ack.notification_id, ack.by, ack.at))

@@ -67,9 +67,9 @@ async def test_a_view_catches_up_resumes_after_a_restart_and_rebuilds(store_back
     await _append_notes(log, range(30))
     for n in range(1, 30, 4):
         key, value, headers = encode_ack(Ack(f"nid-{n:04d}", "ORG-A", "A. Worker", T0 + dt.timedelta(hours=1)))
-        await log.append(topics.ACKS, value, key=key, headers=headers)
+        await log.append(topics.INPUT, value, key=key, headers=headers)
 
-    assert await catch_up(log, store, "inbox", topics.ACKS, acks, limit=3) == 8  # acks before their notifications
+    assert await catch_up(log, store, "inbox", topics.INPUT, acks, limit=3) == 8  # acks before their notifications
     assert await catch_up(log, store, "inbox", topics.NOTIFICATIONS, derive, limit=7) == 30
     assert await catch_up(log, store, "inbox", topics.NOTIFICATIONS, derive, limit=7) == 0
     before = await _listing(store, "ORG-A")
@@ -83,7 +83,7 @@ async def test_a_view_catches_up_resumes_after_a_restart_and_rebuilds(store_back
     await restarted.reset_view("inbox")
     assert await _listing(restarted, "ORG-A") == []
     await catch_up(log, restarted, "inbox", topics.NOTIFICATIONS, derive)
-    await catch_up(log, restarted, "inbox", topics.ACKS, acks)
+    await catch_up(log, restarted, "inbox", topics.INPUT, acks)
     after = await _listing(restarted, "ORG-A")
     assert after[-15:] == before and len(after) == 17
     item = await restarted.notification("ORG-B", "nid-0002")
