@@ -20,8 +20,9 @@ from broker.errors import (
     SignatureInvalid,
     UnknownKey,
 )
+from broker.permissions import may_publish
 from broker.schemas import default_catalogue
-from broker.validation import may_publish, subject_key, validate, verify
+from broker.validation import subject_key, validate, verify
 
 NOW = dt.datetime(2022, 1, 2, 22, 0, tzinfo=dt.UTC)
 KEYS = make_keys()
