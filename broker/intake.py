@@ -2,9 +2,10 @@
 
 One code path for the HTTP gateway and ``jigsaw simulate``: verify the
 envelope (``validation.verify``, against the key registry and the directory
-as they stand), check the caller may submit for its ``source``, recognise a re-sent event by id, append to the events topic of the
-publisher's kind, or append a rejection record that says what was refused and
-why: never the payload itself.
+as they stand), check the caller may submit for its ``source``, recognise a
+re-sent event by id, append to the events topic of the publisher's kind, or
+append a rejection record that says what was refused and why: never the
+payload itself.
 """
 
 from __future__ import annotations
