@@ -7,9 +7,10 @@ the policy (``policy.py``) and adds what no single event decides:
 - once only: a notification's id comes from (event id, recipient), and no
   organisation gets the same event twice, whatever path reaches it;
 - not to itself: the publisher never receives its own event;
-- late binding: a link event re-routes every active item concerning the
-  people it names (or a child or carer of theirs), and organisations that
-  have not had the item get it once, kind ``catch_up``;
+- late binding: a link event re-routes every active item concerning a person
+  it names, a child of whom such a person is a carer, or another carer of
+  such a child (``rebound_persons``), and organisations that have not had
+  the item get it once, kind ``catch_up``;
 - history sweep: when a plan starts or a pre-birth assessment is requested,
   the responsible CSC gets the history items it has not had, kind ``history``;
 - retractions, and escalations at ``ack_by`` (unacknowledged) and at 00:00Z
@@ -30,10 +31,20 @@ from broker.model import Event
 from broker.routing.graph import LINK_TYPES, FamilyGraph, is_unborn
 from broker.routing.items import PLAN_TYPES, REMEMBERED_TYPES, Items, person_refs
 from broker.routing.model import ACK_KINDS, Ack, Decision, Notification, Withheld, notification_id
-from broker.routing.policy import Candidate, Route, route_event
-from broker.routing.views import education_view, flags_for, full_view, hidden_orgs, scrub, view_for
+from broker.routing.policy import route_event
+from broker.routing.views import (
+    education_view,
+    flags_for,
+    full_view,
+    hidden_orgs,
+    perpetrator_also_notified,
+    perpetrator_view,
+    scrub,
+    view_for,
+)
+from broker.routing.words import Candidate, Route
 
-__all__ = ["Output", "RoutingState", "ack_deadline"]
+__all__ = ["Output", "RoutingState", "ack_deadline", "rebound_persons"]
 
 Output = Notification | Decision
 
@@ -69,6 +80,7 @@ class RoutingState:
         self._withheld_seen: set[tuple[str, str | None, str]] = set()
         self._pushed = 0
         self._views: dict[str, dict[str, Any]] = {}
+        self._view_of: dict[str, str] = {}  # nid -> the view it was sent in (a retraction keeps to it)
 
     # -- inputs -------------------------------------------------------------------
 
@@ -198,7 +210,7 @@ class RoutingState:
         day: dt.date,
     ) -> Notification:
         org = cand.org
-        view = view_for(self.graph, org)
+        view = view_for(self.graph, org, event_type=event.event_type, perpetrator_only=cand.perpetrator_only)
         perpetrators = set(route.perpetrators)
         flags = flags_for(self.graph, org, perpetrators=perpetrators, day=day, perpetrator_gp=cand.perpetrator_gp)
         reason = "; ".join(cand.paths)
@@ -207,11 +219,15 @@ class RoutingState:
         content: dict[str, Any]
         if view == "education":
             content = education_view(self.graph, event, cand.child, cand.present)
+        elif view == "perpetrator":
+            content = perpetrator_view(self.graph, event, route.children, day)
         else:
             content = dict(self._full_view(event))
             if route.items:
                 content["history"] = [self._full_view(self.items.events[eid]) for eid in route.items]
         also = sorted(everyone - {org})
+        if view == "perpetrator":
+            also = perpetrator_also_notified(self.graph, also)
         if org not in hidden:
             also = [o for o in also if o not in hidden]
             reason = scrub(reason, hidden)
@@ -252,6 +268,7 @@ class RoutingState:
         """Remember a sent notification: once only, who has had what, what awaits an ack."""
         self.sent[(note.event_id, note.recipient)] = note.notification_id
         self.told[note.event_id].append((note.recipient, note.notification_id, note.kind))
+        self._view_of[note.notification_id] = note.view
         if note.kind in ("alert", "catch_up", "history"):
             self.had[note.event_id].add(note.recipient)
             self.item_had[self.items.item_key(note.event_id)].add(note.recipient)
@@ -320,13 +337,8 @@ class RoutingState:
     # -- rules over the graph ------------------------------------------------------------
 
     def _late_binding(self, link: Event, named: list[str], at: dt.datetime) -> list[Output]:
-        """Re-route every active item concerning the people a link names, or a child or carer of theirs."""
-        persons = set(named)
-        for person in named:
-            if is_unborn(person):
-                continue
-            persons.update(self.graph.children_of(person))
-            persons.update(c for c, _ in self.graph.carers(person))
+        """Re-route every active item concerning whom the link touches (``rebound_persons``)."""
+        persons = rebound_persons(self.graph, named, link.occurred_at.date())
         out: list[Output] = []
         for key in self.items.active_concerning(persons, link.occurred_at):
             events = self.items.item_events(key)
@@ -399,6 +411,7 @@ class RoutingState:
                 continue
             self._awaiting.pop(nid, None)
             rid = notification_id(event.event_id, org, "retraction")
+            view = self._view_of.get(nid) or view_for(self.graph, org)
             note = Notification(
                 notification_id=rid,
                 kind="retraction",
@@ -408,12 +421,12 @@ class RoutingState:
                 at=at,
                 priority="routine",
                 flags=flags_for(self.graph, org, perpetrators=(), day=event.occurred_at.date()),
-                view=view_for(self.graph, org),
+                view=view,
                 reason=f"you were told of {original}, which its publisher ({event.source}) has retracted",
                 also_notified=(),
                 ack_by=None,
                 rule="retraction",
-                content=_retraction_view(event, original, view_for(self.graph, org)),
+                content=_retraction_view(event, original, view),
                 follows=nid,
                 safeguarding_lead=self.graph.safeguarding_lead(org),
             )
@@ -424,8 +437,23 @@ class RoutingState:
         return out
 
 
+def rebound_persons(graph: FamilyGraph, named: list[str], day: dt.date) -> set[str]:
+    """Whom a link touches (``routing.md``, Late binding): each person it names, each child of whom
+    such a person is a carer (step-parents and partners of a parent included; an unborn child of an
+    active pregnancy too), and every other carer of such a child."""
+    persons = {p for p in named if not is_unborn(p)}
+    for person in list(persons):
+        children = [c for c in graph.cared_for(person) if graph.people.is_child(c, day, named_as_child=True)]
+        children += [p.unborn for p in graph.active_pregnancies(person, day)]
+        for child in children:
+            if not is_unborn(child):
+                persons.add(child)
+            persons.update(carer for carer, _ in graph.carers(child))
+    return persons
+
+
 def _retraction_view(event: Event, original: str, view: str) -> dict[str, Any]:
-    """What a retraction says: which notification to disregard, and (outside schools) why."""
+    """What a retraction says: which notification to disregard, and (in the full view only) why."""
     content: dict[str, Any] = {
         "event_id": event.event_id,
         "event_type": event.event_type,
