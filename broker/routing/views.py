@@ -95,7 +95,8 @@ def perpetrator_view(graph: FamilyGraph, event: Event, children: Iterable[str], 
     one whose date of birth is not known.
     """
     d = event.data
-    patient = d.get("perpetrator") if isinstance(d.get("perpetrator"), Mapping) else {}
+    found = d.get("perpetrator")
+    patient: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     ages: list[int | None] = []
     for child in children:
         ages.append(None if child.startswith("unborn:") else graph.people.age_on(child, day))
