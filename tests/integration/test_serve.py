@@ -84,7 +84,8 @@ async def test_serve_publishes_and_stops_cleanly_on_sigterm(tmp_path: Path) -> N
         health = await _wait_healthy(url, proc)
         assert health["status"] == "ok" and health["log"]["backend"] == "embedded"  # type: ignore[index]
         async with JigsawClient(url, token.strip(), key=key) as client:
-            env_built = client.build("gp.registration", sample_data("gp.registration"))
+            # An event that names no organisation: this directory lists none.
+            env_built = client.build("gp.safeguarding_information", sample_data("gp.safeguarding_information"))
             first = await client.send(env_built)
             assert first.status == 202, first.body
         async with aiohttp.ClientSession() as session, session.get(url + "/metrics") as response:

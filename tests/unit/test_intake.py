@@ -7,7 +7,7 @@ import datetime as dt
 from broker import topics
 from broker.audit.chain import CHAIN_HEADER, GENESIS, record_link
 from broker.client import build_envelope
-from broker.envelope.testing import make_keys, publisher_for, sample_data
+from broker.envelope.testing import make_keys, publisher_for, sample_data, sample_directory
 from broker.intake import Intake
 from broker.log import MemoryLog
 
@@ -36,7 +36,10 @@ async def test_a_batch_accepts_refuses_and_recognises_copies_each_on_its_own() -
         occurred_at=NOW,
         issued_at=NOW,
     )
-    outcomes = await intake.submit_many([first, second, forged, first, retraction], caller=None, now=NOW)
+    directory = sample_directory(keys, at=NOW)  # listed earlier in the same batch: the registration may name them
+    outcomes = await intake.submit_many([*directory, first, second, forged, first, retraction], caller=None, now=NOW)
+    assert {o.status for o in outcomes[: len(directory)]} == {"accepted"}
+    outcomes = outcomes[len(directory) :]
     assert [o.status for o in outcomes] == ["accepted", "accepted", "refused", "duplicate", "accepted"]
     assert outcomes[3].position == outcomes[0].position
     assert outcomes[2].error is not None and outcomes[2].error.code == "signature_invalid"
