@@ -26,7 +26,8 @@ from broker.gateway.auth import Credentials
 from broker.log import EmbeddedLog, Record
 from broker.routing.service import GROUP
 from broker.settings import Settings
-from tests.integration.test_replay import CHILD_1, SCENARIOS, jigsaw, simulate
+from tests.integration.test_replay import CHILD_1, jigsaw, simulate
+from tests.shared import SCENARIOS, require_shared
 
 NOW = dt.datetime(2022, 2, 1, 9, 0, tzinfo=dt.UTC)
 CREDENTIALS = Credentials.from_tokens(
@@ -45,8 +46,7 @@ def _auth(token: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def child1_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """child-1 simulated once, its log kept."""
-    if not SCENARIOS.is_dir():
-        pytest.skip(f"the public scenarios are not at {SCENARIOS}")
+    require_shared(SCENARIOS)
     log = tmp_path_factory.mktemp("api") / "child-1.db"
     simulate("child-1", log)
     return log
