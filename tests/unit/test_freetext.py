@@ -1,0 +1,53 @@
+"""What a text field may hold (broker/freetext.py): no hidden characters, and a documented length per field."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from broker.errors import SchemaInvalid
+from broker.freetext import BIDI_CONTROLS, LINE_LIMITS, MULTILINE_LIMITS, OTHER_LIMIT, check_text, max_length
+
+
+@pytest.mark.parametrize("char", sorted(BIDI_CONTROLS))
+def test_every_bidi_override_and_isolate_is_refused_even_in_free_text(char: str) -> None:
+    """U+202A to U+202E and U+2066 to U+2069 can make text display as something it is not."""
+    with pytest.raises(SchemaInvalid, match=f"U\\+{ord(char):04X}"):
+        check_text({"summary": f"safe{char}text"})
+
+
+@pytest.mark.parametrize("code", [*range(0x00, 0x09), 0x0B, 0x0C, 0x0D, *range(0x0E, 0x20), 0x7F, 0x85, 0x9B])
+def test_control_characters_other_than_tab_and_newline_are_refused_in_free_text(code: int) -> None:
+    """C0 controls (CR included), DEL and C1 controls are refused; the message names the character."""
+    with pytest.raises(SchemaInvalid, match=f"U\\+{code:04X}") as caught:
+        check_text({"outcome": f"before{chr(code)}after"})
+    assert caught.value.evidence["field"] == "outcome"
+
+
+@pytest.mark.parametrize("field", sorted(MULTILINE_LIMITS))
+def test_multiline_fields_keep_tabs_and_newlines(field: str) -> None:
+    """Summaries, actions, outcomes, reasons and bases may hold tab and newline."""
+    check_text({field: "one\n\ttwo"})
+
+
+@pytest.mark.parametrize("field", [*sorted(LINE_LIMITS), "incident_ref", "practice"])
+def test_one_line_fields_refuse_tab_and_newline(field: str) -> None:
+    """Names, references, ids and directory details are one line."""
+    with pytest.raises(SchemaInvalid, match="it is one line"):
+        check_text({field: "one\ntwo"})
+
+
+def test_limits_are_per_field_and_nested_paths_are_named() -> None:
+    """Each field has its own limit; a too-long string inside a list of records is named by its path."""
+    assert max_length("summary") == MULTILINE_LIMITS["summary"] and max_length("name") == LINE_LIMITS["name"]
+    assert max_length("plan_ref") == OTHER_LIMIT
+    check_text({"members": [{"person": {"name": "n" * LINE_LIMITS["name"]}}]})
+    with pytest.raises(SchemaInvalid, match=re.escape("'members[1].person.name' is 201 characters")) as caught:
+        check_text({"members": [{}, {"person": {"name": "n" * (LINE_LIMITS["name"] + 1)}}]})
+    assert caught.value.evidence["field"] == "members[1].person.name"
+
+
+def test_ordinary_unicode_is_kept() -> None:
+    """Accents, scripts written right to left and emoji are ordinary text, not hidden characters."""
+    check_text({"name": "Zoë Ní Bhriain", "summary": "مرحبا — שלום ✓", "basis": "MASH: address & DoB"})
