@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -51,3 +52,18 @@ def test_limits_are_per_field_and_nested_paths_are_named() -> None:
 def test_ordinary_unicode_is_kept() -> None:
     """Accents, scripts written right to left and emoji are ordinary text, not hidden characters."""
     check_text({"name": "Zoë Ní Bhriain", "summary": "مرحبا — שלום ✓", "basis": "MASH: address & DoB"})
+
+
+def test_the_documented_limits_are_the_ones_enforced() -> None:
+    """schemas/README.md's table of text fields says what freetext.py enforces, field by field."""
+    readme = (Path(__file__).resolve().parents[2] / "schemas" / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("## Text fields") :]
+    rows = re.findall(r"^\| (.+?) \| (\d+)[^|]*\| (multi-line|one) \|$", table, re.M)
+    assert rows
+    for fields, limit, lines in rows:
+        for field in re.findall(r"`(\w+)`", fields):
+            assert max_length(field) == int(limit), field
+            assert (field in MULTILINE_LIMITS) == (lines == "multi-line"), field
+    documented = {f for fields, _, _ in rows for f in re.findall(r"`(\w+)`", fields)}
+    assert documented >= set(MULTILINE_LIMITS) | set(LINE_LIMITS)
+    assert any("every other string" in fields and int(limit) == OTHER_LIMIT for fields, limit, _ in rows)
