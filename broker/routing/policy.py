@@ -12,7 +12,8 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 
 from broker.model import Event
-from broker.routing.graph import FamilyGraph, is_unborn
+from broker.routing.facts import is_unborn
+from broker.routing.graph import FamilyGraph
 from broker.routing.items import Items
 from broker.routing.words import Builder, Route, incident_children
 

@@ -28,7 +28,9 @@ from collections import defaultdict
 from typing import Any
 
 from broker.model import Event
-from broker.routing.graph import LINK_TYPES, FamilyGraph, is_unborn
+from broker.routing.facts import LINK_TYPES
+from broker.routing.followups import ack_deadline, challenge_deadline, escalation
+from broker.routing.graph import FamilyGraph
 from broker.routing.items import PLAN_TYPES, REMEMBERED_TYPES, Items, person_refs
 from broker.routing.model import ACK_KINDS, Ack, Decision, Notification, Withheld, notification_id
 from broker.routing.policy import route_event
@@ -39,27 +41,15 @@ from broker.routing.views import (
     hidden_orgs,
     perpetrator_also_notified,
     perpetrator_view,
+    retraction_view,
     scrub,
     view_for,
 )
-from broker.routing.words import Candidate, Route
+from broker.routing.words import Candidate, Route, rebound_persons
 
-__all__ = ["Output", "RoutingState", "ack_deadline", "rebound_persons"]
+__all__ = ["Output", "RoutingState"]
 
 Output = Notification | Decision
-
-URGENT_ACK = dt.timedelta(hours=24)
-ROUTINE_ACK = dt.timedelta(days=5)
-
-
-def ack_deadline(at: dt.datetime, priority: str) -> dt.datetime:
-    """``ack_by``: urgent within 24 hours, routine within 5 days of being sent."""
-    return at + (URGENT_ACK if priority == "urgent" else ROUTINE_ACK)
-
-
-def challenge_deadline(respond_by: dt.date) -> dt.datetime:
-    """00:00Z the day after ``respond_by`` (R10)."""
-    return dt.datetime.combine(respond_by + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
 
 
 class RoutingState:
@@ -134,7 +124,7 @@ class RoutingState:
                 _, _, nid = heapq.heappop(self._pending)
                 note = self._awaiting.pop(nid, None)
                 if note is not None and note.event_id not in self.graph.retracted:
-                    out.append(self._escalation(note, "unacknowledged", note.ack_by or now))
+                    out.append(escalation(note, "unacknowledged", note.ack_by or now, self._lead(note)))
             elif ch_next and due(ch_next[0]):
                 deadline, _, eid = heapq.heappop(self._challenges)
                 raised = self.items.events.get(eid)
@@ -144,7 +134,7 @@ class RoutingState:
                     and not self.items.is_resolved(str(raised.data["challenge_ref"]))
                 ):
                     for note in self._challenge_recipients[eid]:
-                        out.append(self._escalation(note, "unanswered_challenge", deadline))
+                        out.append(escalation(note, "unanswered_challenge", deadline, self._lead(note)))
             else:
                 return out
 
@@ -304,35 +294,8 @@ class RoutingState:
             trigger_event_id=trigger.event_id if trigger else None,
         )
 
-    def _escalation(self, note: Notification, cause: str, at: dt.datetime) -> Notification:
-        lead = note.safeguarding_lead or self.graph.safeguarding_lead(note.recipient)
-        if cause == "unacknowledged":
-            nid = notification_id(note.notification_id, "escalation")
-            why = f"not acknowledged by {note.ack_by and note.ack_by.isoformat()}: escalated to the safeguarding lead"
-            rule = "ack"
-        else:
-            nid = notification_id(note.event_id, note.recipient, "unanswered_challenge")
-            why = "challenge not resolved by its respond_by date: escalated to the safeguarding lead"
-            rule = "R10"
-        return Notification(
-            notification_id=nid,
-            kind="escalation",
-            event_id=note.event_id,
-            event_type=note.event_type,
-            recipient=note.recipient,
-            at=at,
-            priority="urgent",
-            flags=note.flags,
-            view=note.view,
-            reason=f"{why} ({lead or 'no lead named'}); first sent because: {note.reason}",
-            also_notified=note.also_notified,
-            ack_by=None,
-            rule=rule,
-            content=note.content,
-            cause=cause,
-            follows=note.notification_id,
-            safeguarding_lead=lead,
-        )
+    def _lead(self, note: Notification) -> str | None:
+        return note.safeguarding_lead or self.graph.safeguarding_lead(note.recipient)
 
     # -- rules over the graph ------------------------------------------------------------
 
@@ -426,7 +389,7 @@ class RoutingState:
                 also_notified=(),
                 ack_by=None,
                 rule="retraction",
-                content=_retraction_view(event, original, view),
+                content=retraction_view(event, original, view),
                 follows=nid,
                 safeguarding_lead=self.graph.safeguarding_lead(org),
             )
@@ -435,31 +398,3 @@ class RoutingState:
             shared.append((org, rid))
         out.append(self._decision(event, "retraction", "retraction", at, tuple(shared), (), None))
         return out
-
-
-def rebound_persons(graph: FamilyGraph, named: list[str], day: dt.date) -> set[str]:
-    """Whom a link touches (``routing.md``, Late binding): each person it names, each child of whom
-    such a person is a carer (step-parents and partners of a parent included; an unborn child of an
-    active pregnancy too), and every other carer of such a child."""
-    persons = {p for p in named if not is_unborn(p)}
-    for person in list(persons):
-        children = [c for c in graph.cared_for(person) if graph.people.is_child(c, day, named_as_child=True)]
-        children += [p.unborn for p in graph.active_pregnancies(person, day)]
-        for child in children:
-            if not is_unborn(child):
-                persons.add(child)
-            persons.update(carer for carer, _ in graph.carers(child))
-    return persons
-
-
-def _retraction_view(event: Event, original: str, view: str) -> dict[str, Any]:
-    """What a retraction says: which notification to disregard, and (in the full view only) why."""
-    content: dict[str, Any] = {
-        "event_id": event.event_id,
-        "event_type": event.event_type,
-        "date": event.occurred_at.date().isoformat(),
-        "original_event_id": original,
-    }
-    if view == "full":
-        content["reason"] = str(event.data.get("reason", ""))
-    return content

@@ -39,6 +39,7 @@ __all__ = [
     "jsonable",
     "perpetrator_also_notified",
     "perpetrator_view",
+    "retraction_view",
     "scrub",
     "view_for",
 ]
@@ -208,3 +209,16 @@ def scrub(value: Any, hidden: set[str]) -> Any:
     if isinstance(value, list | tuple):
         return [scrub(v, hidden) for v in value]
     return value
+
+
+def retraction_view(event: Event, original: str, view: str) -> dict[str, Any]:
+    """What a retraction says: which notification to disregard, and (in the full view only) why."""
+    content: dict[str, Any] = {
+        "event_id": event.event_id,
+        "event_type": event.event_type,
+        "date": event.occurred_at.date().isoformat(),
+        "original_event_id": original,
+    }
+    if view == "full":
+        content["reason"] = str(event.data.get("reason", ""))
+    return content

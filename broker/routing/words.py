@@ -3,7 +3,8 @@
 ``Builder`` collects, for one event, every organisation the rules reach with
 every path that reaches it (``Candidate``), and the decisions not to share;
 ``Route`` is what it hands to the state machine. ``incident_children`` is
-"children of an event" for domestic abuse incidents and MARAC cases. Pure.
+"children of an event" for domestic abuse incidents and MARAC cases;
+``rebound_persons`` is whom a new link touches (late binding). Pure.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from broker.model import Event
-from broker.routing.graph import FamilyGraph, is_unborn
+from broker.routing.facts import is_unborn
+from broker.routing.graph import FamilyGraph
 from broker.routing.model import Withheld
 
-__all__ = ["Builder", "Candidate", "Route", "incident_children"]
+__all__ = ["Builder", "Candidate", "Route", "incident_children", "rebound_persons"]
 
 
 @dataclasses.dataclass(slots=True)
@@ -216,3 +218,18 @@ def incident_children(b: Builder, d: Mapping[str, Any], named_fields: Mapping[st
         for preg in g.active_pregnancies(person, b.day):
             out.setdefault(preg.unborn, (f" (active pregnancy of the {role})", False))
     return out
+
+
+def rebound_persons(graph: FamilyGraph, named: list[str], day: dt.date) -> set[str]:
+    """Whom a link touches (``routing.md``, Late binding): each person it names, each child of whom
+    such a person is a carer (step-parents and partners of a parent included; an unborn child of an
+    active pregnancy too), and every other carer of such a child."""
+    persons = {p for p in named if not is_unborn(p)}
+    for person in list(persons):
+        children = [c for c in graph.cared_for(person) if graph.people.is_child(c, day, named_as_child=True)]
+        children += [p.unborn for p in graph.active_pregnancies(person, day)]
+        for child in children:
+            if not is_unborn(child):
+                persons.add(child)
+            persons.update(carer for carer, _ in graph.carers(child))
+    return persons

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from broker.routing.state import rebound_persons
+from broker.routing.words import rebound_persons
 from tests.unit.routing.world import World, notes, person
 
 
