@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,18 @@ def test_the_documented_limits_are_the_ones_enforced() -> None:
     documented = {f for fields, _, _ in rows for f in re.findall(r"`(\w+)`", fields)}
     assert documented >= set(MULTILINE_LIMITS) | set(LINE_LIMITS)
     assert any("every other string" in fields and int(limit) == OTHER_LIMIT for fields, limit, _ in rows)
+
+
+def test_the_refused_characters_are_exactly_unicode_controls_and_bidi_overrides() -> None:
+    """Across the Basic Multilingual Plane, a one-line field refuses category Cc and the bidi set, nothing else."""
+    for code in range(0x10000):
+        char = chr(code)
+        if 0xD800 <= code <= 0xDFFF:
+            continue  # surrogates are not characters
+        refused = unicodedata.category(char) == "Cc" or char in BIDI_CONTROLS
+        try:
+            check_text({"name": char})
+        except SchemaInvalid:
+            assert refused, hex(code)
+        else:
+            assert not refused, hex(code)
