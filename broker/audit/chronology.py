@@ -288,8 +288,9 @@ def to_json(chronology: Chronology) -> str:
 def to_csv(chronology: Chronology) -> str:
     """The chronology as CSV: one row per entry, the columns of ``COLUMNS``."""
     out = io.StringIO()
-    # Every cell quoted: a carriage return or newline inside one can never end a row.
-    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n", quoting=csv.QUOTE_ALL)
+    # Rows end in CRLF (RFC 4180), so a cell holding a carriage return or a newline is quoted and
+    # can never end a row.
+    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     for entry in chronology.entries:
         writer.writerow({k: csv_cell(v) for k, v in entry.to_dict().items()})
