@@ -1,4 +1,8 @@
-"""Late binding (routing.md): which children and carers a new link re-routes, and who then gets a catch_up."""
+"""Late binding (routing.md): which children and carers a new link re-routes, and who then gets a catch_up.
+
+Issue 11's "late binding missed a plan for a mother's new partner who registered at a new practice"
+is the first test, repeated: the new practice now gets the plan once, as a catch_up.
+"""
 
 from __future__ import annotations
 

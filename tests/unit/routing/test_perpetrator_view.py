@@ -1,4 +1,8 @@
-"""The perpetrator view (routing.md, What each recipient may see): his GP learns only what it must."""
+"""The perpetrator view (routing.md, What each recipient may see): his GP learns only what it must.
+
+Issue 11's attack "the perpetrator's GP got the victim's record" is the first test, repeated: it now
+gets no name, NHS number, children's identities or free-text summary of anyone but its patient.
+"""
 
 from __future__ import annotations
 
