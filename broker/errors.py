@@ -26,6 +26,7 @@ __all__ = [
     "SignatureInvalid",
     "Unauthenticated",
     "UnknownKey",
+    "UnknownOrganisation",
 ]
 
 
@@ -109,6 +110,13 @@ class NotPermitted(Refusal):
 
 class InvalidNhsNumber(Refusal):
     code = "invalid_nhs_number"
+    http_status = 422
+
+
+class UnknownOrganisation(Refusal):
+    """An OrgId in the data names no directory organisation, or one of the wrong kind for its field."""
+
+    code = "unknown_organisation"
     http_status = 422
 
 

@@ -1,7 +1,8 @@
 """Intake: every submission is either accepted into the log or refused, and the refusal recorded.
 
 One code path for the HTTP gateway and ``jigsaw simulate``: verify the
-envelope (``validation.verify``), check the caller may submit for its
+envelope (``validation.verify``, against the key registry and the directory
+as they stand), check the caller may submit for its
 ``source``, recognise a re-sent event by id, append to the input topic
 (``topics.INPUT``: the one ordered stream the router reads), or append a
 rejection record that says what was refused and why: never the payload itself.
@@ -26,9 +27,10 @@ import json
 from collections.abc import AsyncIterator, Callable, Sequence
 
 from broker import topics
+from broker.delivery.directory import DirectoryFollower
 from broker.envelope.keys import KeyRegistry
 from broker.envelope.model import Envelope, decode_envelope, encode_envelope, to_millis
-from broker.errors import DuplicateEvent, Forbidden, LogUnavailable, Refusal
+from broker.errors import DuplicateEvent, Forbidden, LogUnavailable, Refusal, UnknownOrganisation
 from broker.log.base import Headers, Log, Position, Record
 from broker.log.scan import read_available
 from broker.logging import get_logger
@@ -140,6 +142,8 @@ class Intake:
         # One submission at a time in this process: the id check and the append must not interleave.
         # Every wait (this lock, the log) falls under one deadline per submission (``_bounded``).
         self._submitting = asyncio.Lock()
+        # The partnership's directory: every OrgId an event names must be in it (permissions.py).
+        self.directory = DirectoryFollower(log)
         self.accepted = 0
         self.refused = 0
 
@@ -147,6 +151,7 @@ class Intake:
         """Create the topics and build the index of accepted event ids from the log."""
         for topic in (topics.INPUT, topics.REJECTED):
             await self.log.create_topic(topic)
+        await self.directory.refresh()
         await self.refresh()
 
     async def refresh(self) -> None:
@@ -228,7 +233,7 @@ class Intake:
         raw = body if isinstance(body, bytes) else encode_envelope(body, self._catalogue)
         await self._refresh()
         try:
-            accepted, digest = self._check(body, caller=caller, now=now, publisher_of=self.publisher_of)
+            accepted, digest = await self._verified(body, caller=caller, now=now, publisher_of=self.publisher_of)
             env = accepted.envelope
             seen = self._seen.get(env.event_id)
             if seen is not None:
@@ -241,6 +246,7 @@ class Intake:
         ts = timestamp_ms if timestamp_ms is not None else int(now.timestamp() * 1000)
         [position] = await self._append([(subject_key(accepted.event).encode(), raw, _headers(env, accepted.kind))], ts)
         self._seen.setdefault(env.event_id, _Seen(digest, env.source, position))
+        self.directory.directory.apply(accepted.event, ts)
         self.accepted += 1
         _log.info(
             "accepted",
@@ -282,14 +288,20 @@ class Intake:
         pending: list[tuple[int, _Pending]] = []
         in_batch: dict[str, tuple[int, str]] = {}  # event id -> (index of its first copy, digest)
         sources: dict[str, str] = {}
+        kinds: dict[str, str] = {}  # directory entries earlier in this batch
 
         def publisher_of(event_id: str) -> str | None:
             return self.publisher_of(event_id) or sources.get(event_id)
 
+        def org_kind(org_id: str) -> str | None:
+            return kinds.get(org_id) or self.directory.directory.kind_of(org_id)
+
         for i, body in enumerate(bodies):
             raw = body if isinstance(body, bytes) else encode_envelope(body, self._catalogue)
             try:
-                accepted, digest = self._check(body, caller=caller, now=now, publisher_of=publisher_of)
+                accepted, digest = await self._verified(
+                    body, caller=caller, now=now, publisher_of=publisher_of, org_kind=org_kind
+                )
                 env = accepted.envelope
                 seen = self._seen.get(env.event_id)
                 if seen is not None:
@@ -307,6 +319,8 @@ class Intake:
                 continue
             in_batch[env.event_id] = (i, digest)
             sources[env.event_id] = env.source
+            if env.event_type == "directory.organisation":
+                kinds[str(accepted.event.data["org_id"])] = str(accepted.event.data["kind"])
             pending.append((i, _Pending(raw, accepted, digest)))
         ts = timestamp_ms if timestamp_ms is not None else int(now.timestamp() * 1000)
         if pending:
@@ -318,6 +332,7 @@ class Intake:
             for (i, p), position in zip(pending, positions, strict=True):
                 env = p.accepted.envelope
                 self._seen.setdefault(env.event_id, _Seen(p.digest, env.source, position))
+                self.directory.directory.apply(p.accepted.event, ts)
                 outcomes[i] = Outcome("accepted", env.event_id, position, event=p.accepted.event)
             self.accepted += len(pending)
             _log.info("accepted_batch", topic=topics.INPUT, events=len(pending), last_offset=positions[-1].offset)
@@ -329,12 +344,44 @@ class Intake:
                 outcomes[i] = Outcome("duplicate", env.event_id, first.position, event=first.event)
         return [o for o in outcomes if o is not None]
 
+    async def _verified(
+        self,
+        body: bytes | Envelope,
+        *,
+        caller: str | None,
+        now: dt.datetime,
+        publisher_of: Callable[[str], str | None],
+        org_kind: Callable[[str], str | None] | None = None,
+    ) -> tuple[Accepted, str]:
+        """``_check``; on an unknown organisation, read the directory's news from the log and check again.
+
+        Another gateway may have accepted the organisation's directory entry since this one read it.
+        """
+        org_kind = org_kind or self.directory.directory.kind_of
+        try:
+            return self._check(body, caller=caller, now=now, publisher_of=publisher_of, org_kind=org_kind)
+        except UnknownOrganisation:
+            await self.directory.refresh()
+            return self._check(body, caller=caller, now=now, publisher_of=publisher_of, org_kind=org_kind)
+
     def _check(
-        self, body: bytes | Envelope, *, caller: str | None, now: dt.datetime, publisher_of: Callable[[str], str | None]
+        self,
+        body: bytes | Envelope,
+        *,
+        caller: str | None,
+        now: dt.datetime,
+        publisher_of: Callable[[str], str | None],
+        org_kind: Callable[[str], str | None],
     ) -> tuple[Accepted, str]:
         """Every check of one submission but the id index: verified envelope and its content digest."""
         accepted = verify(
-            body, keys=self._keys(), now=now, publisher_of=publisher_of, catalogue=self._catalogue, rules=self._rules
+            body,
+            keys=self._keys(),
+            now=now,
+            publisher_of=publisher_of,
+            org_kind=org_kind,
+            catalogue=self._catalogue,
+            rules=self._rules,
         )
         env = accepted.envelope
         if caller is not None and env.source != caller:

@@ -16,11 +16,16 @@ accepted event or raises a ``Refusal`` with a stable code. In order:
    ``max_issue_age`` (a stolen revoked key cannot back-date into validity for
    long), ``occurred_at`` is no later than ``issued_at`` plus the skew;
 5. the fingerprint is a known schema of ``event_type`` and the payload decodes
-   (``schema_invalid``);
-6. the key's organisation kind may publish this type, and only the original's
-   publisher may retract it (``not_permitted``);
-7. every PersonRef has an NHS number or a local id (``schema_invalid``), every
-   NHS number passes Modulus 11 (``invalid_nhs_number``), dates are sane.
+   (``schema_invalid``); every string is within its field's length and holds no
+   control character or bidirectional override it may not (``freetext.py``:
+   ``schema_invalid`` naming the field);
+6. every PersonRef has an NHS number or a local id (``schema_invalid``), every
+   NHS number passes Modulus 11 (``invalid_nhs_number``), dates are sane;
+7. the key's organisation kind may publish this type, an assignment comes from
+   the assigned organisation or a CSC, and only the original's publisher may
+   retract it (``permissions.py``: ``not_permitted``);
+8. every OrgId in the data names a directory organisation of the kind its
+   field implies (``unknown_organisation``), when the directory is given.
 
 It is pure: no I/O, no clock. Refusals carry ``event_id`` and ``source`` (once
 known) in their evidence for the rejection record.
@@ -31,7 +36,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from broker.codec import DEFAULT_LIMITS, Limits, decode_payload
@@ -41,50 +46,30 @@ from broker.envelope.signing import signature_valid
 from broker.errors import (
     InvalidNhsNumber,
     KeyRevoked,
-    NotPermitted,
     Refusal,
     SchemaInvalid,
     SignatureInvalid,
     UnknownKey,
 )
+from broker.freetext import check_string, check_text
 from broker.model import Event
 from broker.nhs import is_valid_nhs_number, normalise_nhs_number
+from broker.permissions import OrgKindOf, PublisherOf, check_organisations, check_publisher
 from broker.schemas import Catalogue, default_catalogue
 
 __all__ = [
-    "ANY_KIND_PREFIXES",
     "DEFAULT_RULES",
-    "PUBLISH_PERMISSIONS",
     "Accepted",
+    "OrgKindOf",
     "PublisherOf",
     "Rules",
     "event_of",
-    "may_publish",
     "subject_key",
     "validate",
     "verify",
 ]
 
-PublisherOf = Callable[[str], str | None]
 _ONE_DAY = dt.timedelta(days=1)
-
-# Which organisation kinds may publish which event types (scenarios.md). An entry ending in
-# "." is a prefix; record.retracted is open to every kind but checked against the original.
-PUBLISH_PERMISSIONS: Mapping[str, tuple[str, ...]] = {
-    "police": ("police.",),
-    "gp_practice": ("gp.", "identity.sensitive_record"),
-    "midwifery": ("midwifery.",),
-    "childrens_social_care": ("csc.", "identity.same_person"),
-    "marac": ("marac.",),
-    "partnership": ("directory.",),
-}
-ANY_KIND_PREFIXES = ("link.", "challenge.", "adult.concern_about_parent", "record.retracted")
-
-
-def may_publish(kind: str, event_type: str) -> bool:
-    """True when an organisation of ``kind`` may publish ``event_type`` (retraction ownership aside)."""
-    allowed = (*PUBLISH_PERMISSIONS.get(kind, ()), *ANY_KIND_PREFIXES)
-    return any(event_type.startswith(p) if p.endswith(".") else event_type == p for p in allowed)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -159,6 +144,7 @@ def _check_fields(env: Envelope) -> None:
         raise SchemaInvalid("source and lawful_basis must not be empty")
     if env.consent not in CONSENT_VALUES:
         raise SchemaInvalid(f"consent must be one of {', '.join(CONSENT_VALUES)}")
+    check_string(env.lawful_basis, "lawful_basis", "lawful_basis")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -216,21 +202,10 @@ def _check_payload(env: Envelope, data: dict[str, Any], rules: Rules) -> dict[st
             ok = False
         if not ok:
             raise SchemaInvalid("field 'original_event_id' is not a lower-case hyphenated UUID")
+    check_text(data)
     issued = env.issued_at.date()
     _walk_people(data, "", _Bounds(rules.earliest, (env.issued_at + rules.max_future).date(), issued + _ONE_DAY))
     return data
-
-
-def _check_permission(env: Envelope, key: KeyRecord, publisher_of: PublisherOf, data: Mapping[str, Any]) -> None:
-    if not may_publish(key.kind, env.event_type):
-        raise NotPermitted(f"{env.source} is a {key.kind} organisation and may not publish {env.event_type}")
-    if env.event_type == "record.retracted":
-        original = str(data["original_event_id"])
-        publisher = publisher_of(original)
-        if publisher is None:
-            raise NotPermitted(f"there is no accepted event {original} to retract")
-        if publisher != env.source:
-            raise NotPermitted(f"event {original} was published by another organisation; only it may retract it")
 
 
 def verify(
@@ -239,6 +214,7 @@ def verify(
     keys: KeyRegistry,
     now: dt.datetime,
     publisher_of: PublisherOf,
+    org_kind: OrgKindOf | None = None,
     catalogue: Catalogue | None = None,
     rules: Rules = DEFAULT_RULES,
 ) -> Accepted:
@@ -249,10 +225,14 @@ def verify(
         keys: the key registry as it stands at ``now``.
         now: the receiving time (the gateway's clock, the simulator's virtual clock).
         publisher_of: the source that published an accepted event id, or None.
+        org_kind: the directory as it stands at ``now``: an organisation's kind, or None when it is
+            not listed. The intake always passes it; None skips the directory rule, for callers that
+            cannot know the directory (an adapter preparing events offline: the gateway checks again).
 
     Raises:
         Refusal: ``SchemaInvalid``, ``UnknownKey``, ``KeyRevoked``, ``SignatureInvalid``,
-            ``NotPermitted`` or ``InvalidNhsNumber``, with a message a person can act on.
+            ``NotPermitted``, ``UnknownOrganisation`` or ``InvalidNhsNumber``, with a message a
+            person can act on.
     """
     catalogue = catalogue or default_catalogue()
     env: Envelope | None = None
@@ -266,7 +246,9 @@ def verify(
         _check_times(env, now, rules)
         decoded = decode_payload(catalogue, env.event_type, env.schema_fingerprint, env.payload, rules.limits)
         data = _check_payload(env, decoded, rules)
-        _check_permission(env, key, publisher_of, data)
+        check_publisher(env.event_type, env.source, key.kind, data, publisher_of)
+        if org_kind is not None:
+            check_organisations(env.event_type, data, org_kind)
     except Refusal as exc:
         if env is not None:
             exc.evidence.setdefault("event_id", env.event_id)
@@ -282,11 +264,21 @@ def validate(
     keys: KeyRegistry,
     now: dt.datetime,
     publisher_of: PublisherOf,
+    org_kind: OrgKindOf | None = None,
     catalogue: Catalogue | None = None,
     rules: Rules = DEFAULT_RULES,
 ) -> Event:
     """``verify``, returning only the decoded ``Event``."""
-    return verify(envelope, keys=keys, now=now, publisher_of=publisher_of, catalogue=catalogue, rules=rules).event
+    accepted = verify(
+        envelope,
+        keys=keys,
+        now=now,
+        publisher_of=publisher_of,
+        org_kind=org_kind,
+        catalogue=catalogue,
+        rules=rules,
+    )
+    return accepted.event
 
 
 def _event(env: Envelope, data: Mapping[str, Any]) -> Event:

@@ -5,8 +5,9 @@
 #   2. fetches Kafka's jars (cached outside the repo) and starts a real single-node broker,
 #      unless JIGSAW_TEST_KAFKA_BOOTSTRAP already names one;
 #   3. runs ruff, mypy and pytest (the Kafka contract tests run against that broker and must
-#      not skip), then the review scenarios through `jigsaw simulate` when both the command
-#      and ../shared/tools/check_scenario.py exist;
+#      not skip), then the shared scenarios (../shared/scenarios/*.expected.json and next/)
+#      through `jigsaw simulate` and ../shared/tools/check_scenario.py, which must exist
+#      (JIGSAW_SHARED names ../shared when it is elsewhere);
 #   3b. builds the wheel, installs it into a clean venv outside the checkout and runs a scenario
 #      through the installed `jigsaw simulate`;
 #   4. stops the broker, whatever happened.
@@ -118,20 +119,23 @@ if [[ -z "$kafka_passed" || "$kafka_passed" -eq 0 ]]; then
     die "no Kafka contract test ran against the real broker (${kafka_line:-no kafka-marked tests found})"
 fi
 
-scenario_line="skipped"
-checker="$root/../shared/tools/check_scenario.py"
-if [[ ! -f "$root/broker/commands/simulate.py" ]]; then
-    step "scenarios: skipped (broker/commands/simulate.py does not exist yet)"
-    scenario_line="skipped: no jigsaw simulate yet"
-elif [[ ! -f "$checker" ]]; then
-    step "scenarios: skipped ($checker is missing: ../shared is not beside this checkout)"
-    scenario_line="skipped: no ../shared beside this checkout"
-else
-    step "scenarios: ../shared/tools/check_scenario.py ../shared/scenarios/*.expected.json"
-    JIGSAW_SIMULATE="$root/.venv/bin/jigsaw simulate" \
-        "$python" "$checker" "$root"/../shared/scenarios/*.expected.json | tee "$work/scenarios.out"
-    scenario_line="$(tail -n 1 "$work/scenarios.out")"
-fi
+# The shared scenarios (the review's cases and next/, the rules of the spec's next version) through
+# the partnership's own checker. ../shared beside the checkout (or JIGSAW_SHARED) is required: a run
+# without them fails, it never passes by skipping them.
+shared="${JIGSAW_SHARED:-$root/../shared}"
+checker="$shared/tools/check_scenario.py"
+[[ -f "$root/broker/commands/simulate.py" ]] || die "scenarios: broker/commands/simulate.py is missing"
+[[ -f "$checker" ]] || die "scenarios: $checker is missing (put ../shared beside this checkout, or set JIGSAW_SHARED)"
+shopt -s nullglob
+expected=("$shared"/scenarios/*.expected.json "$shared"/scenarios/next/*.expected.json)
+shopt -u nullglob
+[[ ${#expected[@]} -gt 0 ]] || die "scenarios: no *.expected.json in $shared/scenarios or its next/"
+step "scenarios: check_scenario.py over ${#expected[@]} expectation files in $shared/scenarios and next/"
+scenario_rc=0
+JIGSAW_SIMULATE="$root/.venv/bin/jigsaw simulate" \
+    "$python" "$checker" "${expected[@]}" | tee "$work/scenarios.out" || scenario_rc=${PIPESTATUS[0]}
+scenario_line="$(tail -n 1 "$work/scenarios.out")"
+[[ $scenario_rc -eq 0 ]] || die "scenarios failed (check_scenario.py exit $scenario_rc: $scenario_line)"
 
 # -- 3b. the wheel, installed as an integrator would ----------------------------
 # Builds the wheel from the checkout's files (tracked and new, not ignored ones such as build/),

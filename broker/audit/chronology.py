@@ -28,7 +28,7 @@ from broker.model import Event
 from broker.nhs import normalise_nhs_number
 from broker.routing.model import Ack, Decision, Notification, iso
 
-__all__ = ["COLUMNS", "Chronology", "Entry", "build_chronology", "to_csv", "to_json"]
+__all__ = ["COLUMNS", "FORMULA_PREFIXES", "Chronology", "Entry", "build_chronology", "csv_cell", "to_csv", "to_json"]
 
 # Coded facts an event entry may show: enumerations, flags, dates and organisation ids, never free text.
 _FACTS = (
@@ -288,13 +288,26 @@ def to_json(chronology: Chronology) -> str:
 def to_csv(chronology: Chronology) -> str:
     """The chronology as CSV: one row per entry, the columns of ``COLUMNS``."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+    # Rows end in CRLF (RFC 4180), so a cell holding a carriage return or a newline is quoted and
+    # can never end a row.
+    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\r\n")
     writer.writeheader()
     for entry in chronology.entries:
-        writer.writerow({k: _cell(v) for k, v in entry.to_dict().items()})
+        writer.writerow({k: csv_cell(v) for k, v in entry.to_dict().items()})
     return out.getvalue()
 
 
-def _cell(value: str) -> str:
-    # A cell a spreadsheet would run as a formula is kept as text.
-    return "'" + value if value[:1] in ("=", "+", "-", "@") else value
+# What makes a spreadsheet read a cell as a formula (OWASP, CSV Injection): =, +, -, @, tab and
+# carriage return, as the first character; also line feed and NUL (OWASP ASVS 1.2.10 lists NUL),
+# and the full-width forms of = + - @ that some spreadsheets fold to the ASCII ones.
+FORMULA_PREFIXES = frozenset("=+-@\t\r\n\x00\uff1d\uff0b\uff0d\uff20")
+
+
+def csv_cell(value: str) -> str:
+    """A cell a spreadsheet would run as a formula, kept as text with a leading apostrophe.
+
+    Leading spaces do not hide a formula (``" =1+1"``): the first character that is not a space
+    decides. Quotes and separators inside the cell are the ``csv`` module's to escape (RFC 4180).
+    """
+    first = value.lstrip(" ")[:1]
+    return "'" + value if first and first in FORMULA_PREFIXES else value

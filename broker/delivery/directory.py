@@ -69,6 +69,11 @@ class Directory:
         """The organisation's entry, or None when the directory does not list it."""
         return self._entries.get(org_id)
 
+    def kind_of(self, org_id: str) -> str | None:
+        """The organisation's kind, or None when the directory does not list it (``validation.verify``)."""
+        entry = self._entries.get(org_id)
+        return entry.kind if entry is not None else None
+
     def entries(self) -> list[Entry]:
         """Every entry, by org id."""
         return [self._entries[k] for k in sorted(self._entries)]

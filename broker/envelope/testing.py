@@ -9,13 +9,15 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from broker.envelope.keys import KeyRecord, KeyRegistry, SigningKey, new_key
+from broker.envelope.model import Envelope
 from broker.nhs import synthetic_nhs_number
 
-__all__ = ["SAMPLE_ORGS", "SampleKeys", "make_keys", "publisher_for", "sample_data"]
+__all__ = ["SAMPLE_ORGS", "SampleKeys", "make_keys", "publisher_for", "sample_data", "sample_directory"]
 
 # One organisation of each publishing kind.
 SAMPLE_ORGS: Mapping[str, str] = {
@@ -70,6 +72,46 @@ def make_keys(
         record, key = new_key(org_id, kind, valid_from=valid_from, seed=seed)
         signing[org_id], records[org_id] = key, record
     return SampleKeys(KeyRegistry(records.values()), signing, records)
+
+
+def sample_directory(
+    keys: SampleKeys,
+    *,
+    at: dt.datetime,
+    orgs: Mapping[str, str] = SAMPLE_ORGS,
+    occurred_at: dt.datetime | None = None,
+    area: str = "bradford",
+) -> list[Envelope]:
+    """A ``directory.organisation`` envelope for each of ``orgs`` (id -> kind), signed by its partnership.
+
+    The intake refuses an event that names an organisation the directory does not list
+    (``unknown_organisation``): submit these first. ``at`` is the signing time; with fixed ids and
+    ``occurred_at`` (by default 2020-01-01, or ``at`` if earlier), sending them again is a re-send
+    (200), not a conflict.
+    """
+    occurred_at = occurred_at or min(at, dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+    from broker.client import build_envelope  # the client builds on this package
+
+    partnership = next(o for o, kind in orgs.items() if kind == "partnership")
+    return [
+        build_envelope(
+            "directory.organisation",
+            {
+                "org_id": org_id,
+                "kind": kind,
+                "name": f"Sample {kind.replace('_', ' ')}",
+                "area": area,
+                "endpoint": None,
+                "safeguarding_lead": "Safeguarding lead",
+            },
+            source=partnership,
+            key=keys.signing[partnership],
+            occurred_at=occurred_at,
+            issued_at=at,
+            event_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"jigsaw-sample-directory:{org_id}")),
+        )
+        for org_id, kind in sorted(orgs.items())
+    ]
 
 
 def _person(index: int, name: str, born: str | None = None) -> dict[str, Any]:

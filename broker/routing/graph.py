@@ -13,122 +13,38 @@ it, so a retracted event stops counting.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from broker.model import Event
+from broker.routing.facts import (
+    LINK_TYPES,
+    PARENT_RELATIONSHIPS,
+    UNBORN,
+    Assessment,
+    Birth,
+    Composition,
+    Order,
+    Pregnancy,
+    Registration,
+    Slot,
+    is_unborn,
+)
+from broker.routing.organisations import Organisations
 from broker.routing.people import People
 
-__all__ = [
-    "LINK_TYPES",
-    "PARENT_RELATIONSHIPS",
-    "Composition",
-    "FamilyGraph",
-    "Pregnancy",
-    "Registration",
-    "Slot",
-]
-
-LINK_TYPES = frozenset(
-    {
-        "gp.registration",
-        "midwifery.pregnancy_booked",
-        "midwifery.birth_notified",
-        "csc.household_composition",
-        "link.professional_assigned",
-        "identity.same_person",
-        "identity.sensitive_record",
-    }
-)
-PARENT_RELATIONSHIPS = ("mother", "father")
-UNBORN = "unborn:"
-
-Order = tuple[dt.datetime, int]
+__all__ = ["FamilyGraph"]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Registration:
-    practice: str
-    registered: bool
-    effective_date: dt.date
-    order: Order
-    event_id: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Composition:
-    child: str
-    members: tuple[tuple[str, str, bool], ...]  # (person key, relationship, lives_with_child)
-    publisher: str
-    order: Order
-    event_id: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Birth:
-    child: str
-    mother: str | None
-    father: str | None
-    born_on: dt.date
-    booking_ref: str | None
-    order: Order
-    event_id: str
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Pregnancy:
-    booking_ref: str
-    mother: str
-    expected_father: str | None
-    expected_date: dt.date
-    midwifery_service: str
-    booked_at: dt.datetime
-    order: Order
-    event_id: str
-
-    @property
-    def unborn(self) -> str:
-        """The pseudo-person key of the unborn child."""
-        return UNBORN + self.booking_ref
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Slot:
-    """One statement of who serves a child in a role (``org`` None: an ended assignment)."""
-
-    org: str | None
-    ended_org: str | None
-    order: Order
-    event_id: str
-    how: str  # which link named it: "birth", "household", "assignment"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Assessment:
-    assessment_ref: str
-    mother: str
-    expected_father: str | None
-    status: str
-    publisher: str
-    order: Order
-    event_id: str
-
-
-def is_unborn(person: str) -> bool:
-    return person.startswith(UNBORN)
-
-
-class FamilyGraph:
+class FamilyGraph(Organisations):
     """Links between people and organisations, as they stand after the events applied so far."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.people = People()
         self.retracted: set[str] = set()
-        self.directory: dict[str, dict[str, Any]] = {}
-        self._inferred_kind: dict[str, str] = {}
         self._registrations: dict[str, list[Registration]] = defaultdict(list)
         self._compositions: dict[str, list[Composition]] = defaultdict(list)
         self._named_in_composition: dict[str, set[str]] = defaultdict(set)  # person key -> child keys
@@ -165,27 +81,6 @@ class FamilyGraph:
         """Observe a PersonRef and return its person key."""
         return self.people.observe(ref, born_on=born_on)
 
-    # -- organisations ----------------------------------------------------------
-
-    def org_kind(self, org: str) -> str | None:
-        """The org's kind from the directory, else from the link that named it."""
-        entry = self.directory.get(org)
-        return str(entry["kind"]) if entry else self._inferred_kind.get(org)
-
-    def org_area(self, org: str) -> str | None:
-        entry = self.directory.get(org)
-        return str(entry["area"]) if entry and entry.get("area") else None
-
-    def orgs_of_kind_in_area(self, kind: str, area: str | None) -> list[str]:
-        """Every directory organisation of ``kind`` in ``area`` (sorted)."""
-        if area is None:
-            return []
-        return sorted(o for o, e in self.directory.items() if e.get("kind") == kind and e.get("area") == area)
-
-    def safeguarding_lead(self, org: str) -> str | None:
-        entry = self.directory.get(org)
-        return entry.get("safeguarding_lead") if entry else None
-
     # -- applying link events ---------------------------------------------------
 
     def apply(self, event: Event, seq: int) -> list[str]:
@@ -195,10 +90,10 @@ class FamilyGraph:
         t = event.event_type
         named: list[str | None] = []
         if t == "directory.organisation":
-            self.directory[str(d["org_id"])] = dict(d)
+            self.list_organisation(d)
         elif t == "gp.registration":
             p = self.ref(d["person"])
-            self._inferred_kind.setdefault(str(d["practice"]), "gp_practice")
+            self.infer_kind(str(d["practice"]), "gp_practice")
             if p:
                 reg = Registration(
                     str(d["practice"]),
@@ -216,7 +111,7 @@ class FamilyGraph:
         elif t == "midwifery.pregnancy_booked":
             mother, father = self.ref(d["mother"]), self.ref(d.get("expected_father"))
             service = str(d["midwifery_service"])
-            self._inferred_kind.setdefault(service, "midwifery")
+            self.infer_kind(service, "midwifery")
             if mother:
                 preg = Pregnancy(
                     str(d["booking_ref"]),
@@ -287,7 +182,7 @@ class FamilyGraph:
         self._csc_publisher[child].append((order, event.source, event.event_id))
         for role, field in (("health_visiting", "health_visiting"), ("school", "school")):
             if d.get(field):
-                self._inferred_kind.setdefault(str(d[field]), role)
+                self.infer_kind(str(d[field]), role)
                 self._slots[(child, role)].append(Slot(str(d[field]), None, order, event.event_id, "household"))
         return [child, *(m[0] for m in members)]
 
@@ -306,7 +201,7 @@ class FamilyGraph:
             self._births_by_booking[birth.booking_ref].append(birth)
         if d.get("health_visiting"):
             hv = str(d["health_visiting"])
-            self._inferred_kind.setdefault(hv, "health_visiting")
+            self.infer_kind(hv, "health_visiting")
             self._slots[(child, "health_visiting")].append(Slot(hv, None, order, event.event_id, "birth"))
         return [child, mother, father]
 
@@ -323,7 +218,7 @@ class FamilyGraph:
         if role is None:
             return [person]
         org = str(d["org"])
-        self._inferred_kind.setdefault(
+        self.infer_kind(
             org, {"health_visiting": "health_visiting", "school": "school"}.get(role, "childrens_social_care")
         )
         ended = d["status"] == "ended"

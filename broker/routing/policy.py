@@ -8,17 +8,16 @@ and the decisions not to share. Pure: no clock, no I/O, no awaiting.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from broker.model import Event
-from broker.routing.graph import FamilyGraph, is_unborn
+from broker.routing.facts import is_unborn
+from broker.routing.graph import FamilyGraph
 from broker.routing.items import Items
-from broker.routing.model import Withheld
+from broker.routing.words import Builder, Route, incident_children
 
-__all__ = ["RULES", "Candidate", "Route", "route_event", "rule_for"]
+__all__ = ["NOT_FOR_SCHOOLS", "RULES", "route_event", "rule_for"]
 
 # Which rule answers which event type (R10 is a timer: see state.py).
 RULES: dict[str, str] = {
@@ -47,202 +46,10 @@ def rule_for(event_type: str) -> str | None:
     return RULES.get(event_type)
 
 
-@dataclasses.dataclass(slots=True)
-class Candidate:
-    """One organisation the rules reach, with every path that reaches it."""
-
-    org: str
-    paths: list[str]
-    child: str | None = None  # the child through whom it was reached (for the education view)
-    present: bool = False
-    perpetrator_gp: bool = False
-    may_be_publisher: bool = False  # R5: the booking service hears the history it did not have
-
-
-@dataclasses.dataclass(slots=True)
-class Route:
-    """The outcome of the policy for one event."""
-
-    rule: str
-    kind: str
-    priority: str
-    recipients: dict[str, Candidate]
-    withheld: list[Withheld]
-    involved: set[str]  # every person the routing looked at (sensitive persons hide organisations)
-    items: tuple[str, ...] = ()  # R5: the history items a pre-birth alert lists
-    perpetrators: frozenset[str] = frozenset()
-
-
-class _Builder:
-    """Collects recipients and paths while a rule walks the graph."""
-
-    def __init__(self, graph: FamilyGraph, event: Event, as_of: dt.datetime, area: str | None, rule: str) -> None:
-        self.g = graph
-        self.event = event
-        self.day = as_of.date()
-        self.as_of = as_of
-        self.area = area
-        self.rule = rule
-        self.recipients: dict[str, Candidate] = {}
-        self.withheld: list[Withheld] = []
-        self.involved: set[str] = set()
-
-    def who(self, person: str) -> str:
-        """``(label)`` for a person; for an unborn child, whose it is."""
-        if is_unborn(person):
-            preg = self.g.pregnancy(person)
-            return f"of mother ({self.g.people.label(preg.mother)})" if preg else ""
-        return f"({self.g.people.label(person)})"
-
-    def child_label(self, child: str) -> str:
-        return f"unborn child {self.who(child)}" if is_unborn(child) else f"child {self.who(child)}"
-
-    def add(
-        self,
-        org: str,
-        path: str,
-        *,
-        child: str | None = None,
-        present: bool = False,
-        perpetrator_gp: bool = False,
-        may_be_publisher: bool = False,
-    ) -> None:
-        c = self.recipients.get(org)
-        if c is None:
-            c = self.recipients[org] = Candidate(org, [])
-        if path not in c.paths:
-            c.paths.append(path)
-        if child and c.child is None:
-            c.child, c.present = child, present
-        c.present = c.present or (present and c.child == child)
-        c.perpetrator_gp = c.perpetrator_gp or perpetrator_gp
-        c.may_be_publisher = c.may_be_publisher or may_be_publisher
-
-    def withhold(self, org: str | None, reason: str) -> None:
-        w = Withheld(org, self.rule, reason)
-        if w not in self.withheld:
-            self.withheld.append(w)
-
-    # -- the words of routing.md ----------------------------------------------------
-
-    def gp(self, person: str, role: str, *, perpetrator: bool = False, tail: str = "") -> None:
-        """The GP of a person: where registered on the day; nothing after deregistration."""
-        self.involved.add(person)
-        practice, left = self.g.gp_on(person, self.day)
-        if practice:
-            self.add(
-                practice,
-                f"registered GP ({practice}) of {role} {self.who(person)}{tail}",
-                perpetrator_gp=perpetrator,
-            )
-        elif left is not None:
-            self.withhold(left.practice, f"{role} {self.who(person)} deregistered on {left.effective_date}")
-
-    def professionals(self, child: str, relation: str, *, present: bool = False, named_as_child: bool = True) -> None:
-        """The child's GP, health visiting service (under 5), school (4 or over), midwifery (unborn)."""
-        self.involved.add(child)
-        if is_unborn(child):
-            preg = self.g.pregnancy(child)
-            if preg:
-                self.involved.update(p for p in (preg.mother, preg.expected_father) if p)
-                self.add(
-                    preg.midwifery_service,
-                    f"midwifery service ({preg.midwifery_service}) of {self.child_label(child)}{relation}",
-                    child=child,
-                )
-            return
-        self.gp(child, "child", tail=relation)
-        age = self.g.people.age_on(child, self.day)
-        for role, fits, label in (
-            ("health_visiting", age is None or age < 5, "health visiting"),
-            ("school", age is None or age >= 4, "school"),
-        ):
-            if not fits:
-                continue
-            org, ended = self.g.slot(child, role)
-            if org:
-                if role == "school":
-                    # Schools see only the child: their reason names no adult.
-                    self.add(org, f"school ({org}) of child {self.who(child)}", child=child, present=present)
-                else:
-                    self.add(
-                        org,
-                        f"{label} ({org}) of child {self.who(child)}{relation}",
-                        child=child,
-                        present=present,
-                    )
-            elif ended:
-                self.withhold(ended, f"{label} assignment for child {self.who(child)} ended")
-
-    def responsible_csc(self, child: str, relation: str = "") -> None:
-        """The responsible children's social care of a child (born or unborn)."""
-        self.involved.add(child)
-        for org, basis in self.g.responsible_csc(child, self.area):
-            self.add(
-                org,
-                f"children's social care ({org}) responsible for {self.child_label(child)}{relation} ({basis})",
-                child=child,
-            )
-
-    def carers_gps(self, child: str) -> None:
-        """The GP of each carer of the child, fathers included, at any practice."""
-        for carer, how in self.g.carers(child):
-            self.involved.add(carer)
-            self.gp(carer, how, tail=f" of child {self.who(child)}")
-
-    def children_named(self, refs: Any, *, present: bool = False) -> list[str]:
-        out = []
-        for ref in refs or []:
-            person = self.g.people.resolve(ref)
-            if person and self.g.people.is_child(person, self.day, named_as_child=True):
-                out.append(person)
-        return out
-
-    def area_orgs(self, kind: str, label: str) -> None:
-        for org in self.g.orgs_of_kind_in_area(kind, self.area):
-            self.add(org, f"{label} ({org}) of the area ({self.area})")
-
-    def route(self, kind: str, priority: str, **extra: Any) -> Route:
-        return Route(self.rule, kind, priority, self.recipients, self.withheld, self.involved, **extra)
-
-
-# -- children of an event ---------------------------------------------------------------
-
-
-def incident_children(
-    b: _Builder, d: Mapping[str, Any], named_fields: Mapping[str, str]
-) -> dict[str, tuple[str, bool]]:
-    """``{child: (relation, present)}``: named children, children living with the victim or the
-    perpetrator, the perpetrator's children wherever they live, and unborn children of active
-    pregnancies of either (``routing.md``: children of an event)."""
-    g = b.g
-    out: dict[str, tuple[str, bool]] = {}
-    for field, relation in named_fields.items():
-        for child in b.children_named(d.get(field)):
-            present = field == "children_present"
-            if child not in out or present:
-                out[child] = (relation, present)
-    for role in ("victim", "perpetrator"):
-        person = g.people.resolve(d.get(role))
-        if person is None:
-            continue
-        b.involved.add(person)
-        for child in sorted(g.children_living_with(person)):
-            if child not in out and g.people.is_child(child, b.day, named_as_child=True):
-                out[child] = (f" living with the {role} {b.who(person)}", False)
-        if role == "perpetrator":
-            for child, rel in sorted(g.children_of(person).items()):
-                if child not in out and g.people.is_child(child, b.day, named_as_child=True):
-                    out[child] = (f" whose {rel} {b.who(person)} is the perpetrator", False)
-        for preg in g.active_pregnancies(person, b.day):
-            out.setdefault(preg.unborn, (f" (active pregnancy of the {role})", False))
-    return out
-
-
 # -- the rules ----------------------------------------------------------------------------
 
 
-def _incident(b: _Builder, *, children_fields: Mapping[str, str], with_marac: bool) -> Route:
+def _incident(b: Builder, *, children_fields: Mapping[str, str], with_marac: bool) -> Route:
     d = b.event.data
     children = incident_children(b, d, children_fields)
     for child, (relation, present) in sorted(children.items()):
@@ -272,10 +79,11 @@ def _incident(b: _Builder, *, children_fields: Mapping[str, str], with_marac: bo
         "alert",
         "urgent" if urgent else "routine",
         perpetrators=frozenset({perpetrator} if perpetrator else set()),
+        children=tuple(sorted(children)),
     )
 
 
-def r1_domestic_abuse(b: _Builder, items: Items) -> Route:
+def r1_domestic_abuse(b: Builder, items: Items) -> Route:
     return _incident(
         b,
         with_marac=True,
@@ -286,36 +94,36 @@ def r1_domestic_abuse(b: _Builder, items: Items) -> Route:
     )
 
 
-def r7_marac(b: _Builder, items: Items) -> Route:
+def r7_marac(b: Builder, items: Items) -> Route:
     return _incident(b, with_marac=False, children_fields={"children": " named in the MARAC case"})
 
 
-def _plan(b: _Builder) -> None:
+def _plan(b: Builder) -> None:
     child = b.g.people.resolve(b.event.data["child"])
     if child:
         b.professionals(child, "")
         b.carers_gps(child)
 
 
-def r2_child_in_need(b: _Builder, items: Items) -> Route:
+def r2_child_in_need(b: Builder, items: Items) -> Route:
     _plan(b)
     return b.route("alert", "routine")
 
 
-def r3_child_protection(b: _Builder, items: Items) -> Route:
+def r3_child_protection(b: Builder, items: Items) -> Route:
     _plan(b)
     b.area_orgs("police", "police")
     return b.route("alert", "urgent" if b.event.data["status"] == "started" else "routine")
 
 
-def r4_strategy_meeting(b: _Builder, items: Items) -> Route:
+def r4_strategy_meeting(b: Builder, items: Items) -> Route:
     for child in b.children_named(b.event.data.get("children")):
         b.professionals(child, "")
         b.carers_gps(child)
     return b.route("alert", "urgent" if b.event.data["decision"] == "section_47" else "routine")
 
 
-def r5_pregnancy_booked(b: _Builder, items: Items) -> Route:
+def r5_pregnancy_booked(b: Builder, items: Items) -> Route:
     d = b.event.data
     mother = b.g.people.resolve(d["mother"])
     father = b.g.people.resolve(d.get("expected_father"))
@@ -352,7 +160,7 @@ def r5_pregnancy_booked(b: _Builder, items: Items) -> Route:
     )
 
 
-def r6_birth(b: _Builder, items: Items) -> Route:
+def r6_birth(b: Builder, items: Items) -> Route:
     d = b.event.data
     child = b.g.people.resolve(d["child"])
     hv = d.get("health_visiting")
@@ -364,7 +172,7 @@ def r6_birth(b: _Builder, items: Items) -> Route:
     return b.route("alert", "routine")
 
 
-def _concern_children(b: _Builder, items: Items, person: str, *, any_child: bool) -> list[tuple[str, str]]:
+def _concern_children(b: Builder, items: Items, person: str, *, any_child: bool) -> list[tuple[str, str]]:
     """Children whose carer (or unborn child whose parent) the person is, with how."""
     out: list[tuple[str, str]] = []
     for child, how in sorted(b.g.cared_for(person).items()):
@@ -377,7 +185,7 @@ def _concern_children(b: _Builder, items: Items, person: str, *, any_child: bool
     return out
 
 
-def r8_safeguarding_information(b: _Builder, items: Items) -> Route:
+def r8_safeguarding_information(b: Builder, items: Items) -> Route:
     d = b.event.data
     person = b.g.people.resolve(d.get("person") or d.get("mother"))
     if person is None:
@@ -405,7 +213,7 @@ def r8_safeguarding_information(b: _Builder, items: Items) -> Route:
     return b.route("alert", "routine")
 
 
-def _hv_only(b: _Builder, child: str, relation: str) -> None:
+def _hv_only(b: Builder, child: str, relation: str) -> None:
     age = b.g.people.age_on(child, b.day)
     if age is not None and age >= 5:
         return
@@ -416,7 +224,7 @@ def _hv_only(b: _Builder, child: str, relation: str) -> None:
         b.withhold(ended, f"health visiting assignment for child {b.who(child)} ended")
 
 
-def r8a_concern_about_parent(b: _Builder, items: Items) -> Route:
+def r8a_concern_about_parent(b: Builder, items: Items) -> Route:
     person = b.g.people.resolve(b.event.data["person"])
     if person is None:
         return b.route("alert", "routine")
@@ -433,7 +241,7 @@ def r8a_concern_about_parent(b: _Builder, items: Items) -> Route:
     return b.route("alert", "routine")
 
 
-def r8b_pre_birth_assessment(b: _Builder, items: Items) -> Route:
+def r8b_pre_birth_assessment(b: Builder, items: Items) -> Route:
     d = b.event.data
     mother = b.g.people.resolve(d["mother"])
     father = b.g.people.resolve(d.get("expected_father"))
@@ -449,7 +257,7 @@ def r8b_pre_birth_assessment(b: _Builder, items: Items) -> Route:
     return b.route("alert", "routine")
 
 
-def r9_challenge_raised(b: _Builder, items: Items) -> Route:
+def r9_challenge_raised(b: Builder, items: Items) -> Route:
     target = str(b.event.data["directed_to"])
     b.add(target, f"challenge directed to {target}")
     b.area_orgs("partnership", "safeguarding partnership")
@@ -459,7 +267,7 @@ def r9_challenge_raised(b: _Builder, items: Items) -> Route:
     return b.route("alert", "routine")
 
 
-def r9b_challenge_resolved(b: _Builder, items: Items) -> Route:
+def r9b_challenge_resolved(b: Builder, items: Items) -> Route:
     raised = items.challenge_event(str(b.event.data["challenge_ref"]))
     if raised is not None:
         child = b.g.people.resolve(raised.data.get("child"))
@@ -472,7 +280,7 @@ def r9b_challenge_resolved(b: _Builder, items: Items) -> Route:
     return b.route("alert", "routine")
 
 
-_RULE_FUNCTIONS: dict[str, Callable[[_Builder, Items], Route]] = {
+_RULE_FUNCTIONS: dict[str, Callable[[Builder, Items], Route]] = {
     "R1": r1_domestic_abuse,
     "R2": r2_child_in_need,
     "R3": r3_child_protection,
@@ -497,7 +305,7 @@ def route_event(graph: FamilyGraph, items: Items, event: Event, as_of: dt.dateti
     rule = RULES.get(event.event_type)
     if rule is None:
         return None
-    b = _Builder(graph, event, as_of, graph.org_area(event.source), rule)
+    b = Builder(graph, event, as_of, graph.org_area(event.source), rule)
     route = _RULE_FUNCTIONS[rule](b, items)
     # A school never receives the types it may not see.
     if event.event_type in NOT_FOR_SCHOOLS:

@@ -7,9 +7,10 @@ the policy (``policy.py``) and adds what no single event decides:
 - once only: a notification's id comes from (event id, recipient), and no
   organisation gets the same event twice, whatever path reaches it;
 - not to itself: the publisher never receives its own event;
-- late binding: a link event re-routes every active item concerning the
-  people it names (or a child or carer of theirs), and organisations that
-  have not had the item get it once, kind ``catch_up``;
+- late binding: a link event re-routes every active item concerning a person
+  it names, a child of whom such a person is a carer, or another carer of
+  such a child (``rebound_persons``), and organisations that have not had
+  the item get it once, kind ``catch_up``;
 - history sweep: when a plan starts or a pre-birth assessment is requested,
   the responsible CSC gets the history items it has not had, kind ``history``;
 - retractions, and escalations at ``ack_by`` (unacknowledged) and at 00:00Z
@@ -27,28 +28,28 @@ from collections import defaultdict
 from typing import Any
 
 from broker.model import Event
-from broker.routing.graph import LINK_TYPES, FamilyGraph, is_unborn
+from broker.routing.facts import LINK_TYPES
+from broker.routing.followups import ack_deadline, challenge_deadline, escalation
+from broker.routing.graph import FamilyGraph
 from broker.routing.items import PLAN_TYPES, REMEMBERED_TYPES, Items, person_refs
 from broker.routing.model import ACK_KINDS, Ack, Decision, Notification, Withheld, notification_id
-from broker.routing.policy import Candidate, Route, route_event
-from broker.routing.views import education_view, flags_for, full_view, hidden_orgs, scrub, view_for
+from broker.routing.policy import route_event
+from broker.routing.views import (
+    education_view,
+    flags_for,
+    full_view,
+    hidden_orgs,
+    perpetrator_also_notified,
+    perpetrator_view,
+    retraction_view,
+    scrub,
+    view_for,
+)
+from broker.routing.words import Candidate, Route, rebound_persons
 
-__all__ = ["Output", "RoutingState", "ack_deadline"]
+__all__ = ["Output", "RoutingState"]
 
 Output = Notification | Decision
-
-URGENT_ACK = dt.timedelta(hours=24)
-ROUTINE_ACK = dt.timedelta(days=5)
-
-
-def ack_deadline(at: dt.datetime, priority: str) -> dt.datetime:
-    """``ack_by``: urgent within 24 hours, routine within 5 days of being sent."""
-    return at + (URGENT_ACK if priority == "urgent" else ROUTINE_ACK)
-
-
-def challenge_deadline(respond_by: dt.date) -> dt.datetime:
-    """00:00Z the day after ``respond_by`` (R10)."""
-    return dt.datetime.combine(respond_by + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
 
 
 class RoutingState:
@@ -69,6 +70,7 @@ class RoutingState:
         self._withheld_seen: set[tuple[str, str | None, str]] = set()
         self._pushed = 0
         self._views: dict[str, dict[str, Any]] = {}
+        self._view_of: dict[str, str] = {}  # nid -> the view it was sent in (a retraction keeps to it)
 
     # -- inputs -------------------------------------------------------------------
 
@@ -122,7 +124,7 @@ class RoutingState:
                 _, _, nid = heapq.heappop(self._pending)
                 note = self._awaiting.pop(nid, None)
                 if note is not None and note.event_id not in self.graph.retracted:
-                    out.append(self._escalation(note, "unacknowledged", note.ack_by or now))
+                    out.append(escalation(note, "unacknowledged", note.ack_by or now, self._lead(note)))
             elif ch_next and due(ch_next[0]):
                 deadline, _, eid = heapq.heappop(self._challenges)
                 raised = self.items.events.get(eid)
@@ -132,7 +134,7 @@ class RoutingState:
                     and not self.items.is_resolved(str(raised.data["challenge_ref"]))
                 ):
                     for note in self._challenge_recipients[eid]:
-                        out.append(self._escalation(note, "unanswered_challenge", deadline))
+                        out.append(escalation(note, "unanswered_challenge", deadline, self._lead(note)))
             else:
                 return out
 
@@ -198,7 +200,7 @@ class RoutingState:
         day: dt.date,
     ) -> Notification:
         org = cand.org
-        view = view_for(self.graph, org)
+        view = view_for(self.graph, org, event_type=event.event_type, perpetrator_only=cand.perpetrator_only)
         perpetrators = set(route.perpetrators)
         flags = flags_for(self.graph, org, perpetrators=perpetrators, day=day, perpetrator_gp=cand.perpetrator_gp)
         reason = "; ".join(cand.paths)
@@ -207,11 +209,15 @@ class RoutingState:
         content: dict[str, Any]
         if view == "education":
             content = education_view(self.graph, event, cand.child, cand.present)
+        elif view == "perpetrator":
+            content = perpetrator_view(self.graph, event, route.children, day)
         else:
             content = dict(self._full_view(event))
             if route.items:
                 content["history"] = [self._full_view(self.items.events[eid]) for eid in route.items]
         also = sorted(everyone - {org})
+        if view == "perpetrator":
+            also = perpetrator_also_notified(self.graph, also)
         if org not in hidden:
             also = [o for o in also if o not in hidden]
             reason = scrub(reason, hidden)
@@ -252,6 +258,7 @@ class RoutingState:
         """Remember a sent notification: once only, who has had what, what awaits an ack."""
         self.sent[(note.event_id, note.recipient)] = note.notification_id
         self.told[note.event_id].append((note.recipient, note.notification_id, note.kind))
+        self._view_of[note.notification_id] = note.view
         if note.kind in ("alert", "catch_up", "history"):
             self.had[note.event_id].add(note.recipient)
             self.item_had[self.items.item_key(note.event_id)].add(note.recipient)
@@ -287,46 +294,14 @@ class RoutingState:
             trigger_event_id=trigger.event_id if trigger else None,
         )
 
-    def _escalation(self, note: Notification, cause: str, at: dt.datetime) -> Notification:
-        lead = note.safeguarding_lead or self.graph.safeguarding_lead(note.recipient)
-        if cause == "unacknowledged":
-            nid = notification_id(note.notification_id, "escalation")
-            why = f"not acknowledged by {note.ack_by and note.ack_by.isoformat()}: escalated to the safeguarding lead"
-            rule = "ack"
-        else:
-            nid = notification_id(note.event_id, note.recipient, "unanswered_challenge")
-            why = "challenge not resolved by its respond_by date: escalated to the safeguarding lead"
-            rule = "R10"
-        return Notification(
-            notification_id=nid,
-            kind="escalation",
-            event_id=note.event_id,
-            event_type=note.event_type,
-            recipient=note.recipient,
-            at=at,
-            priority="urgent",
-            flags=note.flags,
-            view=note.view,
-            reason=f"{why} ({lead or 'no lead named'}); first sent because: {note.reason}",
-            also_notified=note.also_notified,
-            ack_by=None,
-            rule=rule,
-            content=note.content,
-            cause=cause,
-            follows=note.notification_id,
-            safeguarding_lead=lead,
-        )
+    def _lead(self, note: Notification) -> str | None:
+        return note.safeguarding_lead or self.graph.safeguarding_lead(note.recipient)
 
     # -- rules over the graph ------------------------------------------------------------
 
     def _late_binding(self, link: Event, named: list[str], at: dt.datetime) -> list[Output]:
-        """Re-route every active item concerning the people a link names, or a child or carer of theirs."""
-        persons = set(named)
-        for person in named:
-            if is_unborn(person):
-                continue
-            persons.update(self.graph.children_of(person))
-            persons.update(c for c, _ in self.graph.carers(person))
+        """Re-route every active item concerning whom the link touches (``rebound_persons``)."""
+        persons = rebound_persons(self.graph, named, link.occurred_at.date())
         out: list[Output] = []
         for key in self.items.active_concerning(persons, link.occurred_at):
             events = self.items.item_events(key)
@@ -399,6 +374,7 @@ class RoutingState:
                 continue
             self._awaiting.pop(nid, None)
             rid = notification_id(event.event_id, org, "retraction")
+            view = self._view_of.get(nid) or view_for(self.graph, org)
             note = Notification(
                 notification_id=rid,
                 kind="retraction",
@@ -408,12 +384,12 @@ class RoutingState:
                 at=at,
                 priority="routine",
                 flags=flags_for(self.graph, org, perpetrators=(), day=event.occurred_at.date()),
-                view=view_for(self.graph, org),
+                view=view,
                 reason=f"you were told of {original}, which its publisher ({event.source}) has retracted",
                 also_notified=(),
                 ack_by=None,
                 rule="retraction",
-                content=_retraction_view(event, original, view_for(self.graph, org)),
+                content=retraction_view(event, original, view),
                 follows=nid,
                 safeguarding_lead=self.graph.safeguarding_lead(org),
             )
@@ -422,16 +398,3 @@ class RoutingState:
             shared.append((org, rid))
         out.append(self._decision(event, "retraction", "retraction", at, tuple(shared), (), None))
         return out
-
-
-def _retraction_view(event: Event, original: str, view: str) -> dict[str, Any]:
-    """What a retraction says: which notification to disregard, and (outside schools) why."""
-    content: dict[str, Any] = {
-        "event_id": event.event_id,
-        "event_type": event.event_type,
-        "date": event.occurred_at.date().isoformat(),
-        "original_event_id": original,
-    }
-    if view == "full":
-        content["reason"] = str(event.data.get("reason", ""))
-    return content

@@ -4,7 +4,14 @@
   alleged perpetrator (of the event, or of an incident a pre-birth alert
   lists) also ``perpetrator_record``.
 - Schools get the ``education`` view: event type, date, which child, whether
-  the child was present. Everyone else gets ``full``.
+  the child was present. The alleged perpetrator's GP practice, when every
+  path to it runs through the perpetrator of the notified incident or MARAC
+  case, gets the ``perpetrator`` view: event type, date, risk level, that its
+  patient is named as the alleged perpetrator, the number and ages of the
+  children of the event; nobody else's identity, no free text; and its
+  ``also_notified`` names only police, children's social care, MARAC and
+  partnership organisations (the others would say where the victim and the
+  children are). Everyone else gets ``full``.
 - Organisations that would reveal where a sensitive person is are hidden: a
   notification to an organisation that is not itself hidden names none of
   them, anywhere.
@@ -22,17 +29,26 @@ from broker.routing.model import iso
 from broker.routing.people import ref_keys
 
 __all__ = [
+    "PERPETRATOR_ALSO_KINDS",
+    "PERPETRATOR_VIEW_TYPES",
     "WITHHELD_ORG",
     "education_view",
     "flags_for",
     "full_view",
     "hidden_orgs",
     "jsonable",
+    "perpetrator_also_notified",
+    "perpetrator_view",
+    "retraction_view",
     "scrub",
     "view_for",
 ]
 
 WITHHELD_ORG = "(withheld: sensitive record)"
+PERPETRATOR_VIEW_TYPES = frozenset({"police.domestic_abuse_incident", "marac.case_heard"})
+# The kinds a perpetrator's GP may see in ``also_notified``: none of them says where the victim
+# or the children are registered, live or go to school.
+PERPETRATOR_ALSO_KINDS = frozenset({"police", "childrens_social_care", "marac", "partnership"})
 
 
 def jsonable(value: Any) -> Any:
@@ -62,8 +78,46 @@ def flags_for(
     return tuple(sorted(flags))
 
 
-def view_for(graph: FamilyGraph, org: str) -> str:
-    return "education" if graph.org_kind(org) == "school" else "full"
+def view_for(graph: FamilyGraph, org: str, *, event_type: str = "", perpetrator_only: bool = False) -> str:
+    """``education`` for a school; ``perpetrator`` for a GP reached only through the alleged
+    perpetrator of an incident or MARAC case; else ``full``."""
+    kind = graph.org_kind(org)
+    if kind == "school":
+        return "education"
+    if perpetrator_only and kind == "gp_practice" and event_type in PERPETRATOR_VIEW_TYPES:
+        return "perpetrator"
+    return "full"
+
+
+def perpetrator_view(graph: FamilyGraph, event: Event, children: Iterable[str], day: dt.date) -> dict[str, Any]:
+    """What the alleged perpetrator's GP may see: no free text, nobody else's identity.
+
+    ``children.ages`` are whole years on ``day``, youngest first; null for an unborn child or
+    one whose date of birth is not known.
+    """
+    d = event.data
+    found = d.get("perpetrator")
+    patient: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    ages: list[int | None] = []
+    for child in children:
+        ages.append(None if child.startswith("unborn:") else graph.people.age_on(child, day))
+    return {
+        "event_id": event.event_id,
+        "event_type": event.event_type,
+        "date": event.occurred_at.date().isoformat(),
+        "risk_level": d.get("risk_level"),  # none for a MARAC case: a case is heard because the risk is high
+        "patient": {k: jsonable(patient.get(k)) for k in ("nhs_number", "local_id", "name", "date_of_birth")},
+        "patient_named_as": "alleged_perpetrator",
+        "children": {
+            "count": len(ages),
+            "ages": sorted(ages, key=lambda a: (a is None, a or 0)),
+        },
+    }
+
+
+def perpetrator_also_notified(graph: FamilyGraph, orgs: Iterable[str]) -> list[str]:
+    """The organisations a perpetrator's GP may see listed: police, CSC, MARAC, partnership."""
+    return [o for o in orgs if graph.org_kind(o) in PERPETRATOR_ALSO_KINDS]
 
 
 def full_view(event: Event) -> dict[str, Any]:
@@ -155,3 +209,16 @@ def scrub(value: Any, hidden: set[str]) -> Any:
     if isinstance(value, list | tuple):
         return [scrub(v, hidden) for v in value]
     return value
+
+
+def retraction_view(event: Event, original: str, view: str) -> dict[str, Any]:
+    """What a retraction says: which notification to disregard, and (in the full view only) why."""
+    content: dict[str, Any] = {
+        "event_id": event.event_id,
+        "event_type": event.event_type,
+        "date": event.occurred_at.date().isoformat(),
+        "original_event_id": original,
+    }
+    if view == "full":
+        content["reason"] = str(event.data.get("reason", ""))
+    return content

@@ -25,8 +25,8 @@ from broker import topics
 from broker.client import JigsawClient, build_envelope
 from broker.envelope import Envelope, KeyStore
 from broker.envelope.batch import BATCH_CONTENT_TYPE, ENVELOPE_CONTENT_TYPE
-from broker.envelope.testing import SAMPLE_ORGS, SampleKeys, make_keys, publisher_for, sample_data
-from broker.gateway.app import create_app
+from broker.envelope.testing import SAMPLE_ORGS, SampleKeys, make_keys, publisher_for, sample_data, sample_directory
+from broker.gateway.app import CLOCK, create_app
 from broker.gateway.auth import Credentials
 from broker.log import EmbeddedLog, Log, Record
 from broker.log.namespace import NamespacedLog
@@ -193,6 +193,11 @@ async def running_gateway(
     host, port = runner.addresses[0][:2]
     try:
         async with aiohttp.ClientSession() as session:
-            yield Gateway(f"http://{host}:{port}", app, log, keys, store, tokens, session)
+            gateway = Gateway(f"http://{host}:{port}", app, log, keys, store, tokens, session)
+            # The partnership lists the sample organisations first: events naming others are refused.
+            directory = sample_directory(keys, at=app[CLOCK]())
+            for result in await gateway.client("PARTNERSHIP-BRADFORD").send_batch(directory):
+                assert result.status in (200, 202), result.body
+            yield gateway
     finally:
         await runner.cleanup()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from broker.cli import main
 from broker.commands.demo import PACKAGED_CASES, demo, find_cases
+from tests.shared import SCENARIOS, require_shared
 
 
 async def test_demo_publishes_the_cases_and_prints_who_received_what(tmp_path: Path) -> None:
@@ -36,8 +37,9 @@ async def test_demo_publishes_the_cases_and_prints_who_received_what(tmp_path: P
 
 
 def test_packaged_cases_match_the_shared_ones() -> None:
-    """The copies shipped for installs without ../shared are the review's cases byte for byte (when both exist)."""
-    shared = find_cases()
+    """The copies shipped for installs without ../shared are the review's cases byte for byte."""
+    require_shared(SCENARIOS)
+    shared = find_cases(SCENARIOS)
     for path in find_cases(PACKAGED_CASES):
         twin = next(p for p in shared if p.name == path.name)
         assert twin.read_bytes() == path.read_bytes()

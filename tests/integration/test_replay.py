@@ -18,14 +18,13 @@ from broker.client import build_envelope
 from broker.envelope.keys import new_key
 from broker.envelope.model import decode_envelope, encode_envelope
 from broker.envelope.testing import sample_data
+from tests.shared import ROOT, SCENARIOS, need_shared
 
-ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = ROOT.parent / "shared" / "scenarios"
 PUBLIC = ["child-1", "child-2", "child-3"]
 CHILD_1 = "9993571431"  # child1 in child-1.json
 POLICE = "jigsaw.input"  # the one input topic; the police events are picked out by their source_kind header
 
-pytestmark = pytest.mark.skipif(not SCENARIOS.is_dir(), reason=f"the public scenarios are not at {SCENARIOS}")
+pytestmark = need_shared(SCENARIOS)
 
 
 @dataclasses.dataclass(frozen=True)

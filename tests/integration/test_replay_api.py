@@ -20,13 +20,14 @@ from broker.client import build_envelope
 from broker.envelope.batch import ENVELOPE_CONTENT_TYPE
 from broker.envelope.keys import KeyStore
 from broker.envelope.model import encode_envelope
-from broker.envelope.testing import SAMPLE_ORGS, make_keys, publisher_for, sample_data
+from broker.envelope.testing import SAMPLE_ORGS, make_keys, publisher_for, sample_data, sample_directory
 from broker.gateway.app import create_app
 from broker.gateway.auth import Credentials
 from broker.log import EmbeddedLog, Record
 from broker.routing.service import GROUP
 from broker.settings import Settings
-from tests.integration.test_replay import CHILD_1, SCENARIOS, jigsaw, simulate
+from tests.integration.test_replay import CHILD_1, jigsaw, simulate
+from tests.shared import SCENARIOS, require_shared
 
 NOW = dt.datetime(2022, 2, 1, 9, 0, tzinfo=dt.UTC)
 CREDENTIALS = Credentials.from_tokens(
@@ -45,8 +46,7 @@ def _auth(token: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def child1_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """child-1 simulated once, its log kept."""
-    if not SCENARIOS.is_dir():
-        pytest.skip(f"the public scenarios are not at {SCENARIOS}")
+    require_shared(SCENARIOS)
     log = tmp_path_factory.mktemp("api") / "child-1.db"
     simulate("child-1", log)
     return log
@@ -161,6 +161,13 @@ async def test_a_live_gateways_log_replays_clean_with_the_key_it_publishes(tmp_p
     app = create_app(settings, log, keys=store, credentials=Credentials.from_tokens(tokens), roles=("router",))
     now = dt.datetime.now(dt.UTC)
     async with TestClient(TestServer(app)) as http:
+        for entry in sample_directory(keys, at=now):  # the partnership lists the organisations first
+            response = await http.post(
+                "/v1/events",
+                data=encode_envelope(entry),
+                headers={**_auth("t-PARTNERSHIP-BRADFORD"), "Content-Type": ENVELOPE_CONTENT_TYPE},
+            )
+            assert response.status == 202, await response.text()
         for index, event_type in enumerate(
             ["gp.registration", "midwifery.birth_notified", "police.domestic_abuse_incident", "csc.strategy_meeting"]
         ):

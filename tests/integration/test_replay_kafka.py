@@ -17,11 +17,12 @@ from broker.log import EmbeddedLog, Log
 from broker.log.kafka import KafkaLog
 from broker.log.namespace import NamespacedLog
 from tests.conftest import unique_name
-from tests.integration.test_replay import SCENARIOS, jigsaw, simulate
+from tests.integration.test_replay import jigsaw, simulate
+from tests.shared import SCENARIOS, need_shared
 
 pytestmark = [
     pytest.mark.kafka,
-    pytest.mark.skipif(not SCENARIOS.is_dir(), reason=f"the public scenarios are not at {SCENARIOS}"),
+    need_shared(SCENARIOS),
 ]
 
 ALL_TOPICS = (

@@ -86,12 +86,13 @@ async def test_serve_publishes_and_stops_cleanly_on_sigterm(tmp_path: Path) -> N
         assert health == {"status": "ok"}  # up or down only, to an anonymous caller
         proc.send_signal(signal.SIGHUP)  # reloads the credentials and keys; the service carries on
         async with JigsawClient(url, token.strip(), key=key) as client:
-            env_built = client.build("gp.registration", sample_data("gp.registration"))
+            # An event that names no organisation: this directory lists none.
+            env_built = client.build("gp.safeguarding_information", sample_data("gp.safeguarding_information"))
             first = await client.send(env_built)
             assert first.status == 202, first.body
         async with aiohttp.ClientSession() as session, session.get(url + "/metrics") as response:
             text = await response.text()
-        assert read_sample(text, "jigsaw_events_accepted_total", event_type="gp.registration") == 1
+        assert read_sample(text, "jigsaw_events_accepted_total", event_type="gp.safeguarding_information") == 1
     finally:
         code, err = _stop(proc)
     assert code == 0, err

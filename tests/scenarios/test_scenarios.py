@@ -1,7 +1,8 @@
 """Scenario files run through ``jigsaw simulate``'s pipeline and checked against their expectations.
 
-Runs the project's own scenarios (tests/scenarios/data) and, when the shared folder is beside
-the project, the review's three cases too.
+Runs the project's own scenarios (tests/scenarios/data), and the shared ones: the review's
+three cases and the rules of the spec's next version (``../shared/scenarios`` and its ``next/``;
+skipped when ../shared is missing, except under CI=true, where that fails the run).
 """
 
 from __future__ import annotations
@@ -16,10 +17,16 @@ from typing import Any
 import pytest
 
 from broker.simulate import load_scenario, run_scenario
+from tests.shared import SCENARIOS, need_shared
 
 HERE = Path(__file__).parent / "data"
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "scenarios"
-EXPECTED = sorted(HERE.glob("*.expected.json")) + sorted(SHARED.glob("*.expected.json"))
+SHARED = [
+    pytest.param(
+        p, marks=need_shared(SCENARIOS), id=f"shared/{p.relative_to(SCENARIOS)}".removesuffix(".expected.json")
+    )
+    for p in sorted(SCENARIOS.glob("*.expected.json")) + sorted(SCENARIOS.glob("next/*.expected.json"))
+] or [pytest.param(SCENARIOS / "(missing)", marks=need_shared(SCENARIOS), id="shared")]
+EXPECTED = [pytest.param(p, id=p.name.removesuffix(".expected.json")) for p in sorted(HERE.glob("*.expected.json"))]
 NOTIFICATION_KINDS = {"alert", "catch_up", "history", "pre_birth_alert", "escalation", "retraction"}
 
 
@@ -45,7 +52,7 @@ def _matches(line: dict[str, Any], want: dict[str, Any]) -> list[str]:
     return bad
 
 
-@pytest.mark.parametrize("expected", EXPECTED, ids=lambda p: p.name.removesuffix(".expected.json"))
+@pytest.mark.parametrize("expected", EXPECTED + SHARED)
 async def test_scenario_meets_its_expectations(expected: Path) -> None:
     """Every expected notification is sent as described, nothing forbidden is, refusals are refused."""
     spec = json.loads(expected.read_text())

@@ -6,7 +6,7 @@ import datetime as dt
 
 from broker import topics
 from broker.client import build_envelope
-from broker.envelope.testing import make_keys, publisher_for, sample_data
+from broker.envelope.testing import make_keys, publisher_for, sample_data, sample_directory
 from broker.intake import Intake
 from broker.log import MemoryLog
 
@@ -35,12 +35,15 @@ async def test_a_batch_accepts_refuses_and_recognises_copies_each_on_its_own() -
         occurred_at=NOW,
         issued_at=NOW,
     )
-    outcomes = await intake.submit_many([first, second, forged, first, retraction], caller=None, now=NOW)
+    directory = sample_directory(keys, at=NOW)  # listed earlier in the same batch: the registration may name them
+    outcomes = await intake.submit_many([*directory, first, second, forged, first, retraction], caller=None, now=NOW)
+    assert {o.status for o in outcomes[: len(directory)]} == {"accepted"}
+    outcomes = outcomes[len(directory) :]
     assert [o.status for o in outcomes] == ["accepted", "accepted", "refused", "duplicate", "accepted"]
     assert outcomes[3].position == outcomes[0].position
     assert outcomes[2].error is not None and outcomes[2].error.code == "signature_invalid"
     inputs = await log.read(topics.INPUT, 0)
-    kinds = [r.header(topics.SOURCE_KIND_HEADER) for r in inputs]
+    kinds = [k for r in inputs if (k := r.header(topics.SOURCE_KIND_HEADER)) != b"partnership"]
     assert kinds == [b"police", b"gp_practice", b"police"] and all(topics.is_event(r) for r in inputs)
     assert len(await log.read(topics.REJECTED, 0)) == 1
     changed = build_envelope(
@@ -53,7 +56,7 @@ async def test_a_batch_accepts_refuses_and_recognises_copies_each_on_its_own() -
         event_id=first.event_id,
     )
     again = await intake.submit_many([first, changed], caller=None, now=NOW)
-    assert again[0].status == "duplicate" and await log.end_offset(topics.INPUT) == 3
+    assert again[0].status == "duplicate" and await log.end_offset(topics.INPUT) == len(inputs)
     assert again[1].error is not None and again[1].error.code == "duplicate_event"
 
 

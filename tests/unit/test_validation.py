@@ -10,7 +10,7 @@ import pytest
 
 from broker.client import build_envelope
 from broker.envelope import Envelope, encode_envelope, sign
-from broker.envelope.testing import make_keys, publisher_for, sample_data
+from broker.envelope.testing import SAMPLE_ORGS, make_keys, publisher_for, sample_data
 from broker.errors import (
     InvalidNhsNumber,
     KeyRevoked,
@@ -19,17 +19,18 @@ from broker.errors import (
     SchemaInvalid,
     SignatureInvalid,
     UnknownKey,
+    UnknownOrganisation,
 )
+from broker.freetext import max_length
+from broker.permissions import may_publish
 from broker.schemas import default_catalogue
-from broker.validation import may_publish, subject_key, validate, verify
+from broker.validation import subject_key, validate, verify
 
 NOW = dt.datetime(2022, 1, 2, 22, 0, tzinfo=dt.UTC)
 KEYS = make_keys()
 
 
-def _env(
-    event_type: str = "police.domestic_abuse_incident", data: dict[str, Any] | None = None, **kw: Any
-) -> Envelope:
+def _env(event_type: str = "police.domestic_abuse_incident", data: dict[str, Any] | None = None, **kw: Any) -> Envelope:
     source = kw.pop("source", publisher_for(event_type))
     key = KEYS.signing[kw.pop("signed_by", source)]
     return build_envelope(
@@ -81,9 +82,7 @@ def test_key_of_another_org_is_signature_invalid() -> None:
 def test_unknown_key_is_refused() -> None:
     """A key id that is not registered is unknown_key."""
     env = _env()
-    forged = sign(
-        dataclasses.replace(env, key_id="POLICE-WYP.ffffffffffff"), KEYS.signing["POLICE-WYP"].private_key
-    )
+    forged = sign(dataclasses.replace(env, key_id="POLICE-WYP.ffffffffffff"), KEYS.signing["POLICE-WYP"].private_key)
     with pytest.raises(UnknownKey):
         _check(forged)
 
@@ -91,9 +90,7 @@ def test_unknown_key_is_refused() -> None:
 def test_revoked_key_is_refused_but_history_stays_valid() -> None:
     """A key revoked before issued_at is key_revoked; an event it signed and we received before revocation verifies."""
     record = KEYS.records["POLICE-WYP"]
-    registry = KEYS.registry.with_records(
-        dataclasses.replace(record, revoked_at=NOW - dt.timedelta(minutes=1))
-    )
+    registry = KEYS.registry.with_records(dataclasses.replace(record, revoked_at=NOW - dt.timedelta(minutes=1)))
     with pytest.raises(KeyRevoked):
         _check(_env(), keys=registry)
     earlier = _env(issued_at=NOW - dt.timedelta(minutes=2), occurred_at=NOW - dt.timedelta(hours=1))
@@ -114,9 +111,7 @@ def test_backdated_signature_after_revocation_is_refused() -> None:
 def test_key_not_yet_valid_is_unknown_key() -> None:
     """An envelope issued before its key's valid_from is refused."""
     record = KEYS.records["POLICE-WYP"]
-    registry = KEYS.registry.with_records(
-        dataclasses.replace(record, valid_from=NOW + dt.timedelta(minutes=1))
-    )
+    registry = KEYS.registry.with_records(dataclasses.replace(record, valid_from=NOW + dt.timedelta(minutes=1)))
     with pytest.raises(UnknownKey, match="not valid before"):
         _check(_env(), keys=registry)
 
@@ -282,3 +277,122 @@ def test_verify_returns_the_key_and_kind() -> None:
     """verify() also returns the key used and the publisher's kind (the gateway's topic)."""
     accepted = verify(_env(), keys=KEYS.registry, now=NOW, publisher_of=lambda _i: None)
     assert accepted.kind == "police" and accepted.key.org_id == "POLICE-WYP"
+
+
+# -- who may assign, which organisations an event may name, what free text may hold ----------
+
+DIRECTORY = {**SAMPLE_ORGS, "SCHOOL-108700": "school"}
+
+
+def _assignment(source: str, org: str, role: str) -> Envelope:
+    data = {**sample_data("link.professional_assigned"), "org": org, "role": role}
+    return _env("link.professional_assigned", data, source=source)
+
+
+def _checked(envelope: Envelope, org_kind: Any = DIRECTORY.get) -> Any:
+    return validate(envelope, keys=KEYS.registry, now=NOW, publisher_of=lambda _i: None, org_kind=org_kind)
+
+
+@pytest.mark.parametrize(
+    ("source", "org", "role"),
+    [
+        ("HV-BRADFORD-NORTH", "HV-BRADFORD-NORTH", "health_visitor"),  # the assigned organisation itself
+        ("CSC-BRADFORD", "SCHOOL-107300", "school"),  # a children's social care org, for anyone
+        ("CSC-BRADFORD", "CSC-BRADFORD", "social_worker"),
+        ("POLICE-WYP", "POLICE-WYP", "other"),  # any kind may be "other"
+    ],
+)
+def test_an_assignment_from_the_assigned_org_or_a_csc_is_accepted(source: str, org: str, role: str) -> None:
+    """link.professional_assigned is open to the assigned organisation itself and to children's social care."""
+    assert _checked(_assignment(source, org, role)).data["org"] == org
+
+
+def test_an_organisation_may_not_assign_another_one() -> None:
+    """The police linking a child to a school is not_permitted (scenarios.md: which kinds may publish what)."""
+    with pytest.raises(NotPermitted, match="only the assigned organisation itself or a children's social care"):
+        _checked(_assignment("POLICE-WYP", "SCHOOL-108700", "school"))
+
+
+def test_a_school_may_not_make_itself_a_childs_social_worker() -> None:
+    """A role its kind cannot hold is unknown_organisation, naming the field and the kind it needs."""
+    with pytest.raises(UnknownOrganisation, match="the role social_worker needs a children's social care") as caught:
+        _checked(_assignment("SCHOOL-107300", "SCHOOL-107300", "social_worker"))
+    assert caught.value.evidence["field"] == "org"
+
+
+def test_the_publisher_rule_is_checked_before_the_directory() -> None:
+    """An assignment of an unknown organisation by someone else is not_permitted, not unknown_organisation."""
+    with pytest.raises(NotPermitted):
+        _checked(_assignment("POLICE-WYP", "SCHOOL-000000", "school"))
+
+
+@pytest.mark.parametrize(
+    ("event_type", "field", "value", "message"),
+    [
+        ("gp.registration", "practice", "GP-NOWHERE", "not in the directory"),
+        ("gp.registration", "practice", "SCHOOL-107300", "the field practice needs a GP practice"),
+        ("midwifery.pregnancy_booked", "midwifery_service", "GP-B83001", "needs a midwifery service"),
+        ("csc.household_composition", "school", "SCHOOL-106800", "not in the directory"),
+        ("csc.household_composition", "health_visiting", "SCHOOL-107300", "needs a health visiting service"),
+        ("midwifery.birth_notified", "health_visiting", "HV-NOWHERE", "not in the directory"),
+        ("challenge.raised", "directed_to", "CSC-NOWHERE", "not in the directory"),
+    ],
+)
+def test_every_org_id_must_name_a_directory_org_of_the_right_kind(
+    event_type: str, field: str, value: str, message: str
+) -> None:
+    """An OrgId field naming an unknown organisation, or one of the wrong kind, is unknown_organisation."""
+    data = {**sample_data(event_type), field: value}
+    with pytest.raises(UnknownOrganisation, match=message) as caught:
+        _checked(_env(event_type, data))
+    assert caught.value.code == "unknown_organisation" and caught.value.evidence["field"] == field
+
+
+def test_null_org_ids_and_any_kind_for_directed_to_are_accepted() -> None:
+    """A null school is "not known", and a challenge may be directed to an organisation of any kind."""
+    data = {**sample_data("csc.household_composition"), "school": None, "health_visiting": None}
+    assert _checked(_env("csc.household_composition", data)).data["school"] is None
+    challenge = {**sample_data("challenge.raised"), "directed_to": "GP-B83001"}
+    assert _checked(_env("challenge.raised", challenge)).data["directed_to"] == "GP-B83001"
+
+
+@pytest.mark.parametrize(
+    ("where", "bad"),
+    [
+        ("summary", "Refuge\x00 address"),
+        ("summary", "colour \x1b[31mred"),
+        ("summary", "line one\r\nline two"),
+        ("summary", "12 Secret Lane \u202eenal terceS"),
+        ("summary", "an isolate \u2066here\u2069"),
+        ("victim.name", "Mother\n1"),
+        ("children_in_household[1].local_id", "POLICE-WYP:C\t0"),
+    ],
+)
+def test_control_characters_and_bidi_overrides_are_schema_invalid_naming_the_field(where: str, bad: str) -> None:
+    """NUL, ESC, CR, bidi overrides and isolates anywhere, and tab or newline outside free text, are refused."""
+    data = sample_data("police.domestic_abuse_incident")
+    if where == "summary":
+        data = {**data, "summary": bad}
+    elif where == "victim.name":
+        data = {**data, "victim": {**data["victim"], "name": bad}}
+    else:
+        sibling = {**data["children_in_household"][1], "local_id": bad}
+        data = {**data, "children_in_household": [data["children_in_household"][0], sibling]}
+    with pytest.raises(SchemaInvalid) as caught:
+        _checked(_env(data=data))
+    assert caught.value.evidence["field"] == where and repr(where) in caught.value.message
+
+
+def test_tab_and_newline_are_allowed_in_free_text() -> None:
+    """A summary may be laid out with tabs and newlines."""
+    data = {**sample_data("police.domestic_abuse_incident"), "summary": "Seen:\n\tmother\n\tchild"}
+    assert _checked(_env(data=data)).data["summary"] == "Seen:\n\tmother\n\tchild"
+
+
+def test_free_text_longer_than_its_documented_limit_is_schema_invalid() -> None:
+    """Each free-text field has a maximum length (freetext.max_length); one character more is refused."""
+    limit = max_length("summary")
+    data = {**sample_data("police.domestic_abuse_incident"), "summary": "x" * limit}
+    assert len(_checked(_env(data=data)).data["summary"]) == limit
+    with pytest.raises(SchemaInvalid, match=f"at most {limit} are allowed"):
+        _checked(_env(data={**data, "summary": "x" * (limit + 1)}))

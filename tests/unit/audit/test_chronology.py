@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import json
 from typing import Any
 
-from broker.audit.chronology import build_chronology, to_csv, to_json
+import pytest
+
+from broker.audit.chronology import FORMULA_PREFIXES, build_chronology, csv_cell, to_csv, to_json
 from broker.audit.chronology_html import to_html
 from broker.model import Event
 from broker.routing.model import Ack, Decision, Notification, Withheld
@@ -141,6 +145,35 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_kept_as_text() -> None:
     notes = [_note("e1", "HV-1", 0, f"=cmd() child ({CHILD})")]
     csv_text = to_csv(build_chronology(CHILD, EVENTS, notes, [], [], integrity="", generated_at=T))
     assert "'=cmd()" in csv_text and ",=cmd()" not in csv_text
+
+
+@pytest.mark.parametrize(
+    "start",
+    ["=", "+", "-", "@", "\t", "\r", "\n", "\x00", "\uff1d", "\uff0b", "\uff0d", "\uff20", "  =", " \t"],
+)
+def test_every_formula_prefix_owasp_lists_is_kept_as_text(start: str) -> None:
+    """=, +, -, @, tab and CR (OWASP CSV Injection), LF, NUL and full-width forms, after spaces too: quoted."""
+    value = f'{start}HYPERLINK("http://example.invalid")'
+    assert csv_cell(value) == "'" + value
+    assert start.strip(" ")[:1] in FORMULA_PREFIXES
+
+
+@pytest.mark.parametrize("value", ["", "Plan started", "'already quoted", "12 Secret Lane", "a=b", "x-y@z"])
+def test_cells_that_are_not_formulas_are_left_alone(value: str) -> None:
+    """Only the first character that is not a space decides; text with = or @ inside is unchanged."""
+    assert csv_cell(value) == value
+
+
+def test_a_tab_or_carriage_return_reason_reaches_the_csv_quoted() -> None:
+    """A reason starting with a tab or CR is written with a leading apostrophe, inside a quoted cell."""
+    for start in ("\t", "\r"):
+        notes = [_note("e1", "HV-1", 0, f"{start}=cmd() child ({CHILD})")]
+        rows = list(
+            csv.reader(
+                io.StringIO(to_csv(build_chronology(CHILD, EVENTS, notes, [], [], integrity="", generated_at=T)))
+            )
+        )
+        assert any(cell.startswith(f"'{start}=cmd()") for row in rows for cell in row)
 
 
 def test_a_child_the_log_does_not_know_has_an_empty_chronology() -> None:

@@ -1,0 +1,50 @@
+"""The organisations the family graph knows: the partnership's directory, and kinds links imply.
+
+The directory is the ``directory.organisation`` events applied so far (the
+latest entry for an organisation wins). The intake refuses an event naming an
+organisation the directory does not list; a link in an older log that does is
+still routed, with the kind its field implies (a ``practice`` is a GP practice,
+so it is always ``restricted``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["Organisations"]
+
+
+class Organisations:
+    """Organisation kinds, areas and safeguarding leads, for the graph's questions."""
+
+    def __init__(self) -> None:
+        self.directory: dict[str, dict[str, Any]] = {}
+        self._inferred_kind: dict[str, str] = {}
+
+    def list_organisation(self, entry: Mapping[str, Any]) -> None:
+        """Apply one directory entry (``directory.organisation`` data)."""
+        self.directory[str(entry["org_id"])] = dict(entry)
+
+    def infer_kind(self, org: str, kind: str) -> None:
+        """The kind a link's field implies, for an organisation the directory may not list."""
+        self._inferred_kind.setdefault(org, kind)
+
+    def org_kind(self, org: str) -> str | None:
+        """The org's kind from the directory, else from the link that named it."""
+        entry = self.directory.get(org)
+        return str(entry["kind"]) if entry else self._inferred_kind.get(org)
+
+    def org_area(self, org: str) -> str | None:
+        entry = self.directory.get(org)
+        return str(entry["area"]) if entry and entry.get("area") else None
+
+    def orgs_of_kind_in_area(self, kind: str, area: str | None) -> list[str]:
+        """Every directory organisation of ``kind`` in ``area`` (sorted)."""
+        if area is None:
+            return []
+        return sorted(o for o, e in self.directory.items() if e.get("kind") == kind and e.get("area") == area)
+
+    def safeguarding_lead(self, org: str) -> str | None:
+        entry = self.directory.get(org)
+        return entry.get("safeguarding_lead") if entry else None
