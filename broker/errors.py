@@ -137,4 +137,11 @@ class NotFound(JigsawError):
     http_status = 404
 
 
-__all__ += ["Refusal"]
+class SignInFailed(JigsawError):
+    """A person's sign-in through the identity provider failed a check (state, nonce, signature, mapping)."""
+
+    code = "sign_in_failed"
+    http_status = 401
+
+
+__all__ += ["Refusal", "SignInFailed"]

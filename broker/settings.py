@@ -41,6 +41,14 @@ ENV_VARS: dict[str, str | None] = {
     "JIGSAW_WEBHOOK_TIMEOUT": "10",
     "JIGSAW_LOG_FORMAT": "auto",
     "JIGSAW_LOG_LEVEL": "info",
+    "JIGSAW_WEB_OIDC_ISSUER": None,  # the web pages' OpenID Connect provider (sign-in as a person)
+    "JIGSAW_WEB_OIDC_CLIENT_ID": "jigsaw",
+    "JIGSAW_WEB_OIDC_CLIENT_SECRET_FILE": None,
+    "JIGSAW_WEB_USERS_FILE": None,  # the admin's mapping of people to organisation and role
+    "JIGSAW_WEB_LOCAL_SIGN_IN": "false",  # true: the demo's local sign-in as the users file's people
+    "JIGSAW_WEB_BASE_URL": None,  # the pages' public address (https:// makes cookies Secure)
+    "JIGSAW_WEB_IDLE_MINUTES": "30",
+    "JIGSAW_WEB_ASSETS_DIR": None,  # node_modules holding govuk-frontend (deploy/web/fetch.sh)
 }
 
 
@@ -78,6 +86,14 @@ class Settings:
     webhook_timeout: int = 10  # seconds an endpoint has to answer one webhook
     log_format: str = "auto"
     log_level: str = "info"
+    web_oidc_issuer: str | None = None
+    web_oidc_client_id: str = "jigsaw"
+    web_oidc_client_secret_file: Path | None = None
+    web_users_file: Path | None = None
+    web_local_sign_in: bool = False
+    web_base_url: str | None = None
+    web_idle_minutes: int = 30
+    web_assets_dir: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -107,7 +123,12 @@ class Settings:
         if log_format not in ("auto", "console", "json"):
             raise ConfigError(f"JIGSAW_LOG_FORMAT must be auto, console or json, not {log_format!r}")
         secrets: dict[str, Path | None] = {}
-        for name in ("JIGSAW_CREDENTIALS_FILE", "JIGSAW_SIGNING_KEY_FILE"):
+        for name in (
+            "JIGSAW_CREDENTIALS_FILE",
+            "JIGSAW_SIGNING_KEY_FILE",
+            "JIGSAW_WEB_OIDC_CLIENT_SECRET_FILE",
+            "JIGSAW_WEB_USERS_FILE",
+        ):
             value = env.get(name)
             if value and not Path(value).is_file():
                 raise ConfigError(f"{name} names {value}, which is not a readable file")
@@ -139,6 +160,14 @@ class Settings:
             webhook_timeout=_int(env, "JIGSAW_WEBHOOK_TIMEOUT"),
             log_format=log_format,
             log_level=get("JIGSAW_LOG_LEVEL").lower(),
+            web_oidc_issuer=env.get("JIGSAW_WEB_OIDC_ISSUER") or None,
+            web_oidc_client_id=get("JIGSAW_WEB_OIDC_CLIENT_ID"),
+            web_oidc_client_secret_file=secrets["JIGSAW_WEB_OIDC_CLIENT_SECRET_FILE"],
+            web_users_file=secrets["JIGSAW_WEB_USERS_FILE"],
+            web_local_sign_in=get("JIGSAW_WEB_LOCAL_SIGN_IN").lower() in ("true", "1", "yes"),
+            web_base_url=(env.get("JIGSAW_WEB_BASE_URL") or "").rstrip("/") or None,
+            web_idle_minutes=_int(env, "JIGSAW_WEB_IDLE_MINUTES"),
+            web_assets_dir=Path(env["JIGSAW_WEB_ASSETS_DIR"]) if env.get("JIGSAW_WEB_ASSETS_DIR") else None,
         )
 
     def replace(self, **changes: object) -> Settings:

@@ -1,0 +1,167 @@
+"""What the web pages read and write, behind one small interface (``WebData``).
+
+The pages never touch the log or the inbox state directly: they ask a
+``WebData``. ``LogWebData`` answers from the services the gateway already runs
+(the inbox follower of ``broker.delivery.inbox``, the chronology of
+``broker.audit.api``, the directory), so the pages see exactly what the JSON
+API sees, and every read is recorded on ``jigsaw.access`` the same way, with
+the person as well as the organisation. When the inboxes move into a
+database, this module is the one place the web pages change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from broker import topics
+from broker.audit.api import AuditService
+from broker.audit.chronology import Chronology
+from broker.audit.collect import read_snapshot
+from broker.delivery.directory import DirectoryFollower, Entry
+from broker.delivery.inbox import InboxService
+from broker.delivery.inboxes import Query
+from broker.errors import SchemaInvalid
+from broker.gateway.auth import Caller
+from broker.log.base import Log
+from broker.routing.model import Ack, Notification
+from broker.routing.records import encode_ack
+from broker.validation import event_of
+from broker.web.people import Person
+
+__all__ = ["Acknowledged", "LogWebData", "WebData", "caller_of", "names_of"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Acknowledged:
+    """What acknowledging came to: the acknowledgement that counts, and whether it was this one."""
+
+    ack: Ack
+    new: bool
+
+
+class WebData(Protocol):
+    """Everything the pages need, for one organisation at a time."""
+
+    async def notifications(self, org_id: str) -> tuple[list[Notification], dict[str, Ack]]:
+        """The organisation's notifications in log order, and their acknowledgements by notification id."""
+        ...
+
+    async def notification(self, org_id: str, notification_id: str) -> tuple[Notification, Ack | None] | None:
+        """One of the organisation's notifications with its acknowledgement; None for anything else."""
+        ...
+
+    async def acknowledge(self, person: Person, notification_id: str, note: str, now: dt.datetime) -> Acknowledged:
+        """Acknowledge one of the person's organisation's notifications (the first acknowledgement counts)."""
+        ...
+
+    async def record_access(self, person: Person, action: str, ids: list[str], **detail: Any) -> None:
+        """Who read what, when: ids only, never content."""
+        ...
+
+    async def chronology(self, person: Person, nhs_number: str) -> tuple[Chronology, set[str]] | None:
+        """The child's chronology and the ids of retracted events; None when the person may not read it."""
+        ...
+
+    async def directory(self) -> list[Entry]:
+        """The partnership's organisations."""
+        ...
+
+    async def inbox_size(self, org_id: str) -> int:
+        """How many notifications the organisation has had (the live update compares this)."""
+        ...
+
+
+def caller_of(person: Person) -> Caller:
+    """The organisation and credential role the API services check, for a person."""
+    return Caller(person.org_id, person.api_role)
+
+
+class LogWebData:
+    """``WebData`` over the gateway's inbox and chronology services."""
+
+    def __init__(self, inbox: InboxService, audit: AuditService, log: Log) -> None:
+        self.inbox = inbox
+        self.audit = audit
+        self.log = log
+        self._directory = DirectoryFollower(log)
+        self._directory_lock = asyncio.Lock()
+
+    async def notifications(self, org_id: str) -> tuple[list[Notification], dict[str, Ack]]:
+        await self.inbox.follower.refresh()
+        inboxes = self.inbox.follower.inboxes
+        notes, _ = inboxes.query(org_id, Query(limit=max(1, inboxes.count(org_id))))
+        acks = {n.notification_id: a for n in notes if (a := inboxes.ack_of(n)) is not None}
+        return notes, acks
+
+    async def notification(self, org_id: str, notification_id: str) -> tuple[Notification, Ack | None] | None:
+        await self.inbox.follower.refresh()
+        note = self.inbox.follower.inboxes.get(org_id, notification_id)
+        return None if note is None else (note, self.inbox.follower.inboxes.ack_of(note))
+
+    async def acknowledge(self, person: Person, notification_id: str, note: str, now: dt.datetime) -> Acknowledged:
+        await self.inbox.follower.refresh()
+        inboxes = self.inbox.follower.inboxes
+        found = inboxes.get(person.org_id, notification_id)
+        if found is None:
+            raise KeyError(notification_id)
+        async with self.inbox.ack_lock:  # the same lock as the API: one check-and-append at a time
+            existing = inboxes.ack_of(found)
+            if existing is not None:
+                return Acknowledged(existing, False)
+            ack = Ack(notification_id, person.org_id, person.name, now, note)
+            key, value, headers = encode_ack(ack)
+            await self.log.append(
+                topics.ACKS, value, key=key, headers=headers, timestamp_ms=int(now.timestamp() * 1000)
+            )
+            inboxes.acknowledge(ack)
+        return Acknowledged(ack, True)
+
+    async def record_access(self, person: Person, action: str, ids: list[str], **detail: Any) -> None:
+        await self.inbox.record_access(
+            caller_of(person),
+            action,
+            ids,
+            person={"subject": person.subject, "name": person.name, "role": person.role, "via": person.via},
+            channel="web",
+            **detail,
+        )
+
+    async def chronology(self, person: Person, nhs_number: str) -> tuple[Chronology, set[str]] | None:
+        chronology = await self.audit.chronology(nhs_number, caller_of(person))
+        if chronology is None:
+            return None
+        return chronology, await self._retracted({e.event_id for e in chronology.entries})
+
+    async def _retracted(self, among: set[str]) -> set[str]:
+        snapshot = await read_snapshot(self.log)
+        out: set[str] = set()
+        for record in snapshot.inputs:
+            if record.value is None or record.topic == topics.ACKS:
+                continue
+            try:
+                event = event_of(record.value)
+            except (SchemaInvalid, ValueError, KeyError, TypeError):
+                continue
+            if event.event_type == "record.retracted":
+                original = str(event.data.get("original_event_id"))
+                if original in among:
+                    out.add(original)
+        return out
+
+    async def directory(self) -> list[Entry]:
+        async with self._directory_lock:
+            await self._directory.refresh()
+        return self._directory.directory.entries()
+
+    async def inbox_size(self, org_id: str) -> int:
+        await self.inbox.follower.refresh()
+        return self.inbox.follower.inboxes.count(org_id)
+
+
+def names_of(entries: Sequence[Entry]) -> dict[str, Entry]:
+    """Directory entries by organisation id."""
+    return {e.org_id: e for e in entries}
