@@ -80,7 +80,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
     try:
         if pending is None:
             raise SignInFailed("no sign-in was under way in this browser (or it timed out): start again")
-        claims = await state.oidc.finish_sign_in(SignIn(**pending), request.query, state.clock())
+        claims = await state.oidc.finish_sign_in(SignIn(**pending), request.query)
         person = state.users.person(claims)
         if person is None:
             raise SignInFailed(

@@ -45,17 +45,20 @@ async def events(request: web.Request) -> web.StreamResponse:
     await response.write(b"retry: 5000\n\n")
     loop = asyncio.get_running_loop()
     ends = loop.time() + MAX_STREAM_S
-    while loop.time() < ends:
-        if not state.sessions.alive(session.sid, state.clock()):
-            break  # signed out or timed out
-        size = await state.data.inbox_size(person.org_id)
-        if size > seen:
-            body = json.dumps({"size": size, "new": size - seen})
-            await response.write(f"event: notification\ndata: {body}\n\n".encode())
-            seen = size
-        else:
-            await response.write(b": still here\n\n")
-        await asyncio.sleep(POLL_S)
+    try:
+        while loop.time() < ends:
+            if not state.sessions.alive(session.sid, state.clock()):
+                break  # signed out or timed out
+            size = await state.data.inbox_size(person.org_id)
+            if size > seen:
+                body = json.dumps({"size": size, "new": size - seen})
+                await response.write(f"event: notification\ndata: {body}\n\n".encode())
+                seen = size
+            else:
+                await response.write(b": still here\n\n")
+            await asyncio.sleep(POLL_S)
+    except ConnectionResetError:  # the page was closed or left: nothing to tell
+        pass
     return response
 
 

@@ -9,6 +9,7 @@ acknowledgement. The users file maps demo and OIDC subjects to organisations.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
@@ -45,6 +46,7 @@ class Site:
     base: str
     log_path: Path
     app: web.Application
+    loop: asyncio.AbstractEventLoop
 
 
 def free_port() -> int:
@@ -60,9 +62,11 @@ def write_users(path: Path) -> Path:
     return path
 
 
-async def simulate_case(path: Path) -> Path:
-    """The case's log (events, notifications, decisions, acks), kept at ``path``."""
-    await run_scenario(load_scenario(CASE), io.StringIO(), keep_log=path)
+async def simulate_case(path: Path, until: dt.datetime = NOW) -> Path:
+    """The case's log up to ``until`` (events, notifications, escalations due by then, acks), kept at ``path``."""
+    case = load_scenario(CASE)
+    steps = tuple(s for s in case.steps if dt.datetime.fromisoformat(str(s["at"]).replace("Z", "+00:00")) <= until)
+    await run_scenario(dataclasses.replace(case, steps=steps, run_until=until), io.StringIO(), keep_log=path)
     return path
 
 
@@ -78,7 +82,7 @@ async def serve_case(
     """Serve the simulated case with the web pages on a free loopback port."""
     log_path = tmp / "case.db"
     if not log_path.exists():
-        await simulate_case(log_path)
+        await simulate_case(log_path, clock)
     port = free_port()
     settings = Settings(
         data_dir=tmp,
@@ -97,6 +101,6 @@ async def serve_case(
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
-        yield Site(f"http://127.0.0.1:{port}", log_path, app)
+        yield Site(f"http://127.0.0.1:{port}", log_path, app, asyncio.get_running_loop())
     finally:
         await runner.cleanup()
