@@ -203,9 +203,7 @@ def create_app(
     from broker.audit.api import mount_audit  # GET /v1/children/{nhs_number}/chronology
 
     mount_audit(app, log=log, authenticate=app[CREDENTIALS].authenticate, clock=clock)
-    from broker.audit.api import AUDIT
-    from broker.delivery.inbox import INBOX
     from broker.web import LogWebData, mount_web  # the pages for people, at /web/
 
-    mount_web(app, settings=settings, data=LogWebData(app[INBOX], app[AUDIT], log), clock=clock)
+    mount_web(app, settings=settings, data=LogWebData.for_gateway(app), clock=clock)
     return app

@@ -14,17 +14,22 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
+
+from aiohttp import web
 
 from broker import topics
 from broker.audit.api import AuditService
 from broker.audit.chronology import Chronology
 from broker.audit.collect import read_snapshot
+from broker.client import build_envelope
 from broker.delivery.directory import DirectoryFollower, Entry
 from broker.delivery.inbox import InboxService
 from broker.delivery.inboxes import Query
-from broker.errors import SchemaInvalid
+from broker.envelope.keys import KeyStore, SigningKey, load_signing_key
+from broker.envelope.model import Envelope, encode_envelope
+from broker.errors import ConfigError, NotPermitted, SchemaInvalid
 from broker.gateway.auth import Caller
 from broker.log.base import Log
 from broker.routing.model import Ack, Notification
@@ -74,21 +79,60 @@ class WebData(Protocol):
         """How many notifications the organisation has had (the live update compares this)."""
         ...
 
+    def can_publish(self, org_id: str, now: dt.datetime) -> bool:
+        """Whether Jigsaw holds a live signing key of this organisation (to raise challenges from the pages)."""
+        ...
+
+    async def raise_challenge(self, person: Person, data: Mapping[str, Any], now: dt.datetime) -> str:
+        """Publish a ``challenge.raised`` event as the person's organisation; its event id.
+
+        Raises:
+            Refusal: the event was refused (the reason is on ``jigsaw.rejected`` too).
+            NotPermitted: Jigsaw holds no signing key of the organisation.
+        """
+        ...
+
 
 def caller_of(person: Person) -> Caller:
     """The organisation and credential role the API services check, for a person."""
     return Caller(person.org_id, person.api_role)
 
 
-class LogWebData:
-    """``WebData`` over the gateway's inbox and chronology services."""
+Submit = Callable[[Envelope, str, dt.datetime], Awaitable[Any]]  # (envelope, caller org, now) -> intake Outcome
 
-    def __init__(self, inbox: InboxService, audit: AuditService, log: Log) -> None:
+
+class LogWebData:
+    """``WebData`` over the gateway's inbox and chronology services (and its intake, for challenges)."""
+
+    def __init__(
+        self,
+        inbox: InboxService,
+        audit: AuditService,
+        log: Log,
+        *,
+        keys: KeyStore | None = None,
+        submit: Submit | None = None,
+    ) -> None:
         self.inbox = inbox
         self.audit = audit
         self.log = log
+        self.keys = keys
+        self.submit = submit
         self._directory = DirectoryFollower(log)
         self._directory_lock = asyncio.Lock()
+
+    @classmethod
+    def for_gateway(cls, app: web.Application) -> LogWebData:
+        """Over the services a gateway app (``broker.gateway.app.create_app``) has mounted."""
+        from broker.audit.api import AUDIT
+        from broker.delivery.inbox import INBOX
+        from broker.gateway.app import INTAKE, KEYS, LOG, SUBMIT_LOCK
+
+        async def submit(envelope: Envelope, caller: str, now: dt.datetime) -> Any:
+            async with app[SUBMIT_LOCK]:  # as POST /v1/events: the duplicate check and the append do not interleave
+                return await app[INTAKE].submit(encode_envelope(envelope), caller=caller, now=now)
+
+        return cls(app[INBOX], app[AUDIT], app[LOG], keys=app[KEYS], submit=submit)
 
     async def notifications(self, org_id: str) -> tuple[list[Notification], dict[str, Ack]]:
         await self.inbox.follower.refresh()
@@ -160,6 +204,35 @@ class LogWebData:
     async def inbox_size(self, org_id: str) -> int:
         await self.inbox.follower.refresh()
         return self.inbox.follower.inboxes.count(org_id)
+
+    def _signing_key(self, org_id: str, now: dt.datetime) -> SigningKey | None:
+        if self.keys is None or self.submit is None:
+            return None
+        for record in reversed(self.keys.current().for_org(org_id)):  # the newest live key with a private file
+            path = self.keys.private_path(record.key_id)
+            if record.valid_at(now) and path.is_file():
+                try:
+                    return load_signing_key(path)
+                except ConfigError:
+                    continue
+        return None
+
+    def can_publish(self, org_id: str, now: dt.datetime) -> bool:
+        return self._signing_key(org_id, now) is not None
+
+    async def raise_challenge(self, person: Person, data: Mapping[str, Any], now: dt.datetime) -> str:
+        key = self._signing_key(person.org_id, now)
+        if key is None or self.submit is None:
+            raise NotPermitted(
+                f"Jigsaw holds no signing key of {person.org_id}: raise the challenge from its own system"
+            )
+        envelope = build_envelope(
+            "challenge.raised", data, source=person.org_id, key=key, occurred_at=now, issued_at=now
+        )
+        outcome = await self.submit(envelope, person.org_id, now)
+        if outcome.error is not None:
+            raise outcome.error
+        return str(outcome.event_id)
 
 
 def names_of(entries: Sequence[Entry]) -> dict[str, Entry]:

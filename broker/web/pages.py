@@ -19,6 +19,7 @@ from broker.nhs import is_valid_nhs_number, normalise_nhs_number
 from broker.routing.model import Ack, Notification
 from broker.web import explain
 from broker.web.app import PREFIX, SESSION, WEB, redirect, render
+from broker.web.challenge import children_named
 from broker.web.data import names_of
 from broker.web.listing import STATUSES, Filters, list_page, status_of
 from broker.web.signin import require_person
@@ -95,6 +96,7 @@ async def _notification_page(
         view_text=explain.VIEW_TEXT.get(note.view, note.view),
         others=[(org, directory.get(org)) for org in note.also_notified],
         sender=directory.get(str(note.content.get("source", ""))),
+        can_challenge=bool(children_named(note.content)) and _professional(request),
         errors={"note": error} if error else {},
         note_text=text,
     )
@@ -183,6 +185,11 @@ async def chronology(request: web.Request) -> web.StreamResponse:
         directory=directory,
         nhs=nhs,
     )
+
+
+def _professional(request: web.Request) -> bool:
+    person = request[SESSION].person
+    return person is not None and person.role == "professional"
 
 
 def add_routes(app: web.Application) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from broker.envelope.keys import KeyStore, new_key
 from broker.gateway.app import create_app
 from broker.log import EmbeddedLog
 from broker.settings import Settings
@@ -78,8 +79,15 @@ async def serve_case(
     local: bool = True,
     idle_minutes: int = 30,
     clock: dt.datetime = NOW,
+    signing: tuple[tuple[str, str], ...] = (),
 ) -> AsyncIterator[Site]:
-    """Serve the simulated case with the web pages on a free loopback port."""
+    """Serve the simulated case with the web pages on a free loopback port.
+
+    ``signing``: (org id, kind) of organisations whose private keys Jigsaw holds (to raise challenges).
+    """
+    store = KeyStore(tmp / "keys")
+    for org_id, kind in signing:
+        store.save(*new_key(org_id, kind, valid_from=dt.datetime(2000, 1, 1, tzinfo=dt.UTC)))
     log_path = tmp / "case.db"
     if not log_path.exists():
         await simulate_case(log_path, clock)

@@ -189,6 +189,10 @@ def test_every_page_passes_axe(pages: Pages) -> None:
     check("notification")
     pages.css("#acknowledge").click()
     check("notification with an error")
+    pages.go(f"/web/notifications/{nid}/challenge")
+    check("raise a challenge")
+    pages.css("#raise-challenge").click()
+    check("raise a challenge, with errors")
     pages.go("/web/notifications/not-a-notification")
     check("not found")
     pages.go("/web/children")
@@ -201,7 +205,7 @@ def test_every_page_passes_axe(pages: Pages) -> None:
     check("signed out")
     bad = {page: found for page, found in checked.items() if found}
     assert not bad, bad
-    assert len(checked) == 9
+    assert len(checked) == 11
 
 
 def test_new_notifications_are_announced_without_reloading(pages: Pages, site: Site) -> None:
