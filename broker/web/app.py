@@ -212,7 +212,7 @@ def create_web_app(
     settings: Settings, data: WebData, clock: Callable[[], dt.datetime], *, users: UserMap | None = None
 ) -> web.Application:
     """The web pages over ``data``; sign-in as ``settings`` says (OIDC, and/or the demo's local sign-in)."""
-    from broker.web import challenge, pages, signin, stream  # the handlers import this module's keys
+    from broker.web import admin, challenge, pages, signin, stream  # the handlers import this module's keys
 
     assets = settings.web_assets_dir or default_assets_dir()
     govuk = (assets / "govuk-frontend" / "dist" / "govuk" / "govuk-frontend.min.css").is_file()
@@ -239,6 +239,7 @@ def create_web_app(
     pages.add_routes(app)
     stream.add_routes(app)
     challenge.add_routes(app)
+    admin.add_routes(app)
     app.router.add_static("/static/", HERE / "static", follow_symlinks=False)
     if govuk:
         app.router.add_static("/govuk/", assets / "govuk-frontend" / "dist" / "govuk", follow_symlinks=False)

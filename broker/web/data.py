@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -22,12 +24,13 @@ from aiohttp import web
 from broker import topics
 from broker.audit.api import AuditService
 from broker.audit.chronology import Chronology
-from broker.audit.collect import read_snapshot
+from broker.audit.collect import read_snapshot, read_topic
 from broker.client import build_envelope
 from broker.delivery.directory import DirectoryFollower, Entry
 from broker.delivery.inbox import InboxService
 from broker.delivery.inboxes import Query
-from broker.envelope.keys import KeyStore, SigningKey, load_signing_key
+from broker.delivery.records import DeliveryRecord, decode_delivery
+from broker.envelope.keys import KeyRecord, KeyStore, SigningKey, load_signing_key
 from broker.envelope.model import Envelope, encode_envelope
 from broker.errors import ConfigError, NotPermitted, SchemaInvalid
 from broker.gateway.auth import Caller
@@ -92,6 +95,22 @@ class WebData(Protocol):
         """
         ...
 
+    async def deliveries(self) -> list[DeliveryRecord]:
+        """Every record on the deliveries topic, in log order (the admin page)."""
+        ...
+
+    def keys(self) -> list[KeyRecord]:
+        """Every agency signing key in the registry."""
+        ...
+
+    def revoke_key(self, key_id: str, now: dt.datetime) -> None:
+        """Revoke a signing key from ``now`` (raises ConfigError for an unknown or revoked key)."""
+        ...
+
+    def credentials(self) -> list[tuple[str, str, str]]:
+        """(organisation, role, label) of every API credential (never the hashes)."""
+        ...
+
 
 def caller_of(person: Person) -> Caller:
     """The organisation and credential role the API services check, for a person."""
@@ -112,12 +131,14 @@ class LogWebData:
         *,
         keys: KeyStore | None = None,
         submit: Submit | None = None,
+        credentials_file: Path | None = None,
     ) -> None:
         self.inbox = inbox
         self.audit = audit
         self.log = log
-        self.keys = keys
+        self.keys_store = keys
         self.submit = submit
+        self.credentials_file = credentials_file
         self._directory = DirectoryFollower(log)
         self._directory_lock = asyncio.Lock()
 
@@ -126,13 +147,20 @@ class LogWebData:
         """Over the services a gateway app (``broker.gateway.app.create_app``) has mounted."""
         from broker.audit.api import AUDIT
         from broker.delivery.inbox import INBOX
-        from broker.gateway.app import INTAKE, KEYS, LOG, SUBMIT_LOCK
+        from broker.gateway.app import INTAKE, KEYS, LOG, SETTINGS, SUBMIT_LOCK
 
         async def submit(envelope: Envelope, caller: str, now: dt.datetime) -> Any:
             async with app[SUBMIT_LOCK]:  # as POST /v1/events: the duplicate check and the append do not interleave
                 return await app[INTAKE].submit(encode_envelope(envelope), caller=caller, now=now)
 
-        return cls(app[INBOX], app[AUDIT], app[LOG], keys=app[KEYS], submit=submit)
+        return cls(
+            app[INBOX],
+            app[AUDIT],
+            app[LOG],
+            keys=app[KEYS],
+            submit=submit,
+            credentials_file=app[SETTINGS].credentials_file,
+        )
 
     async def notifications(self, org_id: str) -> tuple[list[Notification], dict[str, Ack]]:
         await self.inbox.follower.refresh()
@@ -206,10 +234,10 @@ class LogWebData:
         return self.inbox.follower.inboxes.count(org_id)
 
     def _signing_key(self, org_id: str, now: dt.datetime) -> SigningKey | None:
-        if self.keys is None or self.submit is None:
+        if self.keys_store is None or self.submit is None:
             return None
-        for record in reversed(self.keys.current().for_org(org_id)):  # the newest live key with a private file
-            path = self.keys.private_path(record.key_id)
+        for record in reversed(self.keys_store.current().for_org(org_id)):  # the newest live key with a private file
+            path = self.keys_store.private_path(record.key_id)
             if record.valid_at(now) and path.is_file():
                 try:
                     return load_signing_key(path)
@@ -234,7 +262,41 @@ class LogWebData:
             raise outcome.error
         return str(outcome.event_id)
 
+    async def deliveries(self) -> list[DeliveryRecord]:
+        return await read_deliveries(self.log)
+
+    def keys(self) -> list[KeyRecord]:
+        return [] if self.keys_store is None else sorted(self.keys_store.load(), key=lambda r: (r.org_id, r.valid_from))
+
+    def revoke_key(self, key_id: str, now: dt.datetime) -> None:
+        if self.keys_store is None:
+            raise ConfigError("this Jigsaw has no key registry")
+        self.keys_store.revoke(key_id, now)
+
+    def credentials(self) -> list[tuple[str, str, str]]:
+        return read_credentials(self.credentials_file)
+
 
 def names_of(entries: Sequence[Entry]) -> dict[str, Entry]:
     """Directory entries by organisation id."""
     return {e.org_id: e for e in entries}
+
+
+async def read_deliveries(log: Log) -> list[DeliveryRecord]:
+    """Every delivery record on the log, in order."""
+    out: list[DeliveryRecord] = []
+    for records in (await read_topic(log, topics.DELIVERIES)).values():
+        out += [d for d in map(decode_delivery, records) if d is not None]
+    out.sort(key=lambda d: d.at)
+    return out
+
+
+def read_credentials(path: Path | None) -> list[tuple[str, str, str]]:
+    """(organisation, role, label) from a credentials file."""
+    if path is None or not path.is_file():
+        return []
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return sorted((str(e["org_id"]), str(e["role"]), str(e.get("label", ""))) for e in data["credentials"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return []

@@ -37,6 +37,7 @@ USERS = {
     "school.dsl": ("Sam Jones", SCHOOL, "professional"),
     "csc.worker": ("Kim Lee", "CSC-BRADFORD", "professional"),
     "auditor": ("Alex Morgan", "PARTNERSHIP-BRADFORD", "auditor"),
+    "admin": ("Pat Okafor", "PARTNERSHIP-BRADFORD", "admin"),
 }
 
 
