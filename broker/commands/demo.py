@@ -103,11 +103,15 @@ class Setup:
 
 
 def write_demo_users(path: Path, organisations: Mapping[str, Mapping[str, Any]]) -> Path:
-    """The demo's people for the web pages' local sign-in: one professional per organisation, and an auditor.
+    """The demo's people for the web pages' local sign-in: one professional per organisation, an auditor, an admin.
 
-    Subjects are ``demo-<org id in lower case>``; the partnership's person is its auditor.
+    Subjects are ``demo-<org id in lower case>``; the partnership's person is its auditor, ``demo-admin`` its admin.
     """
-    users = []
+    users = [
+        {"match": {"sub": "demo-admin"}, "name": "Partnership admin", "org_id": org_id, "role": "admin"}
+        for org_id, org in sorted(organisations.items())
+        if org.get("kind") == "partnership"
+    ][:1]
     for org_id, org in sorted(organisations.items()):
         auditor = org.get("kind") == "partnership"
         users.append(
