@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -66,8 +67,8 @@ class Pages:
     def heading(self) -> str:
         return str(self.css("h1").text)
 
-    def sign_in(self, user: str) -> None:
-        """Sign out of anything, then sign in at the identity provider's own page as ``user``."""
+    def sign_in(self, user: str, claims: dict[str, str] | None = None) -> None:
+        """Sign out of anything, then sign in at the identity provider's own page as ``user`` (with extra claims)."""
         self.go("/web/sign-in")
         self.driver.delete_all_cookies()
         self.go("/web/inbox")
@@ -76,6 +77,8 @@ class Pages:
         self.wait_for(lambda d: "/authorize" in d.current_url)  # the provider's page, not ours
         field = self.css("input[name=username]")
         field.send_keys(user)
+        if claims:
+            self.css("textarea[name=claims]").send_keys(json.dumps(claims))
         field.submit()
         self.wait_for(lambda d: d.current_url.startswith(self.site.base + "/web/inbox"))
         assert "Signed in as" in self.css(".jigsaw-account__who").text
@@ -129,6 +132,29 @@ def test_a_gp_acknowledges_an_urgent_notification(pages: Pages) -> None:
     pages.go(f"/web/children/{CHILD}")
     acks = [r.text for r in pages.all("tr.jigsaw-chronology__acknowledgement")]
     assert any("by Dr Asha Patel" in text for text in acks), acks
+
+
+def test_organisation_and_role_can_come_from_the_providers_claims(pages: Pages) -> None:
+    """A person the admin's file does not name is placed by the ID token's jigsaw_org and jigsaw_role claims."""
+    pages.sign_in("hv.visitor", {"jigsaw_org": "HV-BRADFORD-EAST", "jigsaw_role": "professional"})
+    assert "HV-BRADFORD-EAST" in pages.heading()
+    assert "hv.visitor, HV-BRADFORD-EAST (professional)" in pages.css(".jigsaw-account__who").text
+
+
+def test_a_person_the_partnership_does_not_know_is_refused(pages: Pages) -> None:
+    """Signing in at the provider is not enough: with no mapping and no claims, Jigsaw says whom to ask."""
+    pages.go("/web/sign-in")
+    pages.driver.delete_all_cookies()
+    pages.go("/web/sign-in")
+    pages.css("#sign-in-oidc").click()
+    pages.wait_for(lambda d: "/authorize" in d.current_url)
+    field = pages.css("input[name=username]")
+    field.send_keys("stranger")
+    field.submit()
+    pages.wait_for(lambda d: "/web/callback" in d.current_url)
+    assert "does not know which organisation you act for" in pages.css(".govuk-error-summary").text
+    pages.go("/web/inbox")
+    assert "/web/sign-in" in pages.driver.current_url
 
 
 def test_a_school_sees_only_the_education_view(pages: Pages) -> None:

@@ -66,3 +66,23 @@ def test_the_demo_offers_local_sign_in_as_each_organisation(tmp_path: Path) -> N
     roles = {p.role for p in people}
     assert roles == {"professional", "auditor", "admin"}
     assert {p.org_id for p in people if p.role == "professional"} >= {"GP-B83001", "SCHOOL-107300"}
+
+
+async def test_over_https_the_cookie_is_secure_and_host_only() -> None:
+    """With an https base URL the session cookie is Secure and __Host- prefixed, and HSTS is sent."""
+    app = create_web_app(Settings(web_base_url="https://jigsaw.example"), StoryOnly(), lambda: NOW)  # type: ignore[arg-type]
+    async with TestClient(TestServer(app)) as client:
+        response = await client.get("/sign-in")
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith("__Host-jigsaw_session=") and "Secure" in cookie and "HttpOnly" in cookie
+    assert "Strict-Transport-Security" in response.headers
+
+
+async def test_a_callback_without_a_sign_in_under_way_is_refused() -> None:
+    """The provider's redirect back is refused unless this browser started that sign-in (state is checked)."""
+    settings = Settings(web_oidc_issuer="http://127.0.0.1:9/none")
+    app = create_web_app(settings, StoryOnly(), lambda: NOW)  # type: ignore[arg-type]
+    async with TestClient(TestServer(app)) as client:
+        response = await client.get("/callback?code=abc&state=forged")
+        text = await response.text()
+    assert response.status == 401 and "no sign-in was under way" in text
