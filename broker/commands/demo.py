@@ -60,7 +60,7 @@ from broker.routing.model import Ack, Notification, notification_id
 from broker.routing.records import decode_ack, decode_notification
 from broker.settings import Settings
 from broker.simulate import Scenario, load_scenario, resolve_data
-from broker.web.people import UserMap
+from broker.web.people import UserMap, demo_users
 
 __all__ = ["add_arguments", "find_cases", "publish_cases", "run"]
 
@@ -103,26 +103,8 @@ class Setup:
 
 
 def write_demo_users(path: Path, organisations: Mapping[str, Mapping[str, Any]]) -> Path:
-    """The demo's people for the web pages' local sign-in: one professional per organisation, an auditor, an admin.
-
-    Subjects are ``demo-<org id in lower case>``; the partnership's person is its auditor, ``demo-admin`` its admin.
-    """
-    users = [
-        {"match": {"sub": "demo-admin"}, "name": "Partnership admin", "org_id": org_id, "role": "admin"}
-        for org_id, org in sorted(organisations.items())
-        if org.get("kind") == "partnership"
-    ][:1]
-    for org_id, org in sorted(organisations.items()):
-        auditor = org.get("kind") == "partnership"
-        users.append(
-            {
-                "match": {"sub": f"demo-{org_id.lower()}"},
-                "name": f"{'Auditor' if auditor else 'Demo professional'}, {org.get('name') or org_id}",
-                "org_id": org_id,
-                "role": "auditor" if auditor else "professional",
-            }
-        )
-    path.write_text(json.dumps({"users": users}, indent=2) + "\n", encoding="utf-8")
+    """The web pages' local sign-in users for these organisations (``broker.web.people.demo_users``)."""
+    path.write_text(json.dumps({"users": demo_users(organisations)}, indent=2) + "\n", encoding="utf-8")
     return path
 
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from broker.errors import ConfigError
 
-__all__ = ["API_ROLE", "WEB_ROLES", "Person", "UserMap"]
+__all__ = ["API_ROLE", "WEB_ROLES", "Person", "UserMap", "demo_users"]
 
 WEB_ROLES = ("professional", "auditor", "admin")
 API_ROLE = {"professional": "recipient", "auditor": "auditor", "admin": "admin"}  # what the API services check
@@ -111,3 +111,36 @@ class UserMap:
         if isinstance(org, str) and org and role in WEB_ROLES:
             return Person(subject, name, org, str(role), "oidc")
         return None
+
+
+def demo_users(organisations: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Seeded people for the demo's local sign-in: a professional per organisation, an auditor and an admin.
+
+    Subjects are ``demo-<org id in lower case>`` (the partnership's is its auditor) and ``demo-admin``.
+    """
+    users: list[dict[str, Any]] = []
+    for org_id, org in sorted(organisations.items()):
+        name = org.get("name") or org_id
+        if org.get("kind") == "partnership":
+            if not any(u["role"] == "admin" for u in users):
+                users.insert(
+                    0, {"match": {"sub": "demo-admin"}, "name": "Partnership admin", "org_id": org_id, "role": "admin"}
+                )
+            users.append(
+                {
+                    "match": {"sub": f"demo-{org_id.lower()}"},
+                    "name": f"Auditor, {name}",
+                    "org_id": org_id,
+                    "role": "auditor",
+                }
+            )
+        else:
+            users.append(
+                {
+                    "match": {"sub": f"demo-{org_id.lower()}"},
+                    "name": f"Demo professional, {name}",
+                    "org_id": org_id,
+                    "role": "professional",
+                }
+            )
+    return users
