@@ -191,6 +191,8 @@ async def _sessions_and_errors(request: web.Request, handler: Handler) -> web.St
             samesite="Lax",
             secure=state.secure,
         )
+        if request.path.startswith((PREFIX + "/static/", PREFIX + "/govuk/")):
+            response.headers.setdefault("Cache-Control", "public, max-age=3600")
         _security_headers(response, state.secure)
     return response
 

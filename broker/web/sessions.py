@@ -69,8 +69,21 @@ class SessionStore:
         session = Session(secrets.token_urlsafe(32), secrets.token_urlsafe(32), now, now)
         self._sessions[session.sid] = session
         while len(self._sessions) > self.capacity:
-            self._sessions.popitem(last=False)
+            self._evict()
         return session
+
+    def _evict(self) -> None:
+        """Drop the least recently used anonymous session among the oldest few, else the oldest of all.
+
+        A flood of anonymous visits then pushes out other anonymous sessions, not people who signed in.
+        """
+        for count, (sid, session) in enumerate(self._sessions.items()):
+            if session.person is None:
+                del self._sessions[sid]
+                return
+            if count >= 1000:
+                break
+        self._sessions.popitem(last=False)
 
     def get(self, sid: str | None, now: dt.datetime) -> tuple[Session | None, bool]:
         """The live session with this id, and whether one existed but timed out (it is then dropped)."""

@@ -216,3 +216,12 @@ def test_an_id_token_is_verified_against_the_jwks(signer: tuple[Any, dict[str, A
     with pytest.raises(SignInFailed) as unknown:
         verify_id_token(jwt.encode({"sub": "a"}, key, algorithm="RS256", headers={"kid": "k2"}), jwks, **ok)
     assert unknown.value.evidence["unknown_kid"] == "k2"
+
+
+def test_a_flood_of_anonymous_sessions_does_not_push_out_signed_in_people() -> None:
+    """Past capacity, anonymous sessions go first; a signed-in person's session stays."""
+    store = SessionStore(idle=dt.timedelta(minutes=30), lifetime=dt.timedelta(hours=12), capacity=10)
+    person = store.sign_in(None, Person("a", "A", "GP-A", "professional", "local"), T0)
+    for _ in range(50):
+        store.new(T0)
+    assert len(store) == 10 and store.get(person.sid, T0)[0] is person
