@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import zoneinfo
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -118,10 +119,10 @@ def reason_in_words(reason: str) -> str:
         return "The router did not record a reason."
     parts = [p.strip() for p in text.split(";")]
     sentences = []
-    for part in parts:
+    for i, part in enumerate(parts):
         words = _ROLE.sub(_person, part)
-        if part is parts[0] and " of " in part and not part.startswith(("not ", "first ")):
-            words = "You are the " + words
+        if " of " in part and not part.startswith(("not ", "first ")):
+            words = ("You are the " if i == 0 else "You are also the ") + words
         sentences.append(words[:1].upper() + words[1:])
     return ". ".join(s.rstrip(".") for s in sentences) + "."
 
@@ -133,12 +134,22 @@ def _person(match: re.Match[str]) -> str:
     return f"{role} ({who})"
 
 
+def _local_zone() -> dt.tzinfo:
+    try:
+        return zoneinfo.ZoneInfo("Europe/London")
+    except zoneinfo.ZoneInfoNotFoundError:  # no time zone database on this machine: say UTC rather than guess
+        return dt.UTC
+
+
+LOCAL = _local_zone()
+
+
 def when(t: dt.datetime | None) -> str:
-    """A time as people in England read it: ``10 January 2020, 11:00 UTC``."""
+    """A time as people in England read it, in UK time: ``10 January 2020, 11:00 GMT``, ``16 May 2020, 20:00 BST``."""
     if t is None:
         return ""
-    t = t.astimezone(dt.UTC)
-    return f"{t.day} {t:%B %Y}, {t:%H:%M} UTC"
+    t = t.astimezone(LOCAL)
+    return f"{t.day} {t:%B %Y}, {t:%H:%M} {t.tzname()}"
 
 
 def time_left(deadline: dt.datetime | None, now: dt.datetime) -> str:

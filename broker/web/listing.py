@@ -32,6 +32,7 @@ class Item:
     ack: Ack | None
     status: str  # awaiting, overdue, acknowledged, or info (needs no acknowledgement)
     escalated: bool
+    unanswered_escalation: bool = False  # an escalation whose original nobody has acknowledged yet
 
     @property
     def needs_ack(self) -> bool:
@@ -39,8 +40,12 @@ class Item:
 
     @property
     def stands_out(self) -> bool:
-        """Urgent and still waiting, or overdue: shown first in the eye, not in the order."""
-        return self.status == "overdue" or (self.note.priority == "urgent" and self.status == "awaiting")
+        """Overdue, urgent and still waiting, or an escalation still unanswered: caught by the eye, not moved."""
+        return (
+            self.status == "overdue"
+            or (self.note.priority == "urgent" and self.status == "awaiting")
+            or self.unanswered_escalation
+        )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -136,7 +141,8 @@ def list_page(
             continue
         if filters.nhs_number is not None and not _mentions(note, filters.nhs_number):
             continue
-        chosen.append(Item(note, ack, status, escalated))
+        unanswered = note.kind == "escalation" and note.follows is not None and note.follows not in acks
+        chosen.append(Item(note, ack, status, escalated, unanswered))
     chosen.sort(key=lambda item: item.note.at, reverse=True)  # stable: keeps newest-logged first on ties
     pages = max(1, -(-len(chosen) // page_size))
     page = min(filters.page, pages)

@@ -114,7 +114,7 @@ async def test_inbox_lists_the_organisations_notifications_newest_first(browser:
     status, text, response = await browser.get("/web/inbox")
     assert status == 200 and "Inbox" in text and GP in text
     assert "Server-Timing" in response.headers
-    times = re.findall(r'<td class="govuk-table__cell">(\d+ \w+ \d{4}, \d\d:\d\d) UTC</td>', text)
+    times = re.findall(r'<td class="govuk-table__cell">(\d+ \w+ \d{4}, \d\d:\d\d) (?:BST|GMT)</td>', text)
     assert times, "no rows"
     assert "jigsaw-row--standout" in text
     urgent = await _inbox_ids(browser, "?status=awaiting&priority=urgent")

@@ -58,6 +58,14 @@ def test_reason_reads_as_a_sentence_to_the_recipient() -> None:
         "You are the registered GP (GP-B83001) of mother (NHS number 999 938 5702) of child (NHS number 999 217 8531)."
     )
     assert explain.reason_in_words("") == "The router did not record a reason."
+    two = explain.reason_in_words("school (S-1) of child (9994986260); registered GP (GP-A) of victim (9990331995)")
+    assert two.split(". ")[1].startswith("You are also the registered GP (GP-A) of victim")
+
+
+def test_times_read_in_uk_time() -> None:
+    """Times show in UK time, GMT in winter and BST in summer."""
+    assert explain.when(dt.datetime(2020, 1, 10, 11, 0, tzinfo=dt.UTC)) == "10 January 2020, 11:00 GMT"
+    assert explain.when(dt.datetime(2020, 5, 16, 19, 0, tzinfo=dt.UTC)) == "16 May 2020, 20:00 BST"
 
 
 def test_time_left_and_overdue() -> None:
@@ -110,6 +118,9 @@ def test_listing_statuses_filters_and_pages() -> None:
     assert status_of(notes[-1], None, now) == "info"
     urgent_waiting = list_page(notes, acks, Filters(status="awaiting"), now).items[0]
     assert urgent_waiting.stands_out
+    assert page.items[0].stands_out  # the escalation: n0 is still unacknowledged
+    acks["n0"] = Ack("n0", "GP-A", "Dr A", now)
+    assert not list_page(notes, acks, Filters(), now).items[0].stands_out
 
 
 def test_filters_from_a_hand_edited_query() -> None:
