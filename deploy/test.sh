@@ -4,10 +4,12 @@
 #   1. creates .venv (python3 -m venv) if missing and installs jigsaw with its test tools;
 #   2. fetches Kafka's jars (cached outside the repo) and starts a real single-node broker,
 #      unless JIGSAW_TEST_KAFKA_BOOTSTRAP already names one;
+#   2b. installs Debian's chromium and chromium-driver if missing, the web pages' front-end packages
+#      (deploy/web/fetch.sh) and starts an OpenID Connect provider (deploy/oidc) for the browser tests;
 #   3. runs ruff, mypy and pytest (the Kafka contract tests run against that broker and must
 #      not skip), then the review scenarios through `jigsaw simulate` when both the command
 #      and ../shared/tools/check_scenario.py exist;
-#   4. stops the broker, whatever happened.
+#   4. stops the broker and the OIDC provider, whatever happened.
 #
 # Exits non-zero on any failure, including a pytest run that collected no tests.
 # Needs Python 3.11+, Java 17 and Maven. CI runs it through .ci/run with CI=true.
