@@ -143,12 +143,20 @@ async def sign_out(request: web.Request) -> web.StreamResponse:
     request[SESSION] = state.sessions.new(state.clock())
     if was is not None:
         _log.info("signed_out", org_id=was.org_id, via=was.via)
-    return redirect(PREFIX + "/signed-out")
+    return redirect(PREFIX + "/signed-out" + ("?via=oidc" if was is not None and was.via == "oidc" else ""))
 
 
 async def signed_out(request: web.Request) -> web.StreamResponse:
-    """``GET /web/signed-out``."""
-    return render(request, "signed_out.html", title="You have signed out")
+    """``GET /web/signed-out``: and, after an OpenID Connect sign-in, a link to sign out at the provider too."""
+    state = request.app[WEB]
+    provider_sign_out = None
+    if state.oidc is not None and request.query.get("via") == "oidc":
+        base = state.base_url or f"{request.scheme}://{request.host}"
+        try:
+            provider_sign_out = await state.oidc.end_session_url(base + PREFIX + "/sign-in")
+        except SignInFailed:
+            provider_sign_out = None  # the provider is unreachable: Jigsaw's own session has ended anyway
+    return render(request, "signed_out.html", title="You have signed out", provider_sign_out=provider_sign_out)
 
 
 async def start(request: web.Request) -> web.StreamResponse:

@@ -232,6 +232,9 @@ def test_every_page_passes_axe(pages: Pages) -> None:
     pages.css(".jigsaw-account__form button").click()
     pages.wait_for(lambda d: "signed-out" in d.current_url)
     check("signed out")
+    assert "/endsession?" in pages.css("#provider-sign-out").get_attribute("href")
+    pages.go("/web/inbox")
+    assert "/web/sign-in" in pages.driver.current_url
     bad = {page: found for page, found in checked.items() if found}
     assert not bad, bad
     assert len(checked) == 12
