@@ -153,6 +153,15 @@ class NotFound(JigsawError):
     http_status = 404
 
 
+class SignInFailed(JigsawError):
+    """A person's sign-in through the identity provider failed a check (state, nonce, signature, mapping)."""
+
+    code = "sign_in_failed"
+    http_status = 401
+
+
+
+
 # --- refusals of requests at the HTTP edge (broker/gateway/guard.py) ---------
 
 
@@ -179,4 +188,4 @@ class IncompleteRequest(Refusal):
     retriable = True
 
 
-__all__ += ["IncompleteRequest", "RateLimited", "Refusal", "RequestTimeout", "StoreUnavailable"]
+__all__ += ["IncompleteRequest", "RateLimited", "Refusal", "RequestTimeout", "SignInFailed", "StoreUnavailable"]

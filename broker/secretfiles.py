@@ -15,7 +15,12 @@ from broker.errors import ConfigError
 __all__ = ["SECRET_VARIABLES", "check_secret_file"]
 
 # The settings that name secret files (each is checked by ``Settings.from_env``).
-SECRET_VARIABLES = ("JIGSAW_CREDENTIALS_FILE", "JIGSAW_SIGNING_KEY_FILE", "JIGSAW_TLS_KEY_FILE")
+SECRET_VARIABLES = (
+    "JIGSAW_CREDENTIALS_FILE",
+    "JIGSAW_SIGNING_KEY_FILE",
+    "JIGSAW_TLS_KEY_FILE",
+    "JIGSAW_WEB_OIDC_CLIENT_SECRET_FILE",
+)
 
 
 def check_secret_file(path: Path, what: str) -> None:

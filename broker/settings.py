@@ -63,6 +63,14 @@ ENV_VARS: dict[str, str | None] = {
     "JIGSAW_HTTP_MAX_CONNECTIONS": "1000",
     "JIGSAW_HTTP_MAX_CONNECTIONS_PER_ADDRESS": "100",
     "JIGSAW_METRICS_REQUIRE_CREDENTIAL": "false",
+    "JIGSAW_WEB_OIDC_ISSUER": None,  # the web pages' OpenID Connect provider (sign-in as a person)
+    "JIGSAW_WEB_OIDC_CLIENT_ID": "jigsaw",
+    "JIGSAW_WEB_OIDC_CLIENT_SECRET_FILE": None,
+    "JIGSAW_WEB_USERS_FILE": None,  # the admin's mapping of people to organisation and role
+    "JIGSAW_WEB_LOCAL_SIGN_IN": "false",  # true: the demo's local sign-in as the users file's people
+    "JIGSAW_WEB_BASE_URL": None,  # the pages' public address (https:// makes cookies Secure)
+    "JIGSAW_WEB_IDLE_MINUTES": "30",
+    "JIGSAW_WEB_ASSETS_DIR": None,  # node_modules holding govuk-frontend (deploy/web/fetch.sh)
 }
 
 
@@ -138,6 +146,14 @@ class Settings:
     http_max_connections: int = 1000
     http_max_connections_per_address: int = 100
     metrics_require_credential: bool = False  # /metrics for admin or auditor credentials only
+    web_oidc_issuer: str | None = None
+    web_oidc_client_id: str = "jigsaw"
+    web_oidc_client_secret_file: Path | None = None
+    web_users_file: Path | None = None
+    web_local_sign_in: bool = False
+    web_base_url: str | None = None
+    web_idle_minutes: int = 30
+    web_assets_dir: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -178,7 +194,13 @@ class Settings:
         from broker.secretfiles import SECRET_VARIABLES, check_secret_file
 
         secrets: dict[str, Path | None] = {}
-        for name in (*SECRET_VARIABLES, "JIGSAW_TLS_CERT_FILE", "JIGSAW_TLS_CLIENT_CA_FILE", "JIGSAW_WEBHOOK_CA_FILE"):
+        for name in (
+            *SECRET_VARIABLES,
+            "JIGSAW_TLS_CERT_FILE",
+            "JIGSAW_TLS_CLIENT_CA_FILE",
+            "JIGSAW_WEBHOOK_CA_FILE",
+            "JIGSAW_WEB_USERS_FILE",
+        ):
             value = env.get(name)
             if value and not Path(value).is_file():
                 raise ConfigError(f"{name} names {value}, which is not a readable file")
@@ -236,6 +258,14 @@ class Settings:
             http_max_connections=_int(env, "JIGSAW_HTTP_MAX_CONNECTIONS"),
             http_max_connections_per_address=_int(env, "JIGSAW_HTTP_MAX_CONNECTIONS_PER_ADDRESS"),
             metrics_require_credential=_bool(env, "JIGSAW_METRICS_REQUIRE_CREDENTIAL"),
+            web_oidc_issuer=env.get("JIGSAW_WEB_OIDC_ISSUER") or None,
+            web_oidc_client_id=get("JIGSAW_WEB_OIDC_CLIENT_ID"),
+            web_oidc_client_secret_file=secrets["JIGSAW_WEB_OIDC_CLIENT_SECRET_FILE"],
+            web_users_file=secrets["JIGSAW_WEB_USERS_FILE"],
+            web_local_sign_in=get("JIGSAW_WEB_LOCAL_SIGN_IN").lower() in ("true", "1", "yes"),
+            web_base_url=(env.get("JIGSAW_WEB_BASE_URL") or "").rstrip("/") or None,
+            web_idle_minutes=_int(env, "JIGSAW_WEB_IDLE_MINUTES"),
+            web_assets_dir=Path(env["JIGSAW_WEB_ASSETS_DIR"]) if env.get("JIGSAW_WEB_ASSETS_DIR") else None,
         )
 
     def replace(self, **changes: object) -> Settings:

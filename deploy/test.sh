@@ -4,13 +4,15 @@
 #   1. creates .venv (python3 -m venv) if missing and installs jigsaw with its test tools;
 #   2. fetches Kafka's jars (cached outside the repo) and starts a real single-node broker,
 #      unless JIGSAW_TEST_KAFKA_BOOTSTRAP already names one;
+#   2b. installs Debian's chromium and chromium-driver if missing, the web pages' front-end packages
+#      (deploy/web/fetch.sh) and starts an OpenID Connect provider (deploy/oidc) for the browser tests;
 #   3. runs ruff, mypy and pytest (the Kafka contract tests run against that broker and must
 #      not skip), then the shared scenarios (../shared/scenarios/*.expected.json and next/)
 #      through `jigsaw simulate` and ../shared/tools/check_scenario.py, which must exist
 #      (JIGSAW_SHARED names ../shared when it is elsewhere);
 #   3b. builds the wheel, installs it into a clean venv outside the checkout and runs a scenario
 #      through the installed `jigsaw simulate`;
-#   4. stops the broker, whatever happened.
+#   4. stops the broker, PostgreSQL and the OIDC provider, whatever happened.
 #
 # Exits non-zero on any failure, including a pytest run that collected no tests.
 # Needs Python 3.11+, Java 17 and Maven. CI runs it through .ci/run with CI=true.
@@ -22,6 +24,7 @@ started_at=$SECONDS
 work="$(mktemp -d "${TMPDIR:-/tmp}/jigsaw-test.XXXXXX")"
 kafka_started=false
 postgres_started=false
+oidc_started=false
 
 step() { printf '\n==> [%3ss] %s\n' "$((SECONDS - started_at))" "$*"; }
 die() { printf '\ndeploy/test.sh: %s\n' "$*" >&2; exit 1; }
@@ -33,6 +36,9 @@ cleanup() {
     fi
     if $postgres_started; then
         "$root/deploy/postgres/stop.sh" --quiet || true
+    fi
+    if $oidc_started; then
+        "$root/deploy/oidc/stop.sh" --quiet || true
     fi
     rm -rf "$work"
     exit "$rc"
@@ -93,6 +99,36 @@ step "ruff check ."
 
 step "mypy (strict on broker and adapters, see pyproject.toml)"
 "$root/.venv/bin/mypy"
+
+# -- 2c. the web pages' browser tests: Chromium, front-end packages, an OIDC provider --
+# Debian's chromium and chromium-driver (Selenium is given their paths: nothing downloads a
+# browser), govuk-frontend and axe-core from the npm registry (deploy/web/fetch.sh, cached outside
+# the repo), and NAV's mock-oauth2-server from Maven Central on 127.0.0.1 (deploy/oidc/). The
+# browser tests (pytest -m browser) read the addresses exported here and never skip in CI.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    step "installing chromium and chromium-driver (Debian packages) for the browser tests"
+    apt_get=(apt-get)
+    [[ "$(id -u)" -eq 0 ]] || apt_get=(sudo -n apt-get)
+    "${apt_get[@]}" update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" install -y -q chromium chromium-driver >/dev/null
+fi
+export JIGSAW_TEST_CHROMIUM="$(command -v chromium)" JIGSAW_TEST_CHROMEDRIVER="$(command -v chromedriver)"
+step "front-end packages for the web pages (govuk-frontend, axe-core; cached outside the repo)"
+web_assets="$("$root/deploy/web/fetch.sh" | tail -n 1)"
+export JIGSAW_WEB_ASSETS_DIR="$web_assets" JIGSAW_TEST_AXE_JS="$web_assets/axe-core/axe.min.js"
+step "fetching mock-oauth2-server's jars (the OpenID Connect provider for the browser tests)"
+"$root/deploy/oidc/fetch.sh"
+export JIGSAW_OIDC_STATE="$work/oidc"
+if (exec 3<>"/dev/tcp/127.0.0.1/18080") 2>/dev/null; then
+    JIGSAW_OIDC_PORT="$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+else
+    JIGSAW_OIDC_PORT=18080
+fi
+export JIGSAW_OIDC_PORT
+step "starting mock-oauth2-server on 127.0.0.1:$JIGSAW_OIDC_PORT"
+oidc_started=true
+"$root/deploy/oidc/start.sh"
+export JIGSAW_TEST_OIDC_ISSUER="http://127.0.0.1:$JIGSAW_OIDC_PORT/default"
 
 step "pytest"
 pytest_rc=0

@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import json
 import os
 import shutil
 import signal
@@ -59,6 +60,7 @@ from broker.routing.model import Ack, Notification, notification_id
 from broker.routing.records import decode_ack, decode_notification
 from broker.settings import Settings
 from broker.simulate import Scenario, load_scenario, resolve_data
+from broker.web.people import UserMap, demo_users
 
 __all__ = ["add_arguments", "find_cases", "publish_cases", "run"]
 
@@ -100,6 +102,12 @@ class Setup:
         return self.token_files[org_id].read_text(encoding="utf-8").strip()
 
 
+def write_demo_users(path: Path, organisations: Mapping[str, Mapping[str, Any]]) -> Path:
+    """The web pages' local sign-in users for these organisations (``broker.web.people.demo_users``)."""
+    path.write_text(json.dumps({"users": demo_users(organisations)}, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
 def prepare(directory: Path, cases: list[Scenario], port: int) -> Setup:
     """Keys, credentials (a token file per organisation), Jigsaw's webhook key and settings, under ``directory``."""
     organisations: dict[str, Mapping[str, Any]] = {}
@@ -133,6 +141,8 @@ def prepare(directory: Path, cases: list[Scenario], port: int) -> Setup:
         credentials_file=credentials,
         signing_key_file=webhook_key,
         log_level="warning",
+        web_users_file=write_demo_users(directory / "web-users.json", organisations),
+        web_local_sign_in=True,
     )
     return Setup(directory, settings, organisations, signing, publisher_tokens, token_files)
 
@@ -376,6 +386,9 @@ def how_to_query(base_url: str, setup: Setup, notes: list[Notification], acks: M
     nid = sample.notification_id
     return "\n".join(
         [
+            f"The web pages are at {base_url}/web/ (local demo sign-in: pick one of these people):",
+            *(f"  {p.name} ({p.org_id}, {p.role})" for p in UserMap.load(setup.settings.web_users_file).local_people()),
+            "",
             f"The service is running at {base_url} with its data in {setup.directory}.",
             f"Each organisation's recipient token is in {token.parent}/<ORG>.token. For example, as {org}:",
             "",

@@ -211,4 +211,7 @@ def create_app(
     from broker.audit.api import mount_audit  # GET /v1/children/{nhs_number}/chronology
 
     mount_audit(app, log=log, authenticate=app[CREDENTIALS].authenticate, clock=clock)
+    from broker.web import LogWebData, mount_web  # the pages for people, at /web/
+
+    mount_web(app, settings=settings, data=LogWebData.for_gateway(app), clock=clock)
     return app

@@ -162,17 +162,21 @@ class Ack:
     recipient: str
     by: str
     at: dt.datetime
+    note: str | None = None  # the action taken, when the person wrote one (the web inbox asks for it)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "notification_id": self.notification_id,
             "recipient": self.recipient,
             "by": self.by,
             "at": iso(self.at),
         }
+        if self.note is not None:  # absent otherwise: acks without a note keep their bytes
+            d["note"] = self.note
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Ack:
         at = parse_iso(d["at"])
         assert at is not None
-        return cls(d["notification_id"], d["recipient"], d["by"], at)
+        return cls(d["notification_id"], d["recipient"], d["by"], at, d.get("note"))

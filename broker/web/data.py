@@ -1,0 +1,301 @@
+"""What the web pages read and write, behind one small interface (``WebData``).
+
+The pages never touch the log or the inbox state directly: they ask a
+``WebData``. ``LogWebData`` answers from the services the gateway already runs
+(the inbox follower of ``broker.delivery.inbox``, the chronology of
+``broker.audit.api``, the directory), so the pages see exactly what the JSON
+API sees, and every read is recorded on ``jigsaw.access`` the same way, with
+the person as well as the organisation. When the inboxes move into a
+database, this module is the one place the web pages change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import json
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from broker import topics
+from broker.audit.api import AuditService
+from broker.audit.chronology import Chronology
+from broker.audit.collect import read_snapshot, read_topic
+from broker.client import build_envelope
+from broker.delivery.directory import DirectoryFollower, Entry
+from broker.delivery.inbox import InboxService
+from broker.delivery.inboxes import Query
+from broker.delivery.records import DeliveryRecord, decode_delivery
+from broker.envelope.keys import KeyRecord, KeyStore, SigningKey, load_signing_key
+from broker.envelope.model import Envelope, encode_envelope
+from broker.errors import ConfigError, NotPermitted, SchemaInvalid
+from broker.gateway.auth import Caller
+from broker.log.base import Log
+from broker.routing.model import Ack, Notification
+from broker.routing.records import encode_ack
+from broker.validation import event_of
+from broker.web.people import Person
+
+__all__ = ["Acknowledged", "LogWebData", "WebData", "caller_of", "names_of"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Acknowledged:
+    """What acknowledging came to: the acknowledgement that counts, and whether it was this one."""
+
+    ack: Ack
+    new: bool
+
+
+class WebData(Protocol):
+    """Everything the pages need, for one organisation at a time."""
+
+    async def notifications(self, org_id: str) -> tuple[list[Notification], dict[str, Ack]]:
+        """The organisation's notifications in log order, and their acknowledgements by notification id."""
+        ...
+
+    async def notification(self, org_id: str, notification_id: str) -> tuple[Notification, Ack | None] | None:
+        """One of the organisation's notifications with its acknowledgement; None for anything else."""
+        ...
+
+    async def acknowledge(self, person: Person, notification_id: str, note: str, now: dt.datetime) -> Acknowledged:
+        """Acknowledge one of the person's organisation's notifications (the first acknowledgement counts)."""
+        ...
+
+    async def record_access(self, person: Person, action: str, ids: list[str], **detail: Any) -> None:
+        """Who read what, when: ids only, never content."""
+        ...
+
+    async def chronology(self, person: Person, nhs_number: str) -> tuple[Chronology, set[str]] | None:
+        """The child's chronology and the ids of retracted events; None when the person may not read it."""
+        ...
+
+    async def directory(self) -> list[Entry]:
+        """The partnership's organisations."""
+        ...
+
+    async def inbox_size(self, org_id: str) -> int:
+        """How many notifications the organisation has had (the live update compares this)."""
+        ...
+
+    def can_publish(self, org_id: str, now: dt.datetime) -> bool:
+        """Whether Jigsaw holds a live signing key of this organisation (to raise challenges from the pages)."""
+        ...
+
+    async def raise_challenge(self, person: Person, data: Mapping[str, Any], now: dt.datetime) -> str:
+        """Publish a ``challenge.raised`` event as the person's organisation; its event id.
+
+        Raises:
+            Refusal: the event was refused (the reason is on ``jigsaw.rejected`` too).
+            NotPermitted: Jigsaw holds no signing key of the organisation.
+        """
+        ...
+
+    async def deliveries(self) -> list[DeliveryRecord]:
+        """Every record on the deliveries topic, in log order (the admin page)."""
+        ...
+
+    def keys(self) -> list[KeyRecord]:
+        """Every agency signing key in the registry."""
+        ...
+
+    def revoke_key(self, key_id: str, now: dt.datetime) -> None:
+        """Revoke a signing key from ``now`` (raises ConfigError for an unknown or revoked key)."""
+        ...
+
+    def credentials(self) -> list[tuple[str, str, str]]:
+        """(organisation, role, label) of every API credential (never the hashes)."""
+        ...
+
+
+def caller_of(person: Person) -> Caller:
+    """The organisation and credential role the API services check, for a person."""
+    return Caller(person.org_id, person.api_role)
+
+
+Submit = Callable[[Envelope, str, dt.datetime], Awaitable[Any]]  # (envelope, caller org, now) -> intake Outcome
+
+
+class LogWebData:
+    """``WebData`` over the gateway's inbox and chronology services (and its intake, for challenges)."""
+
+    def __init__(
+        self,
+        inbox: InboxService,
+        audit: AuditService,
+        log: Log,
+        *,
+        keys: KeyStore | None = None,
+        submit: Submit | None = None,
+        credentials_file: Path | None = None,
+    ) -> None:
+        self.inbox = inbox
+        self.audit = audit
+        self.log = log
+        self.keys_store = keys
+        self.submit = submit
+        self.credentials_file = credentials_file
+        self._directory = DirectoryFollower(log)
+        self._directory_lock = asyncio.Lock()
+
+    @classmethod
+    def for_gateway(cls, app: web.Application) -> LogWebData:
+        """Over the services a gateway app (``broker.gateway.app.create_app``) has mounted."""
+        from broker.audit.api import AUDIT
+        from broker.delivery.inbox import INBOX
+        from broker.gateway.app import INTAKE, KEYS, LOG, SETTINGS
+
+        async def submit(envelope: Envelope, caller: str, now: dt.datetime) -> Any:
+            return await app[INTAKE].submit(encode_envelope(envelope), caller=caller, now=now)
+
+        return cls(
+            app[INBOX],
+            app[AUDIT],
+            app[LOG],
+            keys=app[KEYS],
+            submit=submit,
+            credentials_file=app[SETTINGS].credentials_file,
+        )
+
+    async def notifications(self, org_id: str) -> tuple[list[Notification], dict[str, Ack]]:
+        await self.inbox.follower.refresh()
+        inboxes = self.inbox.follower.inboxes
+        notes, _ = inboxes.query(org_id, Query(limit=max(1, inboxes.count(org_id))))
+        acks = {n.notification_id: a for n in notes if (a := inboxes.ack_of(n)) is not None}
+        return notes, acks
+
+    async def notification(self, org_id: str, notification_id: str) -> tuple[Notification, Ack | None] | None:
+        await self.inbox.follower.refresh()
+        note = self.inbox.follower.inboxes.get(org_id, notification_id)
+        return None if note is None else (note, self.inbox.follower.inboxes.ack_of(note))
+
+    async def acknowledge(self, person: Person, notification_id: str, note: str, now: dt.datetime) -> Acknowledged:
+        await self.inbox.follower.refresh()
+        inboxes = self.inbox.follower.inboxes
+        found = inboxes.get(person.org_id, notification_id)
+        if found is None:
+            raise KeyError(notification_id)
+        async with self.inbox.ack_lock:  # the same lock as the API: one check-and-append at a time
+            existing = inboxes.ack_of(found)
+            if existing is not None:
+                return Acknowledged(existing, False)
+            ack = Ack(notification_id, person.org_id, person.name, now, note)
+            key, value, headers = encode_ack(ack)
+            await self.log.append(
+                topics.INPUT, value, key=key, headers=headers, timestamp_ms=int(now.timestamp() * 1000)
+            )
+            inboxes.acknowledge(ack)
+        return Acknowledged(ack, True)
+
+    async def record_access(self, person: Person, action: str, ids: list[str], **detail: Any) -> None:
+        await self.inbox.record_access(
+            caller_of(person),
+            action,
+            ids,
+            person={"subject": person.subject, "name": person.name, "role": person.role, "via": person.via},
+            channel="web",
+            **detail,
+        )
+
+    async def chronology(self, person: Person, nhs_number: str) -> tuple[Chronology, set[str]] | None:
+        chronology = await self.audit.chronology(nhs_number, caller_of(person))
+        if chronology is None:
+            return None
+        return chronology, await self._retracted({e.event_id for e in chronology.entries})
+
+    async def _retracted(self, among: set[str]) -> set[str]:
+        snapshot = await read_snapshot(self.log)
+        out: set[str] = set()
+        for record in snapshot.inputs:
+            if record.value is None or not topics.is_event(record):
+                continue
+            try:
+                event = event_of(record.value)
+            except (SchemaInvalid, ValueError, KeyError, TypeError):
+                continue
+            if event.event_type == "record.retracted":
+                original = str(event.data.get("original_event_id"))
+                if original in among:
+                    out.add(original)
+        return out
+
+    async def directory(self) -> list[Entry]:
+        async with self._directory_lock:
+            await self._directory.refresh()
+        return self._directory.directory.entries()
+
+    async def inbox_size(self, org_id: str) -> int:
+        await self.inbox.follower.refresh()
+        return self.inbox.follower.inboxes.count(org_id)
+
+    def _signing_key(self, org_id: str, now: dt.datetime) -> SigningKey | None:
+        if self.keys_store is None or self.submit is None:
+            return None
+        for record in reversed(self.keys_store.current().for_org(org_id)):  # the newest live key with a private file
+            path = self.keys_store.private_path(record.key_id)
+            if record.valid_at(now) and path.is_file():
+                try:
+                    return load_signing_key(path)
+                except ConfigError:
+                    continue
+        return None
+
+    def can_publish(self, org_id: str, now: dt.datetime) -> bool:
+        return self._signing_key(org_id, now) is not None
+
+    async def raise_challenge(self, person: Person, data: Mapping[str, Any], now: dt.datetime) -> str:
+        key = self._signing_key(person.org_id, now)
+        if key is None or self.submit is None:
+            raise NotPermitted(
+                f"Jigsaw holds no signing key of {person.org_id}: raise the challenge from its own system"
+            )
+        envelope = build_envelope(
+            "challenge.raised", data, source=person.org_id, key=key, occurred_at=now, issued_at=now
+        )
+        outcome = await self.submit(envelope, person.org_id, now)
+        if outcome.error is not None:
+            raise outcome.error
+        return str(outcome.event_id)
+
+    async def deliveries(self) -> list[DeliveryRecord]:
+        return await read_deliveries(self.log)
+
+    def keys(self) -> list[KeyRecord]:
+        return [] if self.keys_store is None else sorted(self.keys_store.load(), key=lambda r: (r.org_id, r.valid_from))
+
+    def revoke_key(self, key_id: str, now: dt.datetime) -> None:
+        if self.keys_store is None:
+            raise ConfigError("this Jigsaw has no key registry")
+        self.keys_store.revoke(key_id, now)
+
+    def credentials(self) -> list[tuple[str, str, str]]:
+        return read_credentials(self.credentials_file)
+
+
+def names_of(entries: Sequence[Entry]) -> dict[str, Entry]:
+    """Directory entries by organisation id."""
+    return {e.org_id: e for e in entries}
+
+
+async def read_deliveries(log: Log) -> list[DeliveryRecord]:
+    """Every delivery record on the log, in order."""
+    out: list[DeliveryRecord] = []
+    for records in (await read_topic(log, topics.DELIVERIES)).values():
+        out += [d for d in map(decode_delivery, records) if d is not None]
+    out.sort(key=lambda d: d.at)
+    return out
+
+
+def read_credentials(path: Path | None) -> list[tuple[str, str, str]]:
+    """(organisation, role, label) from a credentials file."""
+    if path is None or not path.is_file():
+        return []
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return sorted((str(e["org_id"]), str(e["role"]), str(e.get("label", ""))) for e in data["credentials"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
