@@ -1,16 +1,22 @@
 """The dispatcher: a role of ``jigsaw serve`` that delivers every notification to its organisation.
 
-It reads the notifications topic as consumer group ``jigsaw-dispatcher``.
+It reads the notifications topic (keyed, so partitioned, by recipient
+organisation) as a member of consumer group ``jigsaw-dispatcher``: any number
+of dispatchers share its partitions, and when one dies the others take its
+partitions over (``log.member``; on Kafka, after the group's session timeout).
 An organisation the directory gives an endpoint gets a signed webhook (retried
 on the backoff schedule, through a per-endpoint breaker, dead-lettered when
 retries run out); any other organisation's notification waits in its inbox.
 Every attempt, dead letter and inbox drop is a record on the deliveries topic,
 written *before* the notifications topic's offset is committed past it.
 
-State lives in the log: on start the dispatcher replays the deliveries topic
-(``Ledger``), so it skips every notification already delivered (a receiver
-never gets the same id twice because of a restart) and resumes retries it
-still owes from where they are in the notifications topic. The one gap left
+State lives in the log: on start, and again whenever it is given a partition,
+the dispatcher reads the deliveries topic up to its end (``Ledger``), so it
+skips every notification already delivered, by itself or by the dispatcher
+that held the partition before (a receiver never gets the same id twice
+because of a restart or a take-over), and resumes the retries still owed from
+where they are in the notifications topic, always with the same ``webhook-id``
+(the notification id). The one gap left
 is a crash between a receiver's 2xx and the record of it; receivers dedupe on
 ``webhook-id`` for that.
 
@@ -28,6 +34,7 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from typing import Any
 
 from broker import topics
 from broker.delivery import breaker as breakers
@@ -80,6 +87,7 @@ class Dispatcher:
         timeout: float = 10.0,
         clock: Callable[[], dt.datetime] = _utc_now,
         group: str = GROUP,
+        partitions: int = 1,
         concurrency: int = 64,
         per_endpoint: int = 8,
         breaker: breakers.Breaker = breakers.Breaker(),
@@ -92,7 +100,8 @@ class Dispatcher:
         schedule: when to retry (``backoff.TESTING`` in tests).
         timeout: seconds an endpoint has to answer one attempt.
         clock: wall-clock time (records, retry times, webhook timestamps).
-        group: the consumer group whose offsets are committed.
+        group: the consumer group the dispatchers share (and commit under).
+        partitions: how many partitions the notifications topic is created with (when it does not exist yet).
         concurrency: attempts in flight at once, over all endpoints.
         per_endpoint: attempts in flight at once to one endpoint.
         breaker: the breaker each endpoint starts with (its threshold and cooldown).
@@ -104,6 +113,8 @@ class Dispatcher:
         self.sender = sender or WebhookSender(key, timeout=timeout)
         self._clock = clock
         self._group = group
+        self._partitions = partitions
+        self._member: Any = None
         self._slots = asyncio.Semaphore(concurrency)
         self._per_endpoint = per_endpoint
         self._endpoint_slots: dict[str, asyncio.Semaphore] = {}
@@ -119,8 +130,9 @@ class Dispatcher:
         """Drop everything learned from the log (``start`` learns it again)."""
         self.ledger = Ledger()
         self.directory = DirectoryFollower(self.log)
-        self._positions: dict[int, int] = {}
+        self._positions: dict[int, int] = {}  # the notifications partitions this dispatcher holds now
         self._committed: dict[int, int] = {}
+        self._ledger_read: dict[int, int] = {}  # how far the deliveries topic is applied to the ledger
         self._unrecorded: dict[int, set[int]] = defaultdict(set)  # offsets with no outcome recorded yet
         self._bodies: dict[str, bytes] = {}  # notification id -> body, while attempts are owed
         self._waiting: dict[str, Job] = {}  # retries whose notification has been read again
@@ -129,32 +141,50 @@ class Dispatcher:
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Create topics, replay the deliveries topic, and find where to read from."""
-        for topic in (topics.NOTIFICATIONS, topics.DELIVERIES):
-            await self.log.create_topic(topic)
+        """Create topics, join the group, replay the deliveries topic; partitions come with ``step``."""
+        await self.log.create_topic(topics.NOTIFICATIONS, partitions=self._partitions)
+        await self.log.create_topic(topics.DELIVERIES)
+        self._member = self.log.member(self._group, topics.NOTIFICATIONS)
+        await self._member.start()
+        await self._read_ledger()
+        await self.directory.refresh()
+        await self.sender.start()
+        _log.info("dispatcher_started", delivered_before=len(self.ledger.done), retries_owed=len(self.ledger.retries))
+
+    async def _read_ledger(self) -> None:
+        """Apply what the deliveries topic gained since the last look (other dispatchers' work included)."""
         for partition in range(max(1, await self.log.partitions(topics.DELIVERIES))):
-            offset = 0
+            offset = self._ledger_read.get(partition, 0)
             while records := await read_available(self.log, topics.DELIVERIES, offset, partition=partition, limit=5000):
                 for record in records:
                     delivery = decode_delivery(record)
                     if delivery is not None:
                         self.ledger.apply(delivery)
                 offset = records[-1].offset + 1
-        owed: dict[int, int] = {}
-        for job in self.ledger.retries.values():
-            owed[job.partition] = min(job.offset, owed.get(job.partition, job.offset))
-        for partition in range(max(1, await self.log.partitions(topics.NOTIFICATIONS))):
-            committed = await self.log.committed(self._group, topics.NOTIFICATIONS, partition=partition) or 0
-            self._committed[partition] = committed
-            self._positions[partition] = min(committed, owed.get(partition, committed))
-        await self.directory.refresh()
-        await self.sender.start()
-        _log.info(
-            "dispatcher_started",
-            delivered_before=len(self.ledger.done),
-            retries_owed=len(self.ledger.retries),
-            positions=dict(self._positions),
-        )
+            self._ledger_read[partition] = offset
+
+    async def _rebalance(self) -> None:
+        """Take up partitions the group gave this dispatcher; let go of the ones it took away."""
+        held = await self._member.poll()
+        lost = set(self._positions) - held
+        for partition in lost:
+            del self._positions[partition]
+            self._committed.pop(partition, None)
+            self._unrecorded.pop(partition, None)
+            for nid, job in list(self._waiting.items()):
+                if job.partition == partition:  # the new holder owes it now, from the ledger
+                    del self._waiting[nid]
+                    self._bodies.pop(nid, None)
+        gained = sorted(held - set(self._positions))
+        if gained:
+            await self._read_ledger()  # what the previous holder recorded, up to now
+            for partition in gained:
+                owed = [job.offset for job in self.ledger.retries.values() if job.partition == partition]
+                committed = await self._member.committed(partition) or 0
+                self._committed[partition] = committed
+                self._positions[partition] = min([committed, *owed])
+        if lost or gained:
+            _log.info("dispatcher_partitions", held=sorted(held), gained=gained, lost=sorted(lost))
 
     async def close(self, *, grace: float = 5.0) -> None:
         """Let attempts in flight finish (up to ``grace`` seconds), cancel the rest, commit, close HTTP."""
@@ -167,6 +197,9 @@ class Dispatcher:
         with contextlib.suppress(JigsawError):
             await self._commit()
         await self.sender.close()
+        if self._member is not None:
+            with contextlib.suppress(JigsawError):
+                await self._member.close()
 
     async def run(self, *, idle_wait: float = 0.5, pause: float = 1.0) -> None:
         """Start, then deliver until cancelled.
@@ -201,6 +234,7 @@ class Dispatcher:
 
     async def step(self, *, wait: float = 0.0) -> int:
         """Read new notifications (waiting up to ``wait`` s), start what is due, commit; how many were read."""
+        await self._rebalance()
         now = self._clock()
         timeout = wait
         if self._waiting:
@@ -216,6 +250,8 @@ class Dispatcher:
             else:
                 records = await read_available(self.log, topics.NOTIFICATIONS, position, partition=partition)
             fetched += [(partition, record) for record in records]
+        if not self._positions and timeout > 0:  # a standby: nothing held, keep polling the group
+            await asyncio.sleep(min(timeout, 0.5))
         # After the read: the router wrote these after it read the directory entries they depend on.
         await self.directory.refresh()
         inbox: list[DeliveryRecord] = []
@@ -363,10 +399,14 @@ class Dispatcher:
             )
 
     async def _commit(self) -> None:
-        """Commit each partition up to the first notification whose first outcome is not yet recorded."""
-        for partition, position in self._positions.items():
+        """Commit each partition held up to the first notification whose first outcome is not yet recorded."""
+        for partition, position in list(self._positions.items()):
             unrecorded = self._unrecorded.get(partition)
             target = min(unrecorded) if unrecorded else position
             if target > self._committed.get(partition, 0):
-                await self.log.commit(self._group, topics.NOTIFICATIONS, target, partition=partition)
+                try:
+                    await self._member.commit(partition, target)
+                except JigsawError as exc:  # taken away meanwhile: the new holder goes on from the last commit
+                    _log.warning("commit_refused", partition=partition, offset=target, error=exc.message)
+                    continue
                 self._committed[partition] = target

@@ -15,7 +15,7 @@ from broker.log.base import Log
 from broker.roles import RoleContext
 from broker.settings import Settings
 
-__all__ = ["dispatcher_for", "run_dispatcher"]
+__all__ = ["dispatcher_for", "notification_partitions", "run_dispatcher"]
 
 
 def dispatcher_for(settings: Settings, log: Log) -> Dispatcher:
@@ -31,7 +31,14 @@ def dispatcher_for(settings: Settings, log: Log) -> Dispatcher:
     key = webhook_key_for(settings.signing_key_file, settings.data_dir)
     timeout = float(settings.webhook_timeout)
     sender = WebhookSender(key, timeout=timeout, ca_file=settings.webhook_ca_file)  # trusts JIGSAW_WEBHOOK_CA_FILE
-    return Dispatcher(log, key, schedule=schedule, timeout=timeout, sender=sender)
+    return Dispatcher(
+        log, key, schedule=schedule, timeout=timeout, sender=sender, partitions=notification_partitions(settings)
+    )
+
+
+def notification_partitions(settings: Settings) -> int:
+    """Partitions of the notifications topic: ``JIGSAW_KAFKA_PARTITIONS`` on Kafka, one on a single-process log."""
+    return settings.kafka_partitions if settings.log_backend == "kafka" else 1
 
 
 async def run_dispatcher(ctx: RoleContext) -> None:

@@ -115,3 +115,6 @@ class Log(Protocol):
 
     def member(self, group: str, topic: str) -> Any:
         """This process's membership of ``group`` over ``topic`` (a ``membership.Member``, not yet started)."""
+
+    def writer(self, transactional_id: str) -> Any:
+        """Appends and offset commits that land together (``membership.SequentialWriter`` or Kafka transactions)."""

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from broker.errors import LogUnavailable
 from broker.log.base import Headers, Position, Record, partition_for
-from broker.log.membership import SoloMember
+from broker.log.membership import SequentialWriter, SoloMember
 
 __all__ = ["EmbeddedLog"]
 
@@ -284,3 +284,7 @@ class EmbeddedLog:
     def member(self, group: str, topic: str) -> SoloMember:
         """The one process there is holds every partition."""
         return SoloMember(self, group, topic)
+
+    def writer(self, transactional_id: str) -> SequentialWriter:
+        """Appends then commits: nothing else writes to this log."""
+        return SequentialWriter(self, transactional_id)

@@ -58,6 +58,7 @@ _TOPIC_EXISTS = 36  # TOPIC_ALREADY_EXISTS
 _CONFIG_ERRORS = {17: "invalid topic name", 37: "invalid partition count", 38: "invalid replication factor"}
 _CATCH_UP_S = 10.0  # how long to wait for records the broker holds but the consumer has not fetched yet
 _POLL_S = 0.1
+_MARKER_POLL_S = 0.01  # short fetches while looking whether only transaction markers are left
 
 
 def _partitioner(key: bytes | None, all_partitions: Sequence[int], available: Sequence[int]) -> int:
@@ -405,8 +406,18 @@ class KafkaLog:
             # consumer has not fetched yet. Those must come back even when timeout is 0.
             end = (await reader.consumer.end_offsets([reader.tp]))[reader.tp]
             if end > offset:
-                messages = await reader.fetch(offset, limit, max(_CATCH_UP_S, deadline - loop.time()))
-                return await self._fill(reader, messages, limit)
+                catch_up = loop.time() + max(_CATCH_UP_S, deadline - loop.time())
+                while loop.time() < catch_up:
+                    messages = await reader.fetch(offset, limit, _MARKER_POLL_S)
+                    if messages:
+                        return await self._fill(reader, messages, limit)
+                    # What is left may be only transaction markers (a transactional writer's commits):
+                    # the consumer steps over them without returning a record.
+                    if await reader.consumer.position(reader.tp) >= end:
+                        break
+                if loop.time() >= deadline:
+                    return []
+                continue
             if loop.time() >= deadline:
                 return []
 
@@ -420,6 +431,8 @@ class KafkaLog:
         while messages and len(messages) < limit:
             stable = reader.consumer.last_stable_offset(reader.tp)
             if stable is None or reader.next_offset is None or reader.next_offset >= stable:
+                break
+            if await reader.consumer.position(reader.tp) >= stable:  # only transaction markers were left
                 break
             more = await reader.fetch(reader.next_offset, limit - len(messages), _CATCH_UP_S)
             if not more:
@@ -490,6 +503,12 @@ class KafkaLog:
         from broker.log.kafka_group import KafkaMember
 
         return KafkaMember(self._common(), group, topic, full_group=group, full_topic=topic)
+
+    def writer(self, transactional_id: str) -> Any:
+        """Kafka transactions under ``transactional_id`` (``kafka_group.KafkaTransactions``)."""
+        from broker.log.kafka_group import KafkaTransactions
+
+        return KafkaTransactions(self._common(), transactional_id)
 
     # -- health ---------------------------------------------------------------
 

@@ -1,4 +1,6 @@
-"""A consumer-group member on Kafka: which partitions this process holds, decided by the group coordinator.
+"""Kafka's group membership and transactions, for roles that run as several processes.
+
+``KafkaMember``: which partitions this process holds, decided by the group coordinator.
 
 The member subscribes to one topic in one group and never fetches through
 Kafka's group consumer (data is read with ``KafkaLog.read``): every partition
@@ -22,7 +24,7 @@ from aiokafka.errors import KafkaError
 from broker.errors import LogUnavailable
 from broker.logging import get_logger
 
-__all__ = ["GROUP_SETTINGS", "KafkaMember"]
+__all__ = ["GROUP_SETTINGS", "KafkaMember", "KafkaTransactions"]
 
 # Heartbeats every second, declared dead after 10 s without one: the failover time a standby waits.
 GROUP_SETTINGS = {
@@ -106,3 +108,71 @@ class KafkaMember:
         except KafkaError as exc:
             raise LogUnavailable(f"could not read the committed offset of {self.group}: {exc}") from exc
         return None if found is None or found < 0 else int(found)
+
+
+class KafkaTransactions:
+    """Appends and input offsets committed together in Kafka transactions, under one ``transactional_id``.
+
+    Every process of a role uses the same transactional id, so the one that
+    starts last fences the others (KIP-98): a zombie that lost its place in the
+    group can no longer commit anything, and what it began is aborted, which
+    ``read_committed`` readers never see.
+    """
+
+    def __init__(self, common: dict[str, Any], transactional_id: str) -> None:
+        from aiokafka import AIOKafkaProducer
+
+        from broker.log.kafka import PRODUCER_SAFETY, _partitioner
+
+        self.transactional_id = transactional_id
+        self.producer = AIOKafkaProducer(
+            **common, **PRODUCER_SAFETY, partitioner=_partitioner, transactional_id=transactional_id
+        )
+        self._started = False
+
+    async def start(self) -> None:
+        """Register the transactional id with the cluster (fencing any older producer that holds it)."""
+        if self._started:
+            return
+        try:
+            await self.producer.start()
+        except KafkaError as exc:
+            with contextlib.suppress(Exception):
+                await self.producer.stop()
+            raise LogUnavailable(f"could not start transactions as {self.transactional_id}: {exc}") from exc
+        self._started = True
+
+    async def close(self) -> None:
+        if self._started:
+            self._started = False
+            with contextlib.suppress(KafkaError):
+                await self.producer.stop()
+
+    async def write(
+        self,
+        appends: list[tuple[str, list[tuple[bytes | None, bytes | None, tuple[tuple[str, bytes], ...]]], int | None]],
+        commits: dict[tuple[str, int], int],
+        group: str,
+    ) -> None:
+        """Append every ``(topic, items, timestamp_ms)`` and commit ``group``'s offsets, all or nothing."""
+        await self.start()
+        try:
+            async with self.producer.transaction():
+                futures = []
+                for topic, items, timestamp_ms in appends:
+                    for key, value, headers in items:
+                        futures.append(
+                            await self.producer.send(
+                                topic, value, key=key, headers=list(headers), timestamp_ms=timestamp_ms
+                            )
+                        )
+                if futures:
+                    await asyncio.gather(*futures)
+                if commits:
+                    offsets = {TopicPartition(t, p): o for (t, p), o in commits.items()}
+                    await self.producer.send_offsets_to_transaction(offsets, group)
+        except KafkaError as exc:
+            raise LogUnavailable(
+                f"the transaction of {self.transactional_id} failed ({type(exc).__name__}: {exc}); "
+                "if another process took over it was fenced, and nothing it wrote is visible"
+            ) from exc

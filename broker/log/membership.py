@@ -11,15 +11,20 @@ commit from a member that lost a partition is refused. The single-process
 backends (memory, embedded) give the one member every partition.
 
 Data is still read with ``log.read``; the member only decides and commits.
+
+A role whose outputs and input offset must commit together (the router) writes
+through ``log.writer(transactional_id)``: on Kafka a transactional producer
+(the last process to start with the id fences the others), on a single-process
+log the appends and then the commit.
 """
 
 from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
-from broker.log.base import Log
+from broker.log.base import Headers, Log
 
-__all__ = ["Member", "SoloMember"]
+__all__ = ["Member", "SequentialWriter", "SoloMember"]
 
 
 @runtime_checkable
@@ -67,3 +72,30 @@ class SoloMember:
 
     async def committed(self, partition: int) -> int | None:
         return await self.log.committed(self.group, self.topic, partition=partition)
+
+
+class SequentialWriter:
+    """``write`` for a single-process log: the appends, then the commits (no other writer can interleave)."""
+
+    def __init__(self, log: Log, transactional_id: str) -> None:
+        self.log = log
+        self.transactional_id = transactional_id
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def write(
+        self,
+        appends: list[tuple[str, list[tuple[bytes | None, bytes | None, Headers]], int | None]],
+        commits: dict[tuple[str, int], int],
+        group: str,
+    ) -> None:
+        """Append every ``(topic, items, timestamp_ms)``, then commit ``group``'s offsets."""
+        for topic, items, timestamp_ms in appends:
+            if items:
+                await self.log.append_many(topic, items, timestamp_ms=timestamp_ms)
+        for (topic, partition), offset in commits.items():
+            await self.log.commit(group, topic, offset, partition=partition)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from broker.log.base import Headers, Position, Record, partition_for
-from broker.log.membership import SoloMember
+from broker.log.membership import SequentialWriter, SoloMember
 
 __all__ = ["MemoryLog"]
 
@@ -123,3 +123,7 @@ class MemoryLog:
     def member(self, group: str, topic: str) -> SoloMember:
         """The one process there is holds every partition."""
         return SoloMember(self, group, topic)
+
+    def writer(self, transactional_id: str) -> SequentialWriter:
+        """Appends then commits: nothing else writes to this log."""
+        return SequentialWriter(self, transactional_id)

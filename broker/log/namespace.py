@@ -97,6 +97,28 @@ class NamespacedLog:
         return _NamespacedMember(inner, group, topic)
 
 
+    def writer(self, transactional_id: str) -> Any:
+        """The inner log's writer, with every topic, group and transactional id prefixed."""
+        return _NamespacedWriter(self.inner.writer(self.prefix + transactional_id), self.prefix)
+
+
+class _NamespacedWriter:
+    def __init__(self, inner: Any, prefix: str) -> None:
+        self.inner = inner
+        self.prefix = prefix
+
+    async def start(self) -> None:
+        await self.inner.start()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    async def write(self, appends: Any, commits: dict[tuple[str, int], int], group: str) -> None:
+        prefixed = [(self.prefix + topic, items, ts) for topic, items, ts in appends]
+        renamed = {(self.prefix + t, p): o for (t, p), o in commits.items()}
+        await self.inner.write(prefixed, renamed, self.prefix + group)
+
+
 class _NamespacedMember:
     def __init__(self, inner: Any, group: str, topic: str) -> None:
         self.inner = inner

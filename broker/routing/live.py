@@ -13,6 +13,16 @@ once however often the router restarts.
 
 The router is also the sealer: every ``checkpoint_every`` input records, and
 when the role stops, it writes a checkpoint signed with Jigsaw's key.
+
+**One active, any number standing by.** Every router process joins the
+consumer group ``jigsaw-router`` over the single input partition
+(``log.member``): the group gives the partition to one of them, the active
+router; the others poll and wait. When the active one dies, Kafka gives the
+partition to a standby once the session times out (10 s); the standby opens
+the router's transactional writer, which fences the old one (a zombie's
+transaction is aborted), rebuilds the routing state from the log and routes on
+from the committed offset. An active router that loses the partition stops
+routing at once.
 """
 
 from __future__ import annotations
@@ -20,7 +30,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Callable
+from typing import Any
 
+from broker import topics
 from broker.audit.sealer import Sealer
 from broker.errors import JigsawError
 from broker.log.base import Log
@@ -51,6 +63,7 @@ class LiveRouter:
         wait: float = 0.5,
         sealer: Sealer | None = None,
         board: RoleBoard | None = None,
+        notification_partitions: int = 1,
     ) -> None:
         """Args:
         log: the (started) log.
@@ -60,16 +73,20 @@ class LiveRouter:
         wait: seconds a read waits for new input before the clock is looked at again.
         sealer: chains and checkpoints the input (None: no checkpoints).
         board: where the role reports its position and lag.
+        notification_partitions: partitions of the notifications topic (when the router creates it).
         """
         self._log = log
         self._group = group
         self._sealer = sealer
-        self.router = RouterService(log, group=group, sealer=sealer)
         self._clock = clock
         self._grace = dt.timedelta(seconds=grace)
         self._wait = wait
         self._board = board
         self._started = False
+        self._writer: Any = None
+        self._sealing = False
+        self._notification_partitions = notification_partitions
+        self.router = RouterService(log, group=group, sealer=sealer, notification_partitions=notification_partitions)
 
     async def start(self) -> None:
         """Create topics, learn what was written and replay the log to its end. Idempotent."""
@@ -89,7 +106,7 @@ class LiveRouter:
         if self.router.caught_up:
             out += await self.router.step(now=self._clock() - self._grace)
         if self._board is not None:
-            end = await self._log.end_offset("jigsaw.input")
+            end = await self._log.end_offset(topics.INPUT)
             self._board.set("router", position=self.router.position, lag=max(0, end - self.router.position))
         return out
 
@@ -98,32 +115,83 @@ class LiveRouter:
         if self._sealer is not None and self._started:
             await self._sealer.seal(self._clock())
 
-    async def run(self, *, pause: float = 1.0) -> None:
-        """Start, then turn until cancelled; seal on the way out.
+    async def run(self, *, pause: float = 1.0, standby_poll: float = 0.5) -> None:
+        """Join the router group; route while this process holds the input partition, stand by otherwise.
 
         When the log cannot be reached (a retriable error) the router is built
         again from the log after ``pause`` seconds: whatever it had read but not
         yet written is routed again, and what it had written is recognised by id.
         Any other error reaches the role's supervisor, which starts it again.
         """
+        member = self._log.member(self._group, topics.INPUT)
         try:
             while True:
                 try:
-                    await self.start()
-                    while True:
-                        await self.turn(wait=self._wait)
+                    await member.start()
+                    if 0 not in await member.poll():
+                        self._report(active=False)
+                        await asyncio.sleep(standby_poll)
+                        continue
+                    await self._lead(member)
                 except JigsawError as exc:
                     if not exc.retriable:
                         raise
                     _log.warning("router_restarting", error=exc.message, pause=pause)
-                    self.router = RouterService(self._log, group=self._group, sealer=self._sealer)
-                    self._started = False
                     await asyncio.sleep(pause)
+                finally:
+                    await self._step_down()
         finally:
-            try:
+            await asyncio.shield(member.close())
+
+    async def _lead(self, member: Any) -> None:
+        """Route as the active router until the group takes the input partition away."""
+        _log.info("router_active")
+        writer = self._log.writer(self._group)  # the same id in every router process: it fences a zombie
+        await writer.start()
+        self.router = RouterService(
+            self._log,
+            group=self._group,
+            sealer=self._sealer,
+            writer=writer,
+            notification_partitions=self._notification_partitions,
+        )
+        self._writer = writer
+        await self.router.start()
+        self._started = self._sealing = True
+        self._report(active=True)
+        while True:  # catch up, polling the group between batches so it knows this process is alive
+            before = self.router.position
+            await self.router.step()
+            if 0 not in await member.poll():
+                _log.warning("router_lost_partition", during="catch_up")
+                self._sealing = False  # the new active router seals from here
+                return
+            if self.router.position == before:
+                break
+        while True:
+            await self.turn(wait=self._wait)
+            if 0 not in await member.poll():
+                _log.warning("router_lost_partition", position=self.router.position)
+                self._sealing = False
+                return
+
+    async def _step_down(self) -> None:
+        """Seal what this process chained (when it still can) and close its writer."""
+        if not self._started:
+            return
+        try:
+            if self._sealing:
                 await asyncio.shield(self.seal())
-            except (JigsawError, asyncio.CancelledError) as exc:  # the next start seals what this one could not
-                _log.warning("checkpoint_failed", error=getattr(exc, "code", type(exc).__name__))
+        except (JigsawError, asyncio.CancelledError) as exc:  # the next active router seals what this one could not
+            _log.warning("checkpoint_failed", error=getattr(exc, "code", type(exc).__name__))
+        self._started = False
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            await asyncio.shield(writer.close())
+
+    def _report(self, *, active: bool) -> None:
+        if self._board is not None:
+            self._board.set("router", active=active)
 
 
 async def run_router(ctx: RoleContext) -> None:
@@ -136,5 +204,9 @@ async def run_router(ctx: RoleContext) -> None:
         key=lambda: webhook_key_for(settings.signing_key_file, settings.data_dir).private_key,
         every=settings.checkpoint_every,
     )
+    from broker.delivery.workers import notification_partitions
+
     _log.info("router_starting")
-    await LiveRouter(ctx.log, sealer=sealer, board=ctx.board).run()
+    await LiveRouter(
+        ctx.log, sealer=sealer, board=ctx.board, notification_partitions=notification_partitions(settings)
+    ).run()

@@ -11,8 +11,11 @@ It keeps no state that the log cannot rebuild. On start it reads the ids of
 everything it has already written, then replays every input from the
 beginning through the (deterministic) routing state; what it would write
 again is recognised by id and skipped. So a router killed at any point and
-restarted loses nothing and duplicates nothing. Its offset is committed after
-the outputs of a batch are durable.
+restarted loses nothing and duplicates nothing. The outputs of a batch and
+the input offset they reach are written together through ``log.writer``: on
+Kafka in one transaction under the router's transactional id, so a router that
+lost its place to a standby (a zombie) is fenced and what it began is never
+seen by ``read_committed`` readers.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections.abc import Callable
+from typing import Any
 
 from broker import topics
 from broker.audit.sealer import Sealer
@@ -54,6 +58,8 @@ class RouterService:
         batch: int = 1000,
         group: str = GROUP,
         sealer: Sealer | None = None,
+        notification_partitions: int = 1,
+        writer: Any = None,
     ) -> None:
         """Args:
         log: the log.
@@ -61,10 +67,14 @@ class RouterService:
         batch: input records read per step at most.
         group: the consumer group the router commits its input offset under.
         sealer: chains and checkpoints the input as it is routed; None seals nothing.
+        notification_partitions: partitions the notifications topic is created with (dispatchers share them).
+        writer: where outputs and the input offset are written together; default ``log.writer(group)``.
         """
         self.log = log
         self.state = RoutingState()
         self.sealer = sealer
+        self._notification_partitions = notification_partitions
+        self._writer = writer if writer is not None else log.writer(group)
         self._decode = decode_event
         self._batch = batch
         self._group = group
@@ -75,7 +85,8 @@ class RouterService:
 
     async def start(self) -> None:
         """Create topics, learn what was already written; the next ``step`` replays the log."""
-        for topic in (topics.INPUT, topics.NOTIFICATIONS, topics.DECISIONS):
+        await self.log.create_topic(topics.NOTIFICATIONS, partitions=self._notification_partitions)
+        for topic in (topics.INPUT, topics.DECISIONS):
             await self.log.create_topic(topic)
         if self.sealer is not None:
             await self.sealer.start()
@@ -104,9 +115,7 @@ class RouterService:
             self.position = records[-1].offset + 1
         if now is not None:
             outputs += self.state.advance(now)
-        fresh = await self._write(outputs)
-        if records:
-            await self.log.commit(self._group, topics.INPUT, self.position)
+        fresh = await self._write(outputs, {(topics.INPUT, 0): self.position} if records else {})
         if self.sealer is not None and self.sealer.due():
             await self.sealer.seal(_ts(records[-1]) if records else now or dt.datetime.now(dt.UTC))
         return fresh
@@ -139,7 +148,7 @@ class RouterService:
         self.routed += 1
         return self.state.apply_event(event, _ts(record))
 
-    async def _write(self, outputs: list[Output]) -> list[Output]:
+    async def _write(self, outputs: list[Output], commits: dict[tuple[str, int], int]) -> list[Output]:
         fresh: list[Output] = []
         notes: list[Output] = []
         decisions: list[Output] = []
@@ -150,13 +159,13 @@ class RouterService:
             self._written.add(ident)
             fresh.append(item)
             (notes if isinstance(item, Notification) else decisions).append(item)
-        for topic, items in ((topics.NOTIFICATIONS, notes), (topics.DECISIONS, decisions)):
-            if not items:
-                continue
-            for at, group in itertools.groupby(items, key=_at):
-                await self.log.append_many(
-                    topic, [encode_output(i) for i in group], timestamp_ms=int(at.timestamp() * 1000)
-                )
+        appends = [
+            (topic, [encode_output(i) for i in group], int(at.timestamp() * 1000))
+            for topic, items in ((topics.NOTIFICATIONS, notes), (topics.DECISIONS, decisions))
+            for at, group in itertools.groupby(items, key=_at)
+        ]
+        if appends or commits:
+            await self._writer.write(appends, commits, self._group)
         for item in notes:  # at debug: one line per recipient is too many for a busy partnership
             assert isinstance(item, Notification)
             _log.debug(

@@ -15,6 +15,7 @@ import pytest
 
 from broker import topics
 from broker.log import EmbeddedLog, Headers, Log, MemoryLog, Position
+from broker.log.membership import SequentialWriter
 from broker.log.namespace import NamespacedLog
 from broker.routing.service import RouterService
 from broker.simulate import load_scenario, run_scenario
@@ -70,6 +71,10 @@ class CrashingLog(NamespacedLog):
                 raise Crash(topic)
             self.left -= 1
         return await super().append_many(topic, items, timestamp_ms=timestamp_ms)
+
+    def writer(self, transactional_id: str) -> SequentialWriter:
+        """Appends through this log, so the crash happens where the router writes its outputs."""
+        return SequentialWriter(self, transactional_id)
 
 
 async def test_router_rebuilds_from_the_log_and_writes_nothing_twice(kept: tuple[Path, dt.datetime]) -> None:
