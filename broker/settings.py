@@ -44,6 +44,7 @@ ENV_VARS: dict[str, str | None] = {
     "JIGSAW_CHECKPOINT_EVERY": "100",
     "JIGSAW_APPEND_TIMEOUT": "10",
     "JIGSAW_KAFKA_PARTITIONS": "6",
+    "JIGSAW_KAFKA_TOPIC_PREFIX": None,
     "JIGSAW_WEBHOOK_RETRY_SCHEDULE": "standard",
     "JIGSAW_WEBHOOK_TIMEOUT": "10",
     "JIGSAW_LOG_FORMAT": "auto",
@@ -128,6 +129,7 @@ class Settings:
     checkpoint_every: int = 100  # a signed hash-chain checkpoint after this many input records
     append_timeout: int = 10  # seconds a submission may wait for the log before it is answered log_unavailable
     kafka_partitions: int = 6  # partitions of the notifications topic (dispatchers share them as a group)
+    kafka_topic_prefix: str = ""  # put before every topic and group name: several deployments on one cluster
     webhook_retry_schedule: str = "standard"  # comma-separated seconds between retries, or standard/testing
     webhook_timeout: int = 10  # seconds an endpoint has to answer one webhook
     log_format: str = "auto"
@@ -240,6 +242,7 @@ class Settings:
             checkpoint_every=_int(env, "JIGSAW_CHECKPOINT_EVERY"),
             append_timeout=_int(env, "JIGSAW_APPEND_TIMEOUT"),
             kafka_partitions=_int(env, "JIGSAW_KAFKA_PARTITIONS"),
+            kafka_topic_prefix=env.get("JIGSAW_KAFKA_TOPIC_PREFIX") or "",
             webhook_retry_schedule=schedule,
             webhook_timeout=_int(env, "JIGSAW_WEBHOOK_TIMEOUT"),
             log_format=log_format,

@@ -17,9 +17,14 @@ def open_log(settings: Settings) -> Log:
     if settings.log_backend == "kafka":
         from broker.log.kafka import KafkaLog  # imported late: aiokafka is only needed here
 
-        return KafkaLog(
+        kafka: Log = KafkaLog(
             settings.kafka_bootstrap,
             client_id=settings.kafka_client_id,
             replication_factor=settings.kafka_replication_factor,
         )
+        if settings.kafka_topic_prefix:  # several deployments on one cluster, each under its own prefix
+            from broker.log.namespace import NamespacedLog
+
+            kafka = NamespacedLog(kafka, settings.kafka_topic_prefix)
+        return kafka
     return EmbeddedLog(settings.log_path)

@@ -153,7 +153,7 @@ class KafkaLog:
     def _errors(self, doing: str) -> Iterator[None]:
         try:
             yield
-        except (KafkaError, ConsumerStoppedError) as exc:  # the latter: closed while a read waited
+        except (KafkaError, ConsumerStoppedError, TimeoutError) as exc:  # closed while a read waited; a bare timeout
             raise LogUnavailable(
                 f"Kafka at {self.bootstrap} could not {doing}: {_describe(exc)}",
                 bootstrap=self.bootstrap,

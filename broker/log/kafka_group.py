@@ -34,6 +34,7 @@ GROUP_SETTINGS = {
     "enable_auto_commit": False,
     "auto_offset_reset": "earliest",
     "isolation_level": "read_committed",
+    "metadata_max_age_ms": 5_000,  # see a topic's partitions soon after it is created or grown
 }
 _log = get_logger("jigsaw.log.kafka")
 
@@ -87,7 +88,7 @@ class KafkaMember:
         await self.start()
         try:
             await self.consumer.getmany(timeout_ms=0)
-        except KafkaError as exc:
+        except (KafkaError, TimeoutError) as exc:
             raise LogUnavailable(f"group {self.group} poll failed: {type(exc).__name__}: {exc}") from exc
         await asyncio.sleep(0)
         return self.held
@@ -171,7 +172,7 @@ class KafkaTransactions:
                 if commits:
                     offsets = {TopicPartition(t, p): o for (t, p), o in commits.items()}
                     await self.producer.send_offsets_to_transaction(offsets, group)
-        except KafkaError as exc:
+        except (KafkaError, TimeoutError) as exc:
             raise LogUnavailable(
                 f"the transaction of {self.transactional_id} failed ({type(exc).__name__}: {exc}); "
                 "if another process took over it was fenced, and nothing it wrote is visible"

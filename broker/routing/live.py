@@ -123,6 +123,7 @@ class LiveRouter:
         yet written is routed again, and what it had written is recognised by id.
         Any other error reaches the role's supervisor, which starts it again.
         """
+        await self._log.create_topic(topics.INPUT)  # a group over a topic that is not there yet gets nothing
         member = self._log.member(self._group, topics.INPUT)
         try:
             while True:

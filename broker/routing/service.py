@@ -74,7 +74,7 @@ class RouterService:
         self.state = RoutingState()
         self.sealer = sealer
         self._notification_partitions = notification_partitions
-        self._writer = writer if writer is not None else log.writer(group)
+        self._writer = writer  # made on the first write when not given
         self._decode = decode_event
         self._batch = batch
         self._group = group
@@ -165,6 +165,8 @@ class RouterService:
             for at, group in itertools.groupby(items, key=_at)
         ]
         if appends or commits:
+            if self._writer is None:
+                self._writer = self.log.writer(self._group)
             await self._writer.write(appends, commits, self._group)
         for item in notes:  # at debug: one line per recipient is too many for a busy partnership
             assert isinstance(item, Notification)

@@ -7,8 +7,19 @@
 #
 # State (pid, log, config) lives in ${JIGSAW_KAFKA_STATE:-~/.cache/jigsaw/run};
 # stop.sh stops the broker and removes its data directory.
+#
+# --resume: start the broker that `stop.sh --keep-data` stopped, on its kept
+# data and config (same cluster id, same records), instead of a fresh one.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+resume=false
+for arg in "$@"; do
+    case "$arg" in
+        --resume) resume=true ;;
+        *) echo "start.sh: unknown option $arg (--resume)" >&2; exit 2 ;;
+    esac
+done
 
 timeout_s="${JIGSAW_KAFKA_START_TIMEOUT:-60}"
 bootstrap="127.0.0.1:$KAFKA_PORT"
@@ -22,7 +33,13 @@ if ! command -v java >/dev/null; then
     exit 1
 fi
 
-"$KAFKA_DIR/stop.sh" --quiet
+if $resume; then
+    [[ -f "$KAFKA_STATE/data_dir" && -d "$(cat "$KAFKA_STATE/data_dir")" && -f "$KAFKA_STATE/server.properties" ]] \
+        || { echo "start.sh --resume: no kept broker in $KAFKA_STATE (stop it with stop.sh --keep-data)" >&2; exit 1; }
+    "$KAFKA_DIR/stop.sh" --quiet --keep-data
+else
+    "$KAFKA_DIR/stop.sh" --quiet
+fi
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
@@ -33,10 +50,14 @@ for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
 done
 
 mkdir -p "$KAFKA_STATE"
-data_dir="$(mktemp -d "${TMPDIR:-/tmp}/jigsaw-kafka-data.XXXXXX")"
-echo "$data_dir" >"$KAFKA_STATE/data_dir"
 config="$KAFKA_STATE/server.properties"
 log_file="$KAFKA_STATE/kafka.log"
+if $resume; then
+    data_dir="$(cat "$KAFKA_STATE/data_dir")"
+else
+    data_dir="$(mktemp -d "${TMPDIR:-/tmp}/jigsaw-kafka-data.XXXXXX")"
+    echo "$data_dir" >"$KAFKA_STATE/data_dir"
+fi
 
 cat >"$config" <<PROPS
 # Written by deploy/kafka/start.sh: a single-node KRaft broker for development and tests.
@@ -77,12 +98,14 @@ PROPS
 jvm=(java $KAFKA_HEAP_OPTS -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true
      "-Dlog4j.configuration=file:$KAFKA_STATE/log4j.properties" -cp "$KAFKA_LIB/*")
 
+if ! $resume; then  # a fresh broker: format its storage (a resumed one keeps its cluster id and records)
 # A cluster id is 16 random bytes, URL-safe base64 without padding.
 cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
 if ! "${jvm[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$config" >"$log_file" 2>&1; then
     echo "start.sh: formatting the storage in $data_dir failed:" >&2
     cat "$log_file" >&2
     exit 1
+fi
 fi
 
 # setsid: the broker outlives this shell and a Ctrl-C in it; stop.sh ends it.
@@ -109,7 +132,7 @@ ready() {
 fail() {
     echo "start.sh: $1; the broker's log ($log_file) ends:" >&2
     tail -n 80 "$log_file" >&2
-    "$KAFKA_DIR/stop.sh" --quiet || true
+    if $resume; then "$KAFKA_DIR/stop.sh" --quiet --keep-data || true; else "$KAFKA_DIR/stop.sh" --quiet || true; fi
     exit 1
 }
 

@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
 # Stop the broker start.sh started and remove its data directory. Safe to run
 # when nothing is running. --quiet: say nothing when there was nothing to stop.
+# --keep-data: stop the broker but keep its data (and config), so that
+# `start.sh --resume` starts the same broker again with every record it held.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 quiet=false
-[[ "${1:-}" == "--quiet" ]] && quiet=true
+keep=false
+for arg in "$@"; do
+    case "$arg" in
+        --quiet) quiet=true ;;
+        --keep-data) keep=true ;;
+        *) echo "stop.sh: unknown option $arg (--quiet, --keep-data)" >&2; exit 2 ;;
+    esac
+done
 pid_file="$KAFKA_STATE/kafka.pid"
 
 is_our_broker() {  # the pid is alive and is still a Kafka JVM (pids get reused)
@@ -35,11 +44,14 @@ elif ! $quiet; then
     echo "kafka: not running"
 fi
 
-if [[ -f "$KAFKA_STATE/data_dir" ]]; then
+if ! $keep && [[ -f "$KAFKA_STATE/data_dir" ]]; then
     data_dir="$(cat "$KAFKA_STATE/data_dir")"
     # Only ever remove a directory start.sh made.
     if [[ "$data_dir" == */jigsaw-kafka-data.* && -d "$data_dir" ]]; then
         rm -rf "$data_dir"
     fi
     rm -f "$KAFKA_STATE/data_dir"
+fi
+if $keep && [[ -f "$KAFKA_STATE/data_dir" ]] && ! $quiet; then
+    echo "kafka: data kept in $(cat "$KAFKA_STATE/data_dir") (start.sh --resume starts it again)"
 fi
