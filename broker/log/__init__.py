@@ -16,10 +16,12 @@ def open_log(settings: Settings) -> Log:
         return MemoryLog()
     if settings.log_backend == "kafka":
         from broker.log.kafka import KafkaLog  # imported late: aiokafka is only needed here
+        from broker.log.kafka_security import KafkaSecurity
 
         return KafkaLog(
             settings.kafka_bootstrap,
             client_id=settings.kafka_client_id,
             replication_factor=settings.kafka_replication_factor,
+            security=KafkaSecurity.from_settings(settings),
         )
     return EmbeddedLog(settings.log_path)
