@@ -13,6 +13,7 @@ from broker.log.kafka import KafkaLog
 from broker.log.kafka_security import KafkaSecurity, bootstrap_hosts
 from broker.secretfiles import SECRET_VARIABLES
 from broker.settings import Settings
+from tests.integration.tls_support import make_pki
 
 
 @pytest.fixture
@@ -164,3 +165,24 @@ def test_bootstrap_hosts_reads_names_addresses_and_ports() -> None:
         ("::1", 9095),
         ("kafka-4", 9092),
     ]
+
+
+def test_the_readme_lines_build_a_sasl_ssl_kafka_log(tmp_path: Path) -> None:
+    """The README's "Kafka over TLS and SCRAM" exports, files in place, make a SASL_SSL log with that CA."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("### Kafka over TLS and SCRAM", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    env = dict(line.split("#")[0].strip().removeprefix("export ").split("=", 1) for line in block.splitlines())
+    env = {name: value.replace("/etc/jigsaw", str(tmp_path)) for name, value in env.items()}
+    pki = make_pki(tmp_path / "pki")
+    Path(env["JIGSAW_KAFKA_SSL_CA_FILE"]).write_bytes(pki.ca.read_bytes())
+    password = Path(env["JIGSAW_KAFKA_SASL_PASSWORD_FILE"])
+    password.write_text("from-the-readme\n")
+    password.chmod(0o600)
+
+    log = open_log(Settings.from_env({**env, "JIGSAW_LOG_BACKEND": "kafka", "JIGSAW_KAFKA_BOOTSTRAP": "kafka-1:9093"}))
+
+    assert isinstance(log, KafkaLog)
+    common = log._common()
+    assert (common["security_protocol"], common["sasl_plain_username"]) == ("SASL_SSL", "jigsaw")
+    assert common["sasl_plain_password"] == "from-the-readme"
+    assert [c["subject"] for c in common["ssl_context"].get_ca_certs()] == [((("commonName", "Jigsaw test ca"),),)]
