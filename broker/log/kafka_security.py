@@ -219,7 +219,7 @@ class KafkaSecurity:
         hosts = bootstrap_hosts(bootstrap)
         if self.protocol == "PLAINTEXT" or not hosts:
             return
-        from aiokafka.errors import SaslAuthenticationFailed, UnsupportedSaslMechanismError
+        from aiokafka.errors import KafkaConnectionError, SaslAuthenticationFailed, UnsupportedSaslMechanismError
 
         host, port = hosts[0]
         try:
@@ -238,10 +238,10 @@ class KafkaSecurity:
             )
         except UnsupportedSaslMechanismError as exc:
             why = f"it does not offer {self.sasl_mechanism} ({exc}): set JIGSAW_KAFKA_SASL_MECHANISM to one it enables"
-        except (ConnectionRefusedError, TimeoutError):  # a broker that is down: the original message says so
+        except (ssl.SSLError, ConnectionResetError, KafkaConnectionError) as exc:
+            why = self._handshake_advice(host, port, exc)  # the handshake failed, or the broker hung up after it
+        except Exception:  # refused, unreachable, unknown host, timed out: the original message says so
             return
-        except Exception as exc:  # the TLS handshake failed, or the broker hung up just after it
-            why = self._handshake_advice(host, port, exc)
         else:
             return  # it works now: the failure was something else, or has passed
         raise LogUnavailable(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import ssl
 from pathlib import Path
 
 import pytest
 
-from broker.errors import ConfigError
+from broker.errors import ConfigError, LogUnavailable
 from broker.log import open_log
 from broker.log.kafka import KafkaLog
 from broker.log.kafka_security import KafkaSecurity, bootstrap_hosts
@@ -186,3 +188,16 @@ def test_the_readme_lines_build_a_sasl_ssl_kafka_log(tmp_path: Path) -> None:
     assert (common["security_protocol"], common["sasl_plain_username"]) == ("SASL_SSL", "jigsaw")
     assert common["sasl_plain_password"] == "from-the-readme"
     assert [c["subject"] for c in common["ssl_context"].get_ca_certs()] == [((("commonName", "Jigsaw test ca"),),)]
+
+
+async def test_a_broker_that_is_down_keeps_the_plain_message(password_file: Path) -> None:
+    """With SASL_SSL and nothing listening, the start fails at once asking whether the broker runs."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = _sasl_ssl(password_file, JIGSAW_KAFKA_BOOTSTRAP=f"127.0.0.1:{port}")
+    log = open_log(Settings.from_env(env))
+
+    with pytest.raises(LogUnavailable, match=r"could not start \(is the broker running\?\)"):
+        await asyncio.wait_for(log.start(), 20)
+    await log.close()
