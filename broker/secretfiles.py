@@ -1,9 +1,9 @@
 """Secret files must be private to the user Jigsaw runs as, as ssh insists for its keys.
 
 The credentials file, Jigsaw's own signing key, the TLS private keys and the
-Kafka SASL password are
-refused at start when their mode lets the group or others read or write them;
-the message names the file and the ``chmod`` that fixes it.
+Kafka SASL password are refused at start when their mode lets the group or
+others read or write them; the message names the file and the ``chmod`` that
+fixes it.
 """
 
 from __future__ import annotations
