@@ -12,7 +12,9 @@
 # The SCRAM users are written into the metadata by `StorageTool format --add-scram` (KRaft has no
 # ZooKeeper to hold them). The broker talks to itself over SASL_SSL as the user "broker"; the
 # controller listener stays PLAINTEXT on 127.0.0.1, inside this one machine. Passwords are random
-# hex from openssl; server.properties (which holds them) is 0600.
+# hex from openssl; server.properties (which holds them) is 0600. StorageTool takes the SCRAM
+# passwords on its command line (it has no file option), visible to `ps` on this machine for the
+# second it runs: acceptable for a throwaway test broker, not for a real one.
 #
 # Sets for start.sh: secure_dir, listener_props, format_args, client_env.
 
