@@ -1,8 +1,9 @@
 """Secret files must be private to the user Jigsaw runs as, as ssh insists for its keys.
 
-The credentials file, Jigsaw's own signing key and the TLS private key are
-refused at start when their mode lets the group or others read or write them;
-the message names the file and the ``chmod`` that fixes it.
+The credentials file, Jigsaw's own signing key, the TLS private keys and the
+Kafka SASL password are refused at start when their mode lets the group or
+others read or write them; the message names the file and the ``chmod`` that
+fixes it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ __all__ = ["SECRET_VARIABLES", "check_secret_file"]
 # The settings that name secret files (each is checked by ``Settings.from_env``).
 SECRET_VARIABLES = (
     "JIGSAW_CREDENTIALS_FILE",
+    "JIGSAW_KAFKA_SASL_PASSWORD_FILE",
+    "JIGSAW_KAFKA_SSL_KEY_FILE",
     "JIGSAW_SIGNING_KEY_FILE",
     "JIGSAW_TLS_KEY_FILE",
     "JIGSAW_WEB_OIDC_CLIENT_SECRET_FILE",

@@ -34,6 +34,14 @@ ENV_VARS: dict[str, str | None] = {
     "JIGSAW_KAFKA_BOOTSTRAP": "127.0.0.1:19092",
     "JIGSAW_KAFKA_CLIENT_ID": "jigsaw",
     "JIGSAW_KAFKA_REPLICATION_FACTOR": "1",
+    # How the Kafka clients reach the cluster (broker/log/kafka_security.py has the rules).
+    "JIGSAW_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
+    "JIGSAW_KAFKA_SSL_CA_FILE": None,
+    "JIGSAW_KAFKA_SSL_CERT_FILE": None,
+    "JIGSAW_KAFKA_SSL_KEY_FILE": None,
+    "JIGSAW_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+    "JIGSAW_KAFKA_SASL_USERNAME": None,
+    "JIGSAW_KAFKA_SASL_PASSWORD_FILE": None,
     "JIGSAW_HTTP_HOST": "127.0.0.1",
     "JIGSAW_HTTP_PORT": "8080",
     "JIGSAW_ROLES": "gateway,router,dispatcher",
@@ -119,6 +127,13 @@ class Settings:
     kafka_bootstrap: str = "127.0.0.1:19092"
     kafka_client_id: str = "jigsaw"
     kafka_replication_factor: int = 1
+    kafka_security_protocol: str = "PLAINTEXT"  # or SSL, SASL_SSL (SASL_PLAINTEXT only to this machine)
+    kafka_ssl_ca_file: Path | None = None
+    kafka_ssl_cert_file: Path | None = None
+    kafka_ssl_key_file: Path | None = None
+    kafka_sasl_mechanism: str = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password_file: Path | None = None
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     roles: tuple[str, ...] = ROLES
@@ -200,6 +215,8 @@ class Settings:
             *SECRET_VARIABLES,
             "JIGSAW_TLS_CERT_FILE",
             "JIGSAW_TLS_CLIENT_CA_FILE",
+            "JIGSAW_KAFKA_SSL_CA_FILE",
+            "JIGSAW_KAFKA_SSL_CERT_FILE",
             "JIGSAW_WEBHOOK_CA_FILE",
             "JIGSAW_WEB_USERS_FILE",
         ):
@@ -220,7 +237,7 @@ class Settings:
             parse_schedule(schedule)
         except ValueError as exc:
             raise ConfigError(f"JIGSAW_WEBHOOK_RETRY_SCHEDULE: {exc}") from None
-        return cls(
+        settings = cls(
             log_backend=backend,
             data_dir=data_dir,
             log_path=log_path,
@@ -232,6 +249,13 @@ class Settings:
             kafka_bootstrap=get("JIGSAW_KAFKA_BOOTSTRAP"),
             kafka_client_id=get("JIGSAW_KAFKA_CLIENT_ID"),
             kafka_replication_factor=_int(env, "JIGSAW_KAFKA_REPLICATION_FACTOR"),
+            kafka_security_protocol=get("JIGSAW_KAFKA_SECURITY_PROTOCOL").upper(),
+            kafka_ssl_ca_file=secrets["JIGSAW_KAFKA_SSL_CA_FILE"],
+            kafka_ssl_cert_file=secrets["JIGSAW_KAFKA_SSL_CERT_FILE"],
+            kafka_ssl_key_file=secrets["JIGSAW_KAFKA_SSL_KEY_FILE"],
+            kafka_sasl_mechanism=get("JIGSAW_KAFKA_SASL_MECHANISM").upper(),
+            kafka_sasl_username=env.get("JIGSAW_KAFKA_SASL_USERNAME") or None,
+            kafka_sasl_password_file=secrets["JIGSAW_KAFKA_SASL_PASSWORD_FILE"],
             http_host=get("JIGSAW_HTTP_HOST"),
             http_port=_int(env, "JIGSAW_HTTP_PORT"),
             roles=roles,
@@ -270,6 +294,10 @@ class Settings:
             web_idle_minutes=_int(env, "JIGSAW_WEB_IDLE_MINUTES"),
             web_assets_dir=Path(env["JIGSAW_WEB_ASSETS_DIR"]) if env.get("JIGSAW_WEB_ASSETS_DIR") else None,
         )
+        from broker.log.kafka_security import KafkaSecurity
+
+        KafkaSecurity.from_settings(settings).check(settings.kafka_bootstrap)
+        return settings
 
     def replace(self, **changes: object) -> Settings:
         """A copy with some fields changed (settings stay frozen)."""

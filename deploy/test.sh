@@ -4,6 +4,9 @@
 #   1. creates .venv (python3 -m venv) if missing and installs jigsaw with its test tools;
 #   2. fetches Kafka's jars (cached outside the repo) and starts a real single-node broker,
 #      unless JIGSAW_TEST_KAFKA_BOOTSTRAP already names one;
+#   2a. starts a second, secure broker (SASL_SSL with SCRAM users, an SSL listener requiring client
+#      certificates, a throwaway CA made by openssl) in the background for tests/contract/test_kafka_secure.py,
+#      unless JIGSAW_TEST_KAFKA_SECURE_ENV already names one's client.env;
 #   2b. installs Debian's chromium and chromium-driver if missing, the web pages' front-end packages
 #      (deploy/web/fetch.sh) and starts an OpenID Connect provider (deploy/oidc) for the browser tests;
 #   3. runs ruff, mypy and pytest (the Kafka contract tests run against that broker and must
@@ -12,7 +15,7 @@
 #      (JIGSAW_SHARED names ../shared when it is elsewhere);
 #   3b. builds the wheel, installs it into a clean venv outside the checkout and runs a scenario
 #      through the installed `jigsaw simulate`;
-#   4. stops the broker, PostgreSQL and the OIDC provider, whatever happened.
+#   4. stops the brokers, PostgreSQL and the OIDC provider, whatever happened.
 #
 # Exits non-zero on any failure, including a pytest run that collected no tests.
 # Needs Python 3.11+, Java 17 and Maven. CI runs it through .ci/run with CI=true.
@@ -23,6 +26,8 @@ cd "$root"
 started_at=$SECONDS
 work="$(mktemp -d "${TMPDIR:-/tmp}/jigsaw-test.XXXXXX")"
 kafka_started=false
+kafka_secure_started=false
+kafka_secure_pid=""
 postgres_started=false
 oidc_started=false
 
@@ -33,6 +38,10 @@ cleanup() {
     local rc=$?
     if $kafka_started; then
         "$root/deploy/kafka/stop.sh" --quiet || true
+    fi
+    if $kafka_secure_started; then
+        if [[ -n "$kafka_secure_pid" ]]; then wait "$kafka_secure_pid" 2>/dev/null || true; fi  # still starting
+        JIGSAW_KAFKA_STATE="$work/kafka-secure" "$root/deploy/kafka/stop.sh" --quiet || true
     fi
     if $postgres_started; then
         "$root/deploy/postgres/stop.sh" --quiet || true
@@ -78,6 +87,28 @@ else
     kafka_started=true
     "$root/deploy/kafka/start.sh"
     export JIGSAW_TEST_KAFKA_BOOTSTRAP="127.0.0.1:$JIGSAW_KAFKA_PORT"
+fi
+
+# -- 2a. a secure Kafka broker (SASL_SSL + SCRAM, SSL with client certificates) -----
+# Started in the background (its state and ports its own) while the checks below run; pytest waits
+# for it. tests/contract/test_kafka_secure.py reads its client.env and, under CI=true, fails without it.
+if [[ -n "${JIGSAW_TEST_KAFKA_SECURE_ENV:-}" ]]; then
+    step "using the secure Kafka broker in $JIGSAW_TEST_KAFKA_SECURE_ENV (JIGSAW_TEST_KAFKA_SECURE_ENV)"
+else
+    "$root/deploy/kafka/fetch.sh" >/dev/null
+    secure_ports=()
+    for _ in 1 2 3; do
+        secure_ports+=("$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')")
+    done
+    step "starting a secure Kafka (SASL_SSL on 127.0.0.1:${secure_ports[0]}, SSL on ${secure_ports[2]}) in the background"
+    kafka_secure_started=true
+    # A longer wait than the plain broker's: it starts while mypy and the other servers take the CPUs.
+    JIGSAW_KAFKA_SECURE=1 JIGSAW_KAFKA_STATE="$work/kafka-secure" JIGSAW_KAFKA_PORT="${secure_ports[0]}" \
+        JIGSAW_KAFKA_START_TIMEOUT="${JIGSAW_KAFKA_START_TIMEOUT:-120}" \
+        JIGSAW_KAFKA_CONTROLLER_PORT="${secure_ports[1]}" JIGSAW_KAFKA_SSL_PORT="${secure_ports[2]}" \
+        "$root/deploy/kafka/start.sh" >"$work/kafka-secure.out" 2>&1 &
+    kafka_secure_pid=$!
+    export JIGSAW_TEST_KAFKA_SECURE_ENV="$work/kafka-secure/secure/client.env"
 fi
 
 # -- 2b. a real PostgreSQL server (the store's tests marked `postgres`) ------------
@@ -129,6 +160,15 @@ step "starting mock-oauth2-server on 127.0.0.1:$JIGSAW_OIDC_PORT"
 oidc_started=true
 "$root/deploy/oidc/start.sh"
 export JIGSAW_TEST_OIDC_ISSUER="http://127.0.0.1:$JIGSAW_OIDC_PORT/default"
+
+if [[ -n "$kafka_secure_pid" ]]; then
+    step "waiting for the secure Kafka broker"
+    secure_rc=0
+    wait "$kafka_secure_pid" || secure_rc=$?
+    kafka_secure_pid=""
+    cat "$work/kafka-secure.out"
+    [[ $secure_rc -eq 0 ]] || die "the secure Kafka broker did not start (deploy/kafka/start.sh exit $secure_rc)"
+fi
 
 step "pytest"
 pytest_rc=0

@@ -81,7 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, metavar="FILE", help="write the chronology here (default: stdout)")
 
 
-def _open(args: argparse.Namespace) -> Log:
+def _open(args: argparse.Namespace, settings: Settings) -> Log:
     if args.log is not None:
         if not args.log.is_file():
             raise ConfigError(f"--log {args.log}: no such file")
@@ -90,8 +90,11 @@ def _open(args: argparse.Namespace) -> Log:
         log: Log = EmbeddedLog(args.log)
     else:
         from broker.log.kafka import KafkaLog
+        from broker.log.kafka_security import KafkaSecurity
 
-        log = KafkaLog(args.kafka, client_id="jigsaw-replay")
+        # TLS and SASL as JIGSAW_KAFKA_SECURITY_PROTOCOL and its companions say, for the --kafka cluster.
+        security = KafkaSecurity.from_settings(settings)
+        log = KafkaLog(args.kafka, client_id="jigsaw-replay", security=security)
     if args.topic_prefix:
         from broker.log.namespace import NamespacedLog
 
@@ -159,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
     registry = KeyStore(keys_dir).load()
     key_file = args.checkpoint_key or keys_dir / PUBLIC_KEY_FILE
     checkpoint_key = load_public_key(key_file) if args.checkpoint_key or key_file.is_file() else None
-    snapshot = asyncio.run(_snapshot(_open(args)))
+    snapshot = asyncio.run(_snapshot(_open(args, settings)))
     try:
         window = resolve_window(start, end, snapshot.inputs) if start or end else None
     except ValueError as exc:

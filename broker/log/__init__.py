@@ -16,11 +16,13 @@ def open_log(settings: Settings) -> Log:
         return MemoryLog()
     if settings.log_backend == "kafka":
         from broker.log.kafka import KafkaLog  # imported late: aiokafka is only needed here
+        from broker.log.kafka_security import KafkaSecurity
 
         kafka: Log = KafkaLog(
             settings.kafka_bootstrap,
             client_id=settings.kafka_client_id,
             replication_factor=settings.kafka_replication_factor,
+            security=KafkaSecurity.from_settings(settings),
         )
         if settings.kafka_topic_prefix:  # several deployments on one cluster, each under its own prefix
             from broker.log.namespace import NamespacedLog

@@ -39,6 +39,7 @@ from aiokafka.errors import ConsumerStoppedError, KafkaError, OffsetOutOfRangeEr
 
 from broker.errors import ConfigError, LogUnavailable
 from broker.log.base import Headers, Position, Record, partition_for
+from broker.log.kafka_security import KafkaSecurity
 
 __all__ = ["CONSUMER_SAFETY", "PRODUCER_SAFETY", "TOPIC_DEFAULTS", "KafkaLog"]
 
@@ -132,8 +133,13 @@ class KafkaLog:
         replication_factor: int = 1,
         request_timeout_ms: int = 30_000,
         max_readers: int = 64,
+        security: KafkaSecurity | None = None,
     ) -> None:
         self.bootstrap = bootstrap
+        # TLS and SASL (read once here, so a bad file fails at construction); PLAINTEXT when not given.
+        self.security = security or KafkaSecurity()
+        self.security.check(bootstrap)
+        self._security_options = self.security.client_options()
         self.client_id = client_id
         self.replication_factor = replication_factor
         self._timeout_ms = request_timeout_ms
@@ -166,6 +172,7 @@ class KafkaLog:
             "bootstrap_servers": self.bootstrap,
             "client_id": self.client_id,
             "request_timeout_ms": self._timeout_ms,
+            **self._security_options,
         }
 
     def _consumer(self, group: str | None, **extra: Any) -> Any:
@@ -183,11 +190,12 @@ class KafkaLog:
                 with self._errors("start (is the broker running?)"):
                     for client in (producer, admin, meta):
                         await client.start()
-            except LogUnavailable:
+            except LogUnavailable as exc:
                 # Close all three, started or not: aiokafka warns about any left unclosed.
                 for client in (meta, admin, producer):
                     with contextlib.suppress(Exception):
                         await (client.close() if client is admin else client.stop())
+                await self.security.explain(self.bootstrap, exc, self._security_options)  # a clearer error, if it can
                 raise
             self._producer, self._admin, self._meta = producer, admin, meta
 

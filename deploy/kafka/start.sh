@@ -10,6 +10,12 @@
 #
 # --resume: start the broker that `stop.sh --keep-data` stopped, on its kept
 # data and config (same cluster id, same records), instead of a fresh one.
+#
+# JIGSAW_KAFKA_SECURE=1: the client port is a SASL_SSL listener (TLS, SCRAM-SHA-512
+# users) instead of PLAINTEXT; with JIGSAW_KAFKA_SSL_PORT also an SSL listener that
+# requires a client certificate. secure.sh makes the certificates and passwords
+# (a throwaway CA) in the state dir's secure/ and writes secure/client.env, the
+# JIGSAW_KAFKA_* variables a client needs; start.sh prints where it is.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
@@ -42,7 +48,18 @@ else
 fi
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
+secure=false
+case "${JIGSAW_KAFKA_SECURE:-0}" in
+    1|true|yes) secure=true ;;
+    0|false|no|"") ;;
+    *) echo "start.sh: JIGSAW_KAFKA_SECURE takes 1 or 0, not '$JIGSAW_KAFKA_SECURE'" >&2; exit 1 ;;
+esac
+ssl_port="${JIGSAW_KAFKA_SSL_PORT:-}"
+if [[ -n "$ssl_port" ]] && ! $secure; then
+    echo "start.sh: JIGSAW_KAFKA_SSL_PORT needs JIGSAW_KAFKA_SECURE=1" >&2
+    exit 1
+fi
+for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" $ssl_port; do
     if port_open "$port"; then
         echo "start.sh: something else already listens on 127.0.0.1:$port; stop it or set JIGSAW_KAFKA_PORT/JIGSAW_KAFKA_CONTROLLER_PORT" >&2
         exit 1
@@ -59,16 +76,26 @@ else
     echo "$data_dir" >"$KAFKA_STATE/data_dir"
 fi
 
+format_args=()
+client_env=""
+if $secure; then
+    # Certificates, SCRAM users and the listener settings (secure.sh sets listener_props, format_args, client_env).
+    source "$KAFKA_DIR/secure.sh"
+else
+    listener_props="listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+fi
+
+(umask 077; : >"$config")  # it may hold keystore and SCRAM passwords
 cat >"$config" <<PROPS
 # Written by deploy/kafka/start.sh: a single-node KRaft broker for development and tests.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
-inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+$listener_props
 log.dirs=$data_dir
 num.partitions=1
 # Jigsaw creates its topics itself (with the replication it is configured for); a typo must not make one.
@@ -101,7 +128,7 @@ jvm=(java $KAFKA_HEAP_OPTS -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headl
 if ! $resume; then  # a fresh broker: format its storage (a resumed one keeps its cluster id and records)
 # A cluster id is 16 random bytes, URL-safe base64 without padding.
 cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
-if ! "${jvm[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$config" >"$log_file" 2>&1; then
+if ! "${jvm[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$config" "${format_args[@]}" >"$log_file" 2>&1; then
     echo "start.sh: formatting the storage in $data_dir failed:" >&2
     cat "$log_file" >&2
     exit 1
@@ -121,10 +148,10 @@ if [[ -z "$python" ]]; then
 fi
 ready() {
     local rc=0
-    "$python" "$KAFKA_DIR/ready.py" "$bootstrap" 2>/dev/null || rc=$?
+    "$python" "$KAFKA_DIR/ready.py" "$bootstrap" $client_env 2>/dev/null || rc=$?
     if [[ $rc -eq 3 || $rc -eq 127 ]]; then  # no aiokafka at hand: ask with Kafka's own admin client
         rc=0
-        java -cp "$KAFKA_LIB/*" "$KAFKA_DIR/Ready.java" "$bootstrap" 2>/dev/null || rc=$?
+        java -cp "$KAFKA_LIB/*" "$KAFKA_DIR/Ready.java" "$bootstrap" $client_env 2>/dev/null || rc=$?
     fi
     return "$rc"
 }
@@ -149,4 +176,9 @@ while true; do
     fi
     sleep 0.5
 done
-echo "kafka $KAFKA_VERSION: ready on $bootstrap after $((SECONDS - start))s"
+if $secure; then
+    echo "kafka $KAFKA_VERSION: ready on $bootstrap (SASL_SSL, SCRAM-SHA-512${ssl_port:+; SSL with client certificates on 127.0.0.1:$ssl_port}) after $((SECONDS - start))s"
+    echo "kafka: client settings in $client_env (set -a; . $client_env; set +a); CA $secure_dir/ca.pem"
+else
+    echo "kafka $KAFKA_VERSION: ready on $bootstrap after $((SECONDS - start))s"
+fi
