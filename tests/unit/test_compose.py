@@ -80,3 +80,21 @@ def test_dockerfile_sets_only_variables_the_code_reads() -> None:
 
     assert names, "the Dockerfile sets no JIGSAW_* variables"
     assert sorted(names - set(ENV_VARS)) == []
+
+
+def test_the_scale_out_compose_runs_every_role_twice_with_real_settings() -> None:
+    """deploy/compose.scale-out.yml runs gateway, router and dispatcher as separate services, two of each,
+    each naming exactly its role and only variables the code reads, on Kafka and PostgreSQL."""
+    data = yaml.safe_load((ROOT / "deploy" / "compose.scale-out.yml").read_text())
+    services = data["services"]
+    assert {"kafka", "postgres"} <= set(services)
+    for role in ROLES:
+        service = services[role]
+        env = _environment(service)
+        assert env["JIGSAW_ROLES"] == role
+        assert service["deploy"]["replicas"] >= 2
+        unknown = sorted(k for k in env if k.startswith("JIGSAW_") and k not in ENV_VARS)
+        assert unknown == [], f"{role} sets variables Jigsaw does not read: {unknown}"
+        assert env["JIGSAW_LOG_BACKEND"] == "kafka" and env["JIGSAW_STORE"] == "postgresql"
+        assert env["JIGSAW_KAFKA_BOOTSTRAP"].split(":")[0] in services
+        assert service["command"][:2] == ["jigsaw", "serve"]
