@@ -401,17 +401,23 @@ async def _verdict(
     print(f"  posts: {sum(a.attempts for a in agencies.values())}, not answered 2xx and re-sent: {dict(failures)}")
     print(f"  accepted events: {len(accepted)}; in the log exactly once: {len(accepted) - len(not_once)}")
     print(f"  in the log but never acknowledged to the agency: {len(unaccepted_in_log)}")
-    print(f"  notifications expected: {len(expected)}; recorded: {len(expected) - len(missing_notes)}; "
-          f"records repeating an id: {repeated}")
-    print(f"  webhooks arrived: {len(arrived)} of {len(expected)}; arrivals of an id already recorded delivered: "
-          f"{after_recorded}; re-deliveries in all (same webhook-id): {resent}")
+    print(
+        f"  notifications expected: {len(expected)}; recorded: {len(expected) - len(missing_notes)}; "
+        f"records repeating an id: {repeated}"
+    )
+    print(
+        f"  webhooks arrived: {len(arrived)} of {len(expected)}; arrivals of an id already recorded delivered: "
+        f"{after_recorded}; re-deliveries in all (same webhook-id): {resent}"
+    )
     print(f"  jigsaw replay --kafka: exit {replay.returncode}")
     if replay.returncode != 0:
         print("\n".join("    " + line for line in replay_out.decode().splitlines()[-30:]))
     lost = bool(not_once or missing_notes or len(arrived) < len(expected))
     duplicated = bool(repeated or after_recorded)
-    print(f"  verdict: {'LOST ' if lost else ''}{'DUPLICATED ' if duplicated else ''}"
-          f"{'OK' if not lost and not duplicated and replay.returncode == 0 else 'FAILED'}")
+    print(
+        f"  verdict: {'LOST ' if lost else ''}{'DUPLICATED ' if duplicated else ''}"
+        f"{'OK' if not lost and not duplicated and replay.returncode == 0 else 'FAILED'}"
+    )
     return not lost and not duplicated and replay.returncode == 0
 
 
