@@ -243,15 +243,13 @@ class Dispatcher:
         if self._tasks:
             timeout = min(timeout, _BUSY_POLL_S)
         fetched: list[tuple[int, Record]] = []
-        for index, partition in enumerate(sorted(self._positions)):
-            position = self._positions[partition]
-            if index == 0 and timeout > 0:
-                records = await self.log.read(topics.NOTIFICATIONS, position, partition=partition, timeout=timeout)
-            else:
-                records = await read_available(self.log, topics.NOTIFICATIONS, position, partition=partition)
+        for partition in sorted(self._positions):
+            records = await read_available(
+                self.log, topics.NOTIFICATIONS, self._positions[partition], partition=partition
+            )
             fetched += [(partition, record) for record in records]
-        if not self._positions and timeout > 0:  # a standby: nothing held, keep polling the group
-            await asyncio.sleep(min(timeout, 0.5))
+        if not fetched and timeout > 0:
+            fetched = await self._wait_for_any(timeout)
         # After the read: the router wrote these after it read the directory entries they depend on.
         await self.directory.refresh()
         inbox: list[DeliveryRecord] = []
@@ -278,6 +276,26 @@ class Dispatcher:
                 self._spawn(job)
         await self._commit()
         return len(fetched)
+
+    async def _wait_for_any(self, timeout: float) -> list[tuple[int, Record]]:
+        """Wait up to ``timeout`` s for a notification on any partition held (the first that has one wins)."""
+        if not self._positions:  # a standby: nothing held, keep polling the group
+            await asyncio.sleep(min(timeout, 0.5))
+            return []
+        reads = {
+            asyncio.create_task(
+                self.log.read(topics.NOTIFICATIONS, position, partition=partition, timeout=timeout)
+            ): partition
+            for partition, position in self._positions.items()
+        }
+        done, pending = await asyncio.wait(reads, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:  # a cancelled read loses nothing: the next read seeks to the same position
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        fetched: list[tuple[int, Record]] = []
+        for task in done:
+            fetched += [(reads[task], record) for record in task.result()]
+        return fetched
 
     def _admit(self, partition: int, offset: int, value: bytes) -> Job | None:
         """A first attempt for a notification just read, or None (done already, a copy, or a retry that waits)."""

@@ -59,7 +59,7 @@ _TOPIC_EXISTS = 36  # TOPIC_ALREADY_EXISTS
 _CONFIG_ERRORS = {17: "invalid topic name", 37: "invalid partition count", 38: "invalid replication factor"}
 _CATCH_UP_S = 10.0  # how long to wait for records the broker holds but the consumer has not fetched yet
 _POLL_S = 0.1
-_MARKER_POLL_S = 0.01  # short fetches while looking whether only transaction markers are left
+_MARKER_POLL_S = 0.002  # short fetches while looking whether only transaction markers are left
 
 
 def _partitioner(key: bytes | None, all_partitions: Sequence[int], available: Sequence[int]) -> int:
@@ -97,6 +97,7 @@ class _Reader:
         self.next_offset: int | None = None  # where the consumer will continue without a seek
         self.lock = asyncio.Lock()
         self.closed = False  # evicted (too many readers); whoever still holds it asks for a new one
+        self.dry: tuple[int, int] | None = None  # (offset, end): only transaction markers lie between them
 
     def seek(self, offset: int) -> None:
         if self.next_offset != offset:
@@ -413,7 +414,7 @@ class KafkaLog:
             # Nothing buffered; but right after a seek the broker may hold records the
             # consumer has not fetched yet. Those must come back even when timeout is 0.
             end = (await reader.consumer.end_offsets([reader.tp]))[reader.tp]
-            if end > offset:
+            if end > offset and reader.dry != (offset, end):
                 catch_up = loop.time() + max(_CATCH_UP_S, deadline - loop.time())
                 while loop.time() < catch_up:
                     messages = await reader.fetch(offset, limit, _MARKER_POLL_S)
@@ -422,6 +423,7 @@ class KafkaLog:
                     # What is left may be only transaction markers (a transactional writer's commits):
                     # the consumer steps over them without returning a record.
                     if await reader.consumer.position(reader.tp) >= end:
+                        reader.dry = (offset, end)  # asked again from here, with the same end: nothing to fetch
                         break
                 if loop.time() >= deadline:
                     return []
