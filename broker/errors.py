@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 __all__ = [
     "ConfigError",
     "DuplicateEvent",
+    "EventPending",
     "Forbidden",
     "InvalidNhsNumber",
     "InvalidRequest",
@@ -134,6 +135,14 @@ class DuplicateEvent(Refusal):
 
     code = "duplicate_event"
     http_status = 409
+
+
+class EventPending(Refusal):
+    """Another gateway is accepting this event id right now and has not said where it landed."""
+
+    code = "event_pending"
+    http_status = 503
+    retriable = True
 
 
 class Unauthenticated(Refusal):
