@@ -169,8 +169,6 @@ class SignInFailed(JigsawError):
     http_status = 401
 
 
-
-
 # --- refusals of requests at the HTTP edge (broker/gateway/guard.py) ---------
 
 

@@ -41,9 +41,8 @@ from broker import topics
 from broker.accepted import AcceptedIds
 from broker.delivery.directory import DirectoryFollower
 from broker.envelope.keys import KeyRegistry
-from broker.envelope.model import Envelope, encode_envelope, to_millis
+from broker.envelope.model import Envelope, encode_envelope
 from broker.errors import (
-    DuplicateEvent,
     EventPending,
     Forbidden,
     LogUnavailable,
@@ -53,92 +52,15 @@ from broker.errors import (
 )
 from broker.log.base import Headers, Log, Position
 from broker.logging import get_logger
-from broker.model import Event
 from broker.routing.model import iso
 from broker.schemas import Catalogue, default_catalogue
 from broker.store import AcceptedId, Claim, SqliteStore, Store
+from broker.submissions import Outcome, Pending, conflict, content_digest, event_headers, pending
 from broker.validation import DEFAULT_RULES, Accepted, Rules, subject_key, verify
 
 __all__ = ["Intake", "Outcome", "content_digest"]
 
 _log = get_logger("jigsaw.intake")
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Outcome:
-    """What happened to one submission."""
-
-    status: str  # "accepted", "duplicate" (accepted before: same content) or "refused"
-    event_id: str | None
-    position: Position | None = None
-    error: Refusal | None = None
-    event: Event | None = None
-
-    @property
-    def http_status(self) -> int:
-        if self.error is not None:
-            return self.error.http_status
-        return 202 if self.status == "accepted" else 200
-
-    def body(self) -> dict[str, object]:
-        """The JSON a client receives for this submission."""
-        if self.error is not None:
-            return {**self.error.to_dict(), **({"event_id": self.event_id} if self.event_id else {})}
-        assert self.position is not None
-        return {
-            "event_id": self.event_id,
-            "status": self.status,
-            "topic": self.position.topic,
-            "partition": self.position.partition,
-            "offset": self.position.offset,
-        }
-
-
-def content_digest(env: Envelope) -> str:
-    """What makes two submissions the same event: every field but when and with which key it was signed.
-
-    An agency that re-sends an event it sent before (an adapter re-running an export file) signs it
-    again with a new ``issued_at``; that is the same event (200), not a conflicting one (409).
-    """
-    digest = hashlib.sha256()
-    fields = (env.event_id, env.event_type, env.schema_fingerprint, env.source, to_millis(env.occurred_at))
-    for part in (*fields, env.lawful_basis, env.consent, env.payload):
-        raw = part if isinstance(part, bytes) else str(part).encode()
-        digest.update(len(raw).to_bytes(8, "big") + raw)
-    return digest.hexdigest()
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Pending:
-    raw: bytes
-    accepted: Accepted
-    digest: str
-
-
-def _headers(env: Envelope, kind: str) -> Headers:
-    return (
-        (topics.RECORD_HEADER, topics.EVENT),
-        ("event_type", env.event_type.encode()),
-        ("event_id", env.event_id.encode()),
-        ("source", env.source.encode()),
-        (topics.SOURCE_KIND_HEADER, kind.encode()),
-    )
-
-
-def _conflict(event_id: str) -> DuplicateEvent:
-    return DuplicateEvent(
-        f"event id {event_id} was already accepted with different content; "
-        "give a corrected event a new id (and retract the old one if it was wrong)",
-        event_id=event_id,
-    )
-
-
-def _pending(event_id: str) -> EventPending:
-    return EventPending(
-        f"another gateway is accepting event id {event_id} right now; send the same bytes again in a moment",
-        event_id=event_id,
-        retry_after=1,
-    )
 
 
 class Intake:
@@ -250,9 +172,9 @@ class Intake:
         """A lost claim's outcome: the original's position for the same content; 409 or 503 otherwise."""
         env = accepted.envelope
         if claim.row.position is None:
-            raise _pending(env.event_id)
+            raise pending(env.event_id)
         if claim.row.digest != digest:
-            raise _conflict(env.event_id)
+            raise conflict(env.event_id)
         return Outcome("duplicate", env.event_id, claim.row.position, event=accepted.event)
 
     async def submit(
@@ -301,7 +223,7 @@ class Intake:
             await self.refuse(exc, caller=caller, body=raw, now=now, client=client)
             return Outcome("refused", exc.evidence.get("event_id"), error=exc)
         ts = timestamp_ms if timestamp_ms is not None else int(now.timestamp() * 1000)
-        item = (subject_key(accepted.event).encode(), raw, _headers(env, accepted.kind))
+        item = (subject_key(accepted.event).encode(), raw, event_headers(env, accepted.kind))
         [position] = await self._append([item], ts, [row])
         self.directory.directory.apply(accepted.event, ts)
         self.accepted += 1
@@ -343,7 +265,7 @@ class Intake:
         outcomes: list[Outcome | None] = [None] * len(bodies)
         if self._private is not None:
             await self.ids.catch_up()  # no shared store: what other intakes appended is only in the log
-        pending: list[tuple[int, _Pending]] = []
+        pending: list[tuple[int, Pending]] = []
         in_batch: dict[str, tuple[int, str]] = {}  # event id -> (index of its first copy, digest)
         copies: list[tuple[int, str]] = []  # (index, event id) of later copies in this batch
         sources: dict[str, str] = {}
@@ -361,7 +283,7 @@ class Intake:
                 env = accepted.envelope
                 if env.event_id in in_batch:
                     if in_batch[env.event_id][1] != digest:
-                        raise _conflict(env.event_id)
+                        raise conflict(env.event_id)
                     copies.append((i, env.event_id))  # answered below, as its first copy is
                     continue
             except Refusal as exc:
@@ -372,10 +294,10 @@ class Intake:
             sources[env.event_id] = env.source
             if env.event_type == "directory.organisation":
                 kinds[str(accepted.event.data["org_id"])] = str(accepted.event.data["kind"])
-            pending.append((i, _Pending(raw, accepted, digest)))
+            pending.append((i, Pending(raw, accepted, digest)))
         rows = [AcceptedId(p.accepted.envelope.event_id, p.digest, p.accepted.envelope.source) for _, p in pending]
         claims = await self.ids.claim(rows)
-        won: list[tuple[int, _Pending, AcceptedId]] = []
+        won: list[tuple[int, Pending, AcceptedId]] = []
         for (i, p), row, claim in zip(pending, rows, claims, strict=True):
             if claim.won:
                 won.append((i, p, row))
@@ -390,7 +312,7 @@ class Intake:
         ts = timestamp_ms if timestamp_ms is not None else int(now.timestamp() * 1000)
         if won:
             records: list[tuple[bytes | None, bytes | None, Headers]] = [
-                (subject_key(p.accepted.event).encode(), p.raw, _headers(p.accepted.envelope, p.accepted.kind))
+                (subject_key(p.accepted.event).encode(), p.raw, event_headers(p.accepted.envelope, p.accepted.kind))
                 for _, p, _ in won
             ]
             positions = await self._append(records, ts, [row for _, _, row in won])
@@ -492,9 +414,7 @@ class Intake:
         key = str(record["event_id"] or record["body_sha256"]).encode()
         value = json.dumps(record, sort_keys=True).encode()
         async with self._bounded("record a refusal"):
-            position = await self.log.append(
-                topics.REJECTED, value, key=key, timestamp_ms=int(now.timestamp() * 1000)
-            )
+            position = await self.log.append(topics.REJECTED, value, key=key, timestamp_ms=int(now.timestamp() * 1000))
         self.refused += 1
         _log.info("refused", event_id=record["event_id"], source=record["source"], caller=caller, error=error.code)
         return position

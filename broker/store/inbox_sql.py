@@ -29,7 +29,6 @@ from broker.store.model import (
 
 __all__ = [
     "acknowledge",
-    "release_ack",
     "add_acks",
     "add_notifications",
     "count_inbox",
@@ -37,6 +36,7 @@ __all__ = [
     "list_inbox",
     "listing_sql",
     "mark_read",
+    "release_ack",
 ]
 
 _COLUMNS = (
