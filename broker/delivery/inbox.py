@@ -283,6 +283,7 @@ def add_inbox_routes(app: web.Application, service: InboxService) -> None:
     app.router.add_post("/v1/inbox/{notification_id}/ack", acknowledge)
 
     async def follow(app: web.Application) -> Any:
+        await service.log.create_topic(topics.ACCESS)  # every read is recorded there
         read = await service.follower.start()
         _log.info("inbox_started", store=service.store.name, records_read=read)
         yield

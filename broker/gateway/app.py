@@ -234,7 +234,7 @@ def create_app(
     )
     from broker.audit.api import mount_audit  # GET /v1/children/{nhs_number}/chronology
 
-    mount_audit(app, log=log, authenticate=app[CREDENTIALS].authenticate, clock=clock)
+    mount_audit(app, log=log, store=store, authenticate=app[CREDENTIALS].authenticate, clock=clock)
     from broker.web import StoreWebData, mount_web  # the pages for people, at /web/
 
     mount_web(app, settings=settings, data=StoreWebData.for_gateway(app), clock=clock)

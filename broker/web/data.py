@@ -25,7 +25,7 @@ from aiohttp import web
 from broker import topics
 from broker.audit.api import AuditService
 from broker.audit.chronology import Chronology
-from broker.audit.collect import read_snapshot, read_topic
+from broker.audit.collect import read_topic
 from broker.client import build_envelope
 from broker.delivery.directory import DirectoryFollower, Entry
 from broker.delivery.inbox import InboxService
@@ -33,12 +33,11 @@ from broker.delivery.inboxes import ack_of, notification_of
 from broker.delivery.records import DeliveryRecord, decode_delivery
 from broker.envelope.keys import KeyRecord, KeyStore, SigningKey, load_signing_key
 from broker.envelope.model import Envelope, encode_envelope
-from broker.errors import ConfigError, NotPermitted, SchemaInvalid
+from broker.errors import ConfigError, NotPermitted
 from broker.gateway.auth import Caller
 from broker.log.base import Log
 from broker.routing.model import Ack, Notification
 from broker.store import InboxQuery
-from broker.validation import event_of
 from broker.web.people import Person
 
 __all__ = ["Acknowledged", "StoreWebData", "WebData", "caller_of", "names_of"]
@@ -210,19 +209,12 @@ class StoreWebData:
         return chronology, await self._retracted({e.event_id for e in chronology.entries})
 
     async def _retracted(self, among: set[str]) -> set[str]:
-        snapshot = await read_snapshot(self.log)
+        # The chronology index files a retraction, as an event, under the id it retracts (no log scan).
         out: set[str] = set()
-        for record in snapshot.inputs:
-            if record.value is None or not topics.is_event(record):
-                continue
-            try:
-                event = event_of(record.value)
-            except (SchemaInvalid, ValueError, KeyError, TypeError):
-                continue
-            if event.event_type == "record.retracted":
-                original = str(event.data.get("original_event_id"))
-                if original in among:
-                    out.add(original)
+        for event_id in sorted(among):
+            page = await self.audit.store.chronology("event:" + event_id, limit=1000)
+            if any(ref.kind == "event" for ref in page.items):
+                out.add(event_id)
         return out
 
     async def directory(self) -> list[Entry]:
