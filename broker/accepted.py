@@ -21,7 +21,9 @@ record landed) and only then releases a claim still without a position, so a
 re-send after a log outage is recognised rather than appended twice.
 
 The index is materialised from the input topic (``materialise.accepted``),
-so a store that is empty or behind is rebuilt from the log at start.
+so a store that is empty or behind is rebuilt from the log at start; it is
+followed in the background too (every 5 s), so the look at the log's tail
+that a stale claim or a release needs stays short.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ from broker.log.base import Log, Position, Record
 from broker.logging import get_logger
 from broker.schemas import Catalogue
 from broker.store import AcceptedId, Claim, Store
-from broker.store.materialise import accepted, catch_up
+from broker.store.follow import ViewFollower
+from broker.store.materialise import accepted
 
 __all__ = ["AcceptedIds", "Digest"]
 
@@ -76,7 +79,8 @@ class AcceptedIds:
         self._release_after = release_after
         self._publishers: dict[str, str] = {}  # settled ids only: a publisher never changes
         self._tasks: set[asyncio.Task[None]] = set()
-        self._catching_up = asyncio.Lock()
+        # Followed in the background too, so the look at the log's tail a stale claim needs stays short.
+        self.follower = ViewFollower(log, store, "accepted", [(topics.INPUT, accepted(self._identify))], interval=5.0)
 
     def _identify(self, record: Record) -> tuple[str, str, str] | None:
         if record.value is None or not topics.is_event(record):
@@ -84,10 +88,13 @@ class AcceptedIds:
         env = decode_envelope(record.value, catalogue=self._catalogue)
         return env.event_id, self._digest_of(env), env.source
 
+    async def start(self, *, background: bool = True) -> int:
+        """Catch the index up with the log in full, then follow it in the background; records read."""
+        return await self.follower.start(background=background)
+
     async def catch_up(self) -> int:
         """Read what the input topic gained since the index last looked; how many records were read."""
-        async with self._catching_up:
-            return await catch_up(self.log, self.store, "accepted", topics.INPUT, accepted(self._identify))
+        return await self.follower.catch_up()
 
     # -- publishers (for retractions) ----------------------------------------------------
 
@@ -180,7 +187,8 @@ class AcceptedIds:
         _log.warning("claims_left_to_go_stale", events=len(rows))  # another gateway takes them over when stale
 
     async def close(self) -> None:
-        """Stop pending releases (their claims go stale and are taken over, after a look at the log)."""
+        """Stop following and stop pending releases (their claims go stale: taken over after a look at the log)."""
+        await self.follower.close()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()

@@ -121,7 +121,9 @@ class Intake:
                 release_after=self._append_timeout,
             )
         await self.directory.refresh()
-        await self.refresh()
+        # In full and unbounded: rebuilding an empty store from a long log takes as long as it takes.
+        read = await self.ids.start(background=self._private is None)
+        _log.info("accepted_ids_caught_up", records_read=read)
 
     async def close(self) -> None:
         """Stop background work; close the private store (a store passed in belongs to the caller)."""
