@@ -54,8 +54,8 @@ from broker.log.base import Headers, Log, Position
 from broker.logging import get_logger
 from broker.routing.model import iso
 from broker.schemas import Catalogue, default_catalogue
-from broker.store import AcceptedId, Claim, SqliteStore, Store
-from broker.submissions import Outcome, Pending, conflict, content_digest, event_headers, pending
+from broker.store import AcceptedId, SqliteStore, Store
+from broker.submissions import Outcome, Pending, conflict, content_digest, event_headers, lost_claim
 from broker.validation import DEFAULT_RULES, Accepted, Rules, subject_key, verify
 
 __all__ = ["Intake", "Outcome", "content_digest"]
@@ -170,15 +170,6 @@ class Intake:
         await self.ids.load_publishers([event_id])
         return self.ids.publisher_cached(event_id)
 
-    def _answer(self, claim: Claim, digest: str, accepted: Accepted) -> Outcome:
-        """A lost claim's outcome: the original's position for the same content; 409 or 503 otherwise."""
-        env = accepted.envelope
-        if claim.row.position is None:
-            raise pending(env.event_id)
-        if claim.row.digest != digest:
-            raise conflict(env.event_id)
-        return Outcome("duplicate", env.event_id, claim.row.position, event=accepted.event)
-
     async def submit(
         self,
         body: bytes | Envelope,
@@ -218,7 +209,7 @@ class Intake:
             row = AcceptedId(env.event_id, digest, env.source)
             [claim] = await self.ids.claim([row])
             if not claim.won:
-                return self._answer(claim, digest, accepted)
+                return lost_claim(claim, digest, accepted)
         except EventPending:
             raise  # not a refusal: the same bytes are welcome again in a moment (503 with Retry-After)
         except Refusal as exc:
@@ -305,7 +296,7 @@ class Intake:
                 won.append((i, p, row))
                 continue
             try:
-                outcomes[i] = self._answer(claim, p.digest, p.accepted)
+                outcomes[i] = lost_claim(claim, p.digest, p.accepted)
             except EventPending as exc:
                 outcomes[i] = Outcome("pending", row.event_id, error=exc)
             except Refusal as exc:

@@ -16,9 +16,10 @@ from broker.envelope.model import Envelope, to_millis
 from broker.errors import DuplicateEvent, EventPending, Refusal
 from broker.log.base import Headers, Position
 from broker.model import Event
+from broker.store import Claim
 from broker.validation import Accepted
 
-__all__ = ["Outcome", "Pending", "conflict", "content_digest", "event_headers", "pending"]
+__all__ = ["Outcome", "Pending", "conflict", "content_digest", "event_headers", "lost_claim", "pending"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -101,3 +102,18 @@ def pending(event_id: str) -> EventPending:
         event_id=event_id,
         retry_after=1,
     )
+
+
+def lost_claim(claim: Claim, digest: str, accepted: Accepted) -> Outcome:
+    """A lost claim's outcome: the original's position for the same content (200).
+
+    Raises:
+        EventPending: the winner has no position yet (503, retriable).
+        DuplicateEvent: the id stands for other content (409).
+    """
+    env = accepted.envelope
+    if claim.row.position is None:
+        raise pending(env.event_id)
+    if claim.row.digest != digest:
+        raise conflict(env.event_id)
+    return Outcome("duplicate", env.event_id, claim.row.position, event=accepted.event)
