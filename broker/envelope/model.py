@@ -94,7 +94,9 @@ def encode_envelope(env: Envelope, catalogue: Catalogue | None = None) -> bytes:
     return encode((catalogue or default_catalogue()).envelope, _record(env))
 
 
-def decode_envelope(data: bytes, *, catalogue: Catalogue | None = None, limits: Limits = DEFAULT_LIMITS) -> Envelope:
+def decode_envelope(
+    data: bytes, *, catalogue: Catalogue | None = None, limits: Limits = DEFAULT_LIMITS
+) -> Envelope:
     """Decode untrusted envelope bytes (bounded), refusing any non-canonical encoding.
 
     Raises:

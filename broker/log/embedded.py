@@ -209,7 +209,9 @@ class EmbeddedLog:
                 "WHERE topic = ? AND part = ? AND offset >= ? ORDER BY offset LIMIT ?",
                 (topic, partition, offset, limit),
             ).fetchall()
-            return [Record(topic, partition, int(o), k, v, _decode_headers(h), int(ts)) for o, k, v, h, ts in rows]
+            return [
+                Record(topic, partition, int(o), k, v, _decode_headers(h), int(ts)) for o, k, v, h, ts in rows
+            ]
 
         deadline = time.monotonic() + timeout
         while True:
