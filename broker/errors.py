@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 __all__ = [
     "ConfigError",
     "DuplicateEvent",
+    "EventPending",
     "Forbidden",
     "InvalidNhsNumber",
     "InvalidRequest",
@@ -136,6 +137,14 @@ class DuplicateEvent(Refusal):
     http_status = 409
 
 
+class EventPending(Refusal):
+    """Another gateway is accepting this event id right now and has not said where it landed."""
+
+    code = "event_pending"
+    http_status = 503
+    retriable = True
+
+
 class Unauthenticated(Refusal):
     code = "unauthenticated"
     http_status = 401
@@ -158,8 +167,6 @@ class SignInFailed(JigsawError):
 
     code = "sign_in_failed"
     http_status = 401
-
-
 
 
 # --- refusals of requests at the HTTP edge (broker/gateway/guard.py) ---------

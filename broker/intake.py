@@ -9,11 +9,20 @@ rejection record that says what was refused and why: never the payload itself.
 
 Any number of intakes (gateways) may append to the input topic at once: none
 of them chains or numbers records (the sealer does that after the append, in
-the log's own order), and each catches its index of accepted ids up with the
-log's tail before it judges a submission, so a re-send is recognised whichever
-gateway took the first copy. An append that the log does not confirm within
-``append_timeout`` seconds is answered ``log_unavailable`` (retriable: the
-client re-sends the same bytes and the id index makes that safe).
+the log's own order), and they share one index of accepted ids in the store
+(``broker.accepted``): an id is claimed before its append (put-if-absent, so of
+two gateways racing on one id exactly one appends), settled with its position
+after, and released if the append failed. A re-send is recognised whichever
+gateway took the first copy: 200 with the original position for the same
+content, 409 for other content, and ``event_pending`` (503, retriable) while
+the first gateway is still appending after a short wait. At start the index
+is caught up from the log, so an empty or lagging store is rebuilt. An
+intake given no store keeps a private throwaway one (the simulator, tests)
+and reads the log's tail into it before each submission.
+
+An append that the log does not confirm within ``append_timeout`` seconds is
+answered ``log_unavailable`` (retriable: the client re-sends the same bytes
+and the id index makes that safe).
 """
 
 from __future__ import annotations
@@ -24,149 +33,112 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import tempfile
 from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
 
 from broker import topics
+from broker.accepted import AcceptedIds
 from broker.delivery.directory import DirectoryFollower
 from broker.envelope.keys import KeyRegistry
-from broker.envelope.model import Envelope, decode_envelope, encode_envelope, to_millis
-from broker.errors import DuplicateEvent, Forbidden, LogUnavailable, Refusal, UnknownOrganisation
-from broker.log.base import Headers, Log, Position, Record
-from broker.log.scan import read_available
+from broker.envelope.model import Envelope, encode_envelope
+from broker.errors import (
+    EventPending,
+    Forbidden,
+    LogUnavailable,
+    NotPermitted,
+    Refusal,
+    UnknownOrganisation,
+)
+from broker.log.base import Headers, Log, Position
 from broker.logging import get_logger
-from broker.model import Event
 from broker.routing.model import iso
 from broker.schemas import Catalogue, default_catalogue
+from broker.store import AcceptedId, SqliteStore, Store
+from broker.submissions import Outcome, Pending, conflict, content_digest, event_headers, lost_claim
 from broker.validation import DEFAULT_RULES, Accepted, Rules, subject_key, verify
 
-__all__ = ["Intake", "Outcome"]
+__all__ = ["Intake", "Outcome", "content_digest"]
 
 _log = get_logger("jigsaw.intake")
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Outcome:
-    """What happened to one submission."""
-
-    status: str  # "accepted", "duplicate" (accepted before: same content) or "refused"
-    event_id: str | None
-    position: Position | None = None
-    error: Refusal | None = None
-    event: Event | None = None
-
-    @property
-    def http_status(self) -> int:
-        if self.error is not None:
-            return self.error.http_status
-        return 202 if self.status == "accepted" else 200
-
-    def body(self) -> dict[str, object]:
-        """The JSON a client receives for this submission."""
-        if self.error is not None:
-            return {**self.error.to_dict(), **({"event_id": self.event_id} if self.event_id else {})}
-        assert self.position is not None
-        return {
-            "event_id": self.event_id,
-            "status": self.status,
-            "topic": self.position.topic,
-            "partition": self.position.partition,
-            "offset": self.position.offset,
-        }
-
-
-def _content_digest(env: Envelope) -> str:
-    """What makes two submissions the same event: every field but when and with which key it was signed.
-
-    An agency that re-sends an event it sent before (an adapter re-running an export file) signs it
-    again with a new ``issued_at``; that is the same event (200), not a conflicting one (409).
-    """
-    digest = hashlib.sha256()
-    fields = (env.event_id, env.event_type, env.schema_fingerprint, env.source, to_millis(env.occurred_at))
-    for part in (*fields, env.lawful_basis, env.consent, env.payload):
-        raw = part if isinstance(part, bytes) else str(part).encode()
-        digest.update(len(raw).to_bytes(8, "big") + raw)
-    return digest.hexdigest()
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Pending:
-    raw: bytes
-    accepted: Accepted
-    digest: str
-
-
-def _headers(env: Envelope, kind: str) -> Headers:
-    return (
-        (topics.RECORD_HEADER, topics.EVENT),
-        ("event_type", env.event_type.encode()),
-        ("event_id", env.event_id.encode()),
-        ("source", env.source.encode()),
-        (topics.SOURCE_KIND_HEADER, kind.encode()),
-    )
-
-
-def _conflict(event_id: str) -> DuplicateEvent:
-    return DuplicateEvent(
-        f"event id {event_id} was already accepted with different content; "
-        "give a corrected event a new id (and retract the old one if it was wrong)",
-        event_id=event_id,
-    )
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Seen:
-    digest: str
-    source: str
-    position: Position
-
-
 class Intake:
-    """Accept-or-refuse over one log. Call ``start`` before ``submit``."""
+    """Accept-or-refuse over one log and the store's accepted-id index. Call ``start`` before ``submit``."""
 
     def __init__(
         self,
         log: Log,
         keys: Callable[[], KeyRegistry],
         *,
+        store: Store | None = None,
         catalogue: Catalogue | None = None,
         rules: Rules = DEFAULT_RULES,
         append_timeout: float = 10.0,
+        claim_wait: float = 2.0,
     ) -> None:
         self.log = log
         self._keys = keys
         self._catalogue = catalogue or default_catalogue()
         self._rules = rules
         self._append_timeout = append_timeout
-        self._seen: dict[str, _Seen] = {}
-        self._indexed = 0  # the input topic's offset the id index has read up to
+        self._claim_wait = claim_wait
+        self._store = store
+        self._private: tempfile.TemporaryDirectory[str] | None = None
+        self._ids: AcceptedIds | None = None
         # One submission at a time in this process: the id check and the append must not interleave.
-        # Every wait (this lock, the log) falls under one deadline per submission (``_bounded``).
+        # Every wait (this lock, the store, the log) falls under one deadline per submission (``_bounded``).
         self._submitting = asyncio.Lock()
         # The partnership's directory: every OrgId an event names must be in it (permissions.py).
         self.directory = DirectoryFollower(log)
         self.accepted = 0
         self.refused = 0
 
+    @property
+    def ids(self) -> AcceptedIds:
+        """The accepted-id index (after ``start``)."""
+        if self._ids is None:
+            raise RuntimeError("call Intake.start first")
+        return self._ids
+
     async def start(self) -> None:
-        """Create the topics and build the index of accepted event ids from the log."""
+        """Create the topics, open a private store if none was given, and catch the id index up with the log."""
         for topic in (topics.INPUT, topics.REJECTED):
             await self.log.create_topic(topic)
+        if self._ids is None:
+            store = self._store
+            if store is None:
+                self._private = tempfile.TemporaryDirectory(prefix="jigsaw-intake-")
+                store = SqliteStore(Path(self._private.name) / "ids.db", durable=False)
+                await store.start()
+            self._ids = AcceptedIds(
+                store,
+                self.log,
+                self._catalogue,
+                content_digest,
+                wait=self._claim_wait,
+                stale_after=max(60.0, 6 * self._append_timeout),
+                release_after=self._append_timeout,
+            )
         await self.directory.refresh()
-        await self.refresh()
+        # In full and unbounded: rebuilding an empty store from a long log takes as long as it takes.
+        read = await self.ids.start(background=self._private is None)
+        _log.info("accepted_ids_caught_up", records_read=read)
+
+    async def close(self) -> None:
+        """Stop background work; close the private store (a store passed in belongs to the caller)."""
+        if self._ids is not None:
+            await self._ids.close()
+            if self._private is not None:
+                await self._ids.store.close()
+                self._private.cleanup()
+                self._private = None
+            self._ids = None
 
     async def refresh(self) -> None:
-        """Read what other intakes appended since the last look into the id index."""
-        async with self._bounded("read the accepted event ids"), self._submitting:
-            await self._refresh()
-
-    async def _refresh(self) -> None:
-        while True:
-            records = await read_available(self.log, topics.INPUT, self._indexed, limit=1000)
-            if not records:
-                return
-            for record in records:
-                self._index(record)
-            self._indexed = records[-1].offset + 1
+        """Read what the input topic gained since the index last looked into the id index."""
+        async with self._bounded("read the accepted event ids"):
+            await self.ids.catch_up()
 
     @contextlib.asynccontextmanager
     async def _bounded(self, what: str) -> AsyncIterator[None]:
@@ -181,24 +153,22 @@ class Intake:
                 retry_after=5,
             ) from None
 
-    def _index(self, record: Record) -> None:
-        if record.value is None or not topics.is_event(record):
-            return
-        env = decode_envelope(record.value, catalogue=self._catalogue)
-        if env.event_id not in self._seen:  # the first copy in the log is the one that counts
-            position = Position(record.topic, record.partition, record.offset)
-            self._seen[env.event_id] = _Seen(_content_digest(env), env.source, position)
-
-    async def _append(self, items: list[tuple[bytes | None, bytes | None, Headers]], ts: int) -> list[Position]:
-        positions = await self.log.append_many(topics.INPUT, items, timestamp_ms=ts)
-        if positions and positions[0].offset == self._indexed:  # nobody else appended in between:
-            self._indexed = positions[-1].offset + 1  # what we appended is indexed already, no need to read it back
+    async def _append(
+        self, items: list[tuple[bytes | None, bytes | None, Headers]], ts: int, claims: Sequence[AcceptedId]
+    ) -> list[Position]:
+        """Append claimed events and settle their claims; on failure the claims are resolved later."""
+        try:
+            positions = await self.log.append_many(topics.INPUT, items, timestamp_ms=ts)
+        except BaseException:  # a failure, or the deadline: the append may still land
+            self.ids.release_later(claims)
+            raise
+        await self.ids.settle(list(zip(claims, positions, strict=True)))
         return positions
 
-    def publisher_of(self, event_id: str) -> str | None:
+    async def publisher_of(self, event_id: str) -> str | None:
         """The organisation that published an accepted event, or None."""
-        seen = self._seen.get(event_id)
-        return seen.source if seen else None
+        await self.ids.load_publishers([event_id])
+        return self.ids.publisher_cached(event_id)
 
     async def submit(
         self,
@@ -231,21 +201,23 @@ class Intake:
         client: str | None,
     ) -> Outcome:
         raw = body if isinstance(body, bytes) else encode_envelope(body, self._catalogue)
-        await self._refresh()
+        if self._private is not None:
+            await self.ids.catch_up()  # no shared store: what other intakes appended is only in the log
         try:
-            accepted, digest = await self._verified(body, caller=caller, now=now, publisher_of=self.publisher_of)
+            accepted, digest = await self._verified(body, caller=caller, now=now)
             env = accepted.envelope
-            seen = self._seen.get(env.event_id)
-            if seen is not None:
-                if seen.digest == digest:
-                    return Outcome("duplicate", env.event_id, seen.position, event=accepted.event)
-                raise _conflict(env.event_id)
+            row = AcceptedId(env.event_id, digest, env.source)
+            [claim] = await self.ids.claim([row])
+            if not claim.won:
+                return lost_claim(claim, digest, accepted)
+        except EventPending:
+            raise  # not a refusal: the same bytes are welcome again in a moment (503 with Retry-After)
         except Refusal as exc:
             await self.refuse(exc, caller=caller, body=raw, now=now, client=client)
             return Outcome("refused", exc.evidence.get("event_id"), error=exc)
         ts = timestamp_ms if timestamp_ms is not None else int(now.timestamp() * 1000)
-        [position] = await self._append([(subject_key(accepted.event).encode(), raw, _headers(env, accepted.kind))], ts)
-        self._seen.setdefault(env.event_id, _Seen(digest, env.source, position))
+        item = (subject_key(accepted.event).encode(), raw, event_headers(env, accepted.kind))
+        [position] = await self._append([item], ts, [row])
         self.directory.directory.apply(accepted.event, ts)
         self.accepted += 1
         _log.info(
@@ -284,14 +256,13 @@ class Intake:
         client: str | None,
     ) -> list[Outcome]:
         outcomes: list[Outcome | None] = [None] * len(bodies)
-        await self._refresh()
-        pending: list[tuple[int, _Pending]] = []
+        if self._private is not None:
+            await self.ids.catch_up()  # no shared store: what other intakes appended is only in the log
+        pending: list[tuple[int, Pending]] = []
         in_batch: dict[str, tuple[int, str]] = {}  # event id -> (index of its first copy, digest)
+        copies: list[tuple[int, str]] = []  # (index, event id) of later copies in this batch
         sources: dict[str, str] = {}
         kinds: dict[str, str] = {}  # directory entries earlier in this batch
-
-        def publisher_of(event_id: str) -> str | None:
-            return self.publisher_of(event_id) or sources.get(event_id)
 
         def org_kind(org_id: str) -> str | None:
             return kinds.get(org_id) or self.directory.directory.kind_of(org_id)
@@ -300,19 +271,14 @@ class Intake:
             raw = body if isinstance(body, bytes) else encode_envelope(body, self._catalogue)
             try:
                 accepted, digest = await self._verified(
-                    body, caller=caller, now=now, publisher_of=publisher_of, org_kind=org_kind
+                    body, caller=caller, now=now, batch_publishers=sources, org_kind=org_kind
                 )
                 env = accepted.envelope
-                seen = self._seen.get(env.event_id)
-                if seen is not None:
-                    if seen.digest != digest:
-                        raise _conflict(env.event_id)
-                    outcomes[i] = Outcome("duplicate", env.event_id, seen.position, event=accepted.event)
-                    continue
                 if env.event_id in in_batch:
                     if in_batch[env.event_id][1] != digest:
-                        raise _conflict(env.event_id)
-                    continue  # filled in below, once the first copy has its position
+                        raise conflict(env.event_id)
+                    copies.append((i, env.event_id))  # answered below, as its first copy is
+                    continue
             except Refusal as exc:
                 await self.refuse(exc, caller=caller, body=raw, now=now, client=client)
                 outcomes[i] = Outcome("refused", exc.evidence.get("event_id"), error=exc)
@@ -321,27 +287,38 @@ class Intake:
             sources[env.event_id] = env.source
             if env.event_type == "directory.organisation":
                 kinds[str(accepted.event.data["org_id"])] = str(accepted.event.data["kind"])
-            pending.append((i, _Pending(raw, accepted, digest)))
+            pending.append((i, Pending(raw, accepted, digest)))
+        rows = [AcceptedId(p.accepted.envelope.event_id, p.digest, p.accepted.envelope.source) for _, p in pending]
+        claims = await self.ids.claim(rows)
+        won: list[tuple[int, Pending, AcceptedId]] = []
+        for (i, p), row, claim in zip(pending, rows, claims, strict=True):
+            if claim.won:
+                won.append((i, p, row))
+                continue
+            try:
+                outcomes[i] = lost_claim(claim, p.digest, p.accepted)
+            except EventPending as exc:
+                outcomes[i] = Outcome("pending", row.event_id, error=exc)
+            except Refusal as exc:
+                await self.refuse(exc, caller=caller, body=p.raw, now=now, client=client)
+                outcomes[i] = Outcome("refused", row.event_id, error=exc)
         ts = timestamp_ms if timestamp_ms is not None else int(now.timestamp() * 1000)
-        if pending:
+        if won:
             records: list[tuple[bytes | None, bytes | None, Headers]] = [
-                (subject_key(p.accepted.event).encode(), p.raw, _headers(p.accepted.envelope, p.accepted.kind))
-                for _, p in pending
+                (subject_key(p.accepted.event).encode(), p.raw, event_headers(p.accepted.envelope, p.accepted.kind))
+                for _, p, _ in won
             ]
-            positions = await self._append(records, ts)
-            for (i, p), position in zip(pending, positions, strict=True):
-                env = p.accepted.envelope
-                self._seen.setdefault(env.event_id, _Seen(p.digest, env.source, position))
+            positions = await self._append(records, ts, [row for _, _, row in won])
+            for (i, p, _), position in zip(won, positions, strict=True):
                 self.directory.directory.apply(p.accepted.event, ts)
-                outcomes[i] = Outcome("accepted", env.event_id, position, event=p.accepted.event)
-            self.accepted += len(pending)
-            _log.info("accepted_batch", topic=topics.INPUT, events=len(pending), last_offset=positions[-1].offset)
-        for i, body in enumerate(bodies):  # later copies of an event accepted earlier in this batch
-            if outcomes[i] is None:
-                env = body if isinstance(body, Envelope) else decode_envelope(bytes(body), catalogue=self._catalogue)
-                first = outcomes[in_batch[env.event_id][0]]
-                assert first is not None
-                outcomes[i] = Outcome("duplicate", env.event_id, first.position, event=first.event)
+                outcomes[i] = Outcome("accepted", p.accepted.envelope.event_id, position, event=p.accepted.event)
+            self.accepted += len(won)
+            _log.info("accepted_batch", topic=topics.INPUT, events=len(won), last_offset=positions[-1].offset)
+        for i, event_id in copies:  # later copies of an event earlier in this batch: answered as the first was
+            first = outcomes[in_batch[event_id][0]]
+            assert first is not None
+            status = "duplicate" if first.status in ("accepted", "duplicate") else first.status
+            outcomes[i] = dataclasses.replace(first, status=status)
         return [o for o in outcomes if o is not None]
 
     async def _verified(
@@ -350,19 +327,38 @@ class Intake:
         *,
         caller: str | None,
         now: dt.datetime,
-        publisher_of: Callable[[str], str | None],
+        batch_publishers: dict[str, str] | None = None,
         org_kind: Callable[[str], str | None] | None = None,
     ) -> tuple[Accepted, str]:
-        """``_check``; on an unknown organisation, read the directory's news from the log and check again.
+        """``_check``, looking up what it lacked and checking again.
 
-        Another gateway may have accepted the organisation's directory entry since this one read it.
+        On an unknown organisation, read the directory's news from the log (another gateway may
+        have accepted the organisation's entry since this one read it); on a retraction of an id
+        whose publisher this process has not looked up, ask the store.
         """
         org_kind = org_kind or self.directory.directory.kind_of
-        try:
-            return self._check(body, caller=caller, now=now, publisher_of=publisher_of, org_kind=org_kind)
-        except UnknownOrganisation:
-            await self.directory.refresh()
-            return self._check(body, caller=caller, now=now, publisher_of=publisher_of, org_kind=org_kind)
+        missed: list[str] = []
+
+        def publisher_of(event_id: str) -> str | None:
+            found = (batch_publishers or {}).get(event_id) or self.ids.publisher_cached(event_id)
+            if found is None:
+                missed.append(event_id)
+            return found
+
+        directory_read = publishers_read = False
+        while True:
+            try:
+                return self._check(body, caller=caller, now=now, publisher_of=publisher_of, org_kind=org_kind)
+            except UnknownOrganisation:
+                if directory_read:
+                    raise
+                directory_read = True
+                await self.directory.refresh()
+            except NotPermitted:
+                if publishers_read or not missed:
+                    raise
+                publishers_read = True
+                await self.ids.load_publishers(missed)
 
     def _check(
         self,
@@ -390,7 +386,7 @@ class Intake:
                 "an organisation may only submit its own events",
                 event_id=env.event_id,
             )
-        return accepted, _content_digest(env)
+        return accepted, content_digest(env)
 
     async def refuse(
         self, error: Refusal, *, caller: str | None, body: bytes, now: dt.datetime, client: str | None = None
@@ -411,9 +407,7 @@ class Intake:
         key = str(record["event_id"] or record["body_sha256"]).encode()
         value = json.dumps(record, sort_keys=True).encode()
         async with self._bounded("record a refusal"):
-            position = await self.log.append(
-                topics.REJECTED, value, key=key, timestamp_ms=int(now.timestamp() * 1000)
-            )
+            position = await self.log.append(topics.REJECTED, value, key=key, timestamp_ms=int(now.timestamp() * 1000))
         self.refused += 1
         _log.info("refused", event_id=record["event_id"], source=record["source"], caller=caller, error=error.code)
         return position

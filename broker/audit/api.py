@@ -1,7 +1,7 @@
 """``GET /v1/children/{nhs_number}/chronology``: a child's chronology over HTTP, for auditors and the child's CSC.
 
-``mount_audit(app, log=..., authenticate=..., clock=...)`` adds the route to
-any aiohttp app (the gateway mounts it). Who may read:
+``mount_audit(app, log=..., store=..., authenticate=..., clock=...)`` adds the
+route to any aiohttp app (the gateway mounts it). Who may read:
 
 - a caller with the ``auditor`` role, for any child;
 - the child's responsible children's social care, with a ``recipient`` or
@@ -13,8 +13,11 @@ any aiohttp app (the gateway mounts it). Who may read:
 Every request, allowed or refused, is recorded on ``jigsaw.access``: who, in
 which role, which child, when, and the outcome; never the chronology itself.
 The chronology is what the log records; it is not verified per request (that
-is ``jigsaw replay``'s job, and the page says so). ``?format=json`` (default),
-``csv`` or ``html``.
+is ``jigsaw replay``'s job, and the page says so). The records are found
+through the store's chronology index (``broker.store.chronology_view``: the
+child's keys to log positions, caught up with the log before each request)
+and only those are read from the log, never the whole of it. ``?format=json``
+(default), ``csv`` or ``html``.
 """
 
 from __future__ import annotations
@@ -28,17 +31,16 @@ from aiohttp import web
 from broker import topics
 from broker.audit.chronology import Chronology, build_chronology, to_csv, to_json
 from broker.audit.chronology_html import to_html
-from broker.audit.collect import read_snapshot
-from broker.audit.verify import parse_recorded, record_time
-from broker.errors import Forbidden, InvalidNhsNumber, InvalidRequest, JigsawError, SchemaInvalid
+from broker.errors import Forbidden, InvalidNhsNumber, InvalidRequest, JigsawError
 from broker.log.base import Log
 from broker.logging import get_logger
 from broker.model import Event
 from broker.nhs import is_valid_nhs_number, normalise_nhs_number
 from broker.routing.graph import FamilyGraph
-from broker.routing.model import Ack, Decision, Notification, iso
-from broker.routing.records import decode_ack, encode_json
-from broker.validation import event_of
+from broker.routing.model import iso
+from broker.routing.records import encode_json
+from broker.store import Store
+from broker.store.chronology_view import ChronologyFollower, child_records
 
 __all__ = ["AUDIT", "AuditService", "mount_audit", "responsible_cscs"]
 
@@ -76,10 +78,12 @@ def responsible_cscs(events: Sequence[Event], nhs_number: str) -> list[str]:
 
 
 class AuditService:
-    """Reads the log for a chronology and records who asked."""
+    """Finds a chronology's records through the store's index, reads them from the log, and records who asked."""
 
-    def __init__(self, log: Log, authenticate: Authenticate, clock: Callable[[], dt.datetime]) -> None:
+    def __init__(self, log: Log, store: Store, authenticate: Authenticate, clock: Callable[[], dt.datetime]) -> None:
         self.log = log
+        self.store = store
+        self.follower = ChronologyFollower(log, store)
         self.authenticate = authenticate
         self.clock = clock
 
@@ -101,30 +105,22 @@ class AuditService:
 
     async def chronology(self, nhs_number: str, caller: Caller) -> Chronology | None:
         """The chronology, or None when the caller may not read it."""
-        snapshot = await read_snapshot(self.log)
-        events: list[tuple[dt.datetime, Event]] = []
-        acks: list[Ack] = []
-        for record in snapshot.inputs:
-            if record.value is None:
-                continue
-            try:
-                if topics.is_ack(record):
-                    acks.append(decode_ack(record))
-                elif topics.is_event(record):
-                    events.append((record_time(record), event_of(record.value)))
-            except (SchemaInvalid, ValueError, KeyError, TypeError):
-                continue  # a damaged record: jigsaw replay names it
+        await self.follower.refresh()
+        found = await child_records(self.log, self.store, nhs_number)
+        events = found.events
         if caller.role != "auditor":
             if caller.role not in CSC_ROLES or caller.org_id not in responsible_cscs(
                 [e for _, e in events], nhs_number
             ):
                 return None
-        notes = [
-            Notification.from_dict(r.body) for r in parse_recorded(snapshot.notifications, "notification_id") if r.body
-        ]
-        decisions = [Decision.from_dict(r.body) for r in parse_recorded(snapshot.decisions, "decision_id") if r.body]
         return build_chronology(
-            nhs_number, events, notes, decisions, acks, integrity=NOT_VERIFIED, generated_at=self.clock()
+            nhs_number,
+            events,
+            found.notifications,
+            found.decisions,
+            found.acks,
+            integrity=NOT_VERIFIED,
+            generated_at=self.clock(),
         )
 
 
@@ -161,18 +157,25 @@ async def get_chronology(request: web.Request) -> web.StreamResponse:
 
 
 def mount_audit(
-    app: web.Application, *, log: Log, authenticate: Authenticate, clock: Callable[[], dt.datetime]
+    app: web.Application,
+    *,
+    log: Log,
+    store: Store,
+    authenticate: Authenticate,
+    clock: Callable[[], dt.datetime],
 ) -> None:
-    """Add the chronology route to ``app`` (the log must be started by the app's own start-up)."""
-    service = AuditService(log, authenticate, clock)
+    """Add the chronology route to ``app`` (the log and the store are started by the app's own start-up)."""
+    service = AuditService(log, store, authenticate, clock)
     app[AUDIT] = service
     app.router.add_get("/v1/children/{nhs_number}/chronology", get_chronology)
 
-    async def access_topic(app: web.Application) -> Any:
+    async def access_topic_and_index(app: web.Application) -> Any:
         await log.create_topic(topics.ACCESS)
+        await service.follower.start()
         yield
+        await service.follower.close()
 
-    app.cleanup_ctx.append(access_topic)
+    app.cleanup_ctx.append(access_topic_and_index)
 
 
 def audit_openapi_paths() -> dict[str, Any]:

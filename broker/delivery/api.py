@@ -16,6 +16,7 @@ from aiohttp import web
 from broker.delivery.inbox import Authenticate, InboxService, add_inbox_routes
 from broker.delivery.signing import SCHEME, TOLERANCE_S, WebhookKey, public_key_text
 from broker.log.base import Log
+from broker.store import Store
 
 __all__ = ["WEBHOOK_KEY", "mount_delivery", "webhook_key_document"]
 
@@ -62,19 +63,23 @@ def mount_delivery(
     app: web.Application,
     *,
     log: Log,
+    store: Store,
     authenticate: Authenticate,
     clock: Callable[[], dt.datetime],
     webhook_key: KeySource,
+    append_timeout: float = 10.0,
 ) -> None:
     """Add the inbox routes (and their follower, started with the app) and the webhook key route.
 
     Args:
         app: the gateway's application (not yet started; its log starts before these cleanup contexts run).
         log: the same log the app uses.
+        store: the serving views (started by the app's own start-up, before these cleanup contexts run).
         authenticate: ``Authorization`` header to caller (``Credentials.authenticate``).
         clock: the time of reads and acknowledgements.
         webhook_key: the key the dispatcher signs with, or a function that loads it (called on first use).
+        append_timeout: how long an acknowledgement's append may take before the caller gets 503.
     """
-    add_inbox_routes(app, InboxService(log, authenticate, clock))
+    add_inbox_routes(app, InboxService(log, store, authenticate, clock, append_timeout=append_timeout))
     app[WEBHOOK_KEY] = _KeyHolder(webhook_key)
     app.router.add_get("/v1/webhook-key", get_webhook_key)

@@ -8,9 +8,17 @@ refused one, is recorded on the access topic (who read what, when). An
 acknowledgement names the person (``{"by": "..."}``) and is appended to the
 input topic, where the router reads it in order and cancels the escalation.
 
-The inbox state comes from the log: ``InboxFollower`` reads the notifications
-and the acknowledgements on the input topic from the start when the app starts, and catches up before
-answering each request, so a notification is readable as soon as it is routed.
+The inbox is read from the store (``broker.store``): listings are pages of an
+index, oldest first, with a ``next`` cursor (``after``), never a scan. The
+view is materialised from the log by ``inbox_view.InboxFollower`` (caught up
+before each request, bounded, and in the background), so a notification is
+readable as soon as it is routed and the store can be rebuilt from the log.
+An acknowledgement is decided by the store (``Store.acknowledge``: the first
+one counts, whichever gateway took it) and only then appended to the input
+topic; if that append fails, the store's acknowledgement is withdrawn and the
+caller gets ``log_unavailable`` (503, retriable). A process that dies between
+the two leaves an acknowledgement the log lacks: the router never saw it, and
+the view rebuilt from the log does not show it (the log is the truth).
 """
 
 from __future__ import annotations
@@ -24,13 +32,14 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from broker import topics
-from broker.delivery.inboxes import PRIORITIES, Inboxes, Query, item_json
-from broker.errors import Forbidden, InvalidRequest, JigsawError, NotFound
+from broker.delivery.inbox_view import InboxFollower
+from broker.delivery.inboxes import PRIORITIES, Query, ack_of, item_json, notification_of, store_query
+from broker.errors import Forbidden, InvalidRequest, JigsawError, LogUnavailable, NotFound
 from broker.log.base import Log
-from broker.log.scan import read_available
 from broker.logging import get_logger
 from broker.routing.model import Ack, iso, parse_iso
-from broker.routing.records import decode_ack, decode_notification, encode_ack, encode_json
+from broker.routing.records import encode_ack, encode_json
+from broker.store import AckOutcome, InboxAck, InboxItem, Store
 
 __all__ = ["INBOX", "Caller", "InboxFollower", "InboxService", "add_inbox_routes"]
 
@@ -53,49 +62,52 @@ class Caller(Protocol):
 Authenticate = Callable[[str | None], Caller]
 
 
-class InboxFollower:
-    """Keeps ``Inboxes`` up to date with the notifications topic and the acknowledgements on the input topic."""
-
-    def __init__(self, log: Log) -> None:
-        self.log = log
-        self.inboxes = Inboxes()
-        self._positions: dict[tuple[str, int], int] = {}
-        self._lock = asyncio.Lock()
-
-    async def start(self) -> None:
-        """Create the topics and read both from the beginning."""
-        for topic in (topics.NOTIFICATIONS, topics.INPUT, topics.ACCESS):
-            await self.log.create_topic(topic)
-        await self.refresh()
-
-    async def refresh(self) -> None:
-        """Apply whatever the topics gained since the last refresh (no waiting)."""
-        async with self._lock:
-            for topic in (topics.NOTIFICATIONS, topics.INPUT):
-                for partition in range(max(1, await self.log.partitions(topic))):
-                    offset = self._positions.get((topic, partition), 0)
-                    while records := await read_available(self.log, topic, offset, partition=partition):
-                        for record in records:
-                            if record.value is None:
-                                continue
-                            if topic == topics.INPUT:
-                                if topics.is_ack(record):
-                                    self.inboxes.acknowledge(decode_ack(record))
-                            else:
-                                self.inboxes.add(decode_notification(record))
-                        offset = records[-1].offset + 1
-                        self._positions[(topic, partition)] = offset
-
-
 class InboxService:
-    """The inbox API's state: the follower, who is calling, the clock, and the access record."""
+    """The inbox API's state: the store and its follower, who is calling, the clock, and the access record."""
 
-    def __init__(self, log: Log, authenticate: Authenticate, clock: Callable[[], dt.datetime]) -> None:
+    def __init__(
+        self,
+        log: Log,
+        store: Store,
+        authenticate: Authenticate,
+        clock: Callable[[], dt.datetime],
+        *,
+        append_timeout: float = 10.0,
+    ) -> None:
         self.log = log
-        self.follower = InboxFollower(log)
+        self.store = store
+        self.follower = InboxFollower(log, store)
         self.authenticate = authenticate
         self.clock = clock
-        self.ack_lock = asyncio.Lock()  # one check-and-append at a time: the first acknowledgement counts
+        self._append_timeout = append_timeout
+
+    async def acknowledge(self, item: InboxItem, by: str, at: dt.datetime, note: str | None = None) -> AckOutcome:
+        """Acknowledge a notification: the store decides if this is the first, then the ack goes on the log.
+
+        Raises:
+            LogUnavailable: the append failed or was not confirmed in time (the store's ack is withdrawn).
+        """
+        row = item.notification
+        ack = InboxAck(row.recipient, row.notification_id, by, at, note)
+        outcome = await self.store.acknowledge(ack)
+        if outcome.status != "acknowledged":
+            return outcome
+        key, value, headers = encode_ack(Ack(row.notification_id, row.recipient, by, at, note))
+        try:
+            async with asyncio.timeout(self._append_timeout):
+                await self.log.append(
+                    topics.INPUT, value, key=key, headers=headers, timestamp_ms=int(at.timestamp() * 1000)
+                )
+        except BaseException as exc:
+            await asyncio.shield(self.store.release_ack(ack))  # not on the log: it must not count
+            if isinstance(exc, TimeoutError):
+                raise LogUnavailable(
+                    f"the log did not take the acknowledgement within {self._append_timeout:g} s; "
+                    "acknowledge again in a moment",
+                    retry_after=5,
+                ) from None
+            raise
+        return outcome
 
     async def reader(self, request: web.Request) -> Caller:
         """The calling organisation, if it holds a recipient credential; the inbox is then brought up to date."""
@@ -167,30 +179,40 @@ def _query(request: web.Request) -> Query:
         raise InvalidRequest(f"limit takes a whole number, not {params.get('limit')!r}") from None
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidRequest(f"limit must be between 1 and {MAX_LIMIT}")
-    return Query(_flag(params.get("unacknowledged"), "unacknowledged"), priority, since, limit)
+    after = params.get("after") or None
+    return Query(_flag(params.get("unacknowledged"), "unacknowledged"), priority, since, limit, after)
 
 
 @_answers_errors
 async def list_inbox(request: web.Request) -> web.StreamResponse:
-    """``GET /v1/inbox``: the caller's notifications, oldest first.
+    """``GET /v1/inbox``: the caller's notifications, oldest first, one page at a time.
 
     Query parameters: ``unacknowledged`` (true: only those still waiting for an
     acknowledgement), ``priority`` (urgent or routine), ``since`` (sent at or
-    after an ISO time) and ``limit`` (default 100).
+    after an ISO time), ``limit`` (default 100) and ``after`` (the ``next`` of
+    the previous page, with the same filters).
     """
     service = request.app[INBOX]
     caller = await service.reader(request)
     query = _query(request)
-    inboxes = service.follower.inboxes
-    notes, more = inboxes.query(caller.org_id, query)
+    page = await service.store.list_inbox(store_query(caller.org_id, query))
+    notes = [(notification_of(i), ack_of(i)) for i in page.items]
     await service.record_access(
         caller,
         "list",
-        [n.notification_id for n in notes],
+        [n.notification_id for n, _ in notes],
         query={k: v for k, v in request.query.items() if k in ("unacknowledged", "priority", "since", "limit")},
     )
-    items = [item_json(n, inboxes.ack_of(n)) for n in notes]
-    return web.json_response({"organisation": caller.org_id, "count": len(items), "more": more, "notifications": items})
+    items = [item_json(n, a) for n, a in notes]
+    return web.json_response(
+        {
+            "organisation": caller.org_id,
+            "count": len(items),
+            "more": page.next is not None,
+            "next": page.next,
+            "notifications": items,
+        }
+    )
 
 
 @_answers_errors
@@ -199,11 +221,11 @@ async def get_notification(request: web.Request) -> web.StreamResponse:
     service = request.app[INBOX]
     caller = await service.reader(request)
     nid = request.match_info["notification_id"]
-    note = service.follower.inboxes.get(caller.org_id, nid)
-    await service.record_access(caller, "read", [nid], outcome="found" if note else "not_found")
-    if note is None:
+    item = await service.store.notification(caller.org_id, nid)
+    await service.record_access(caller, "read", [nid], outcome="found" if item else "not_found")
+    if item is None:
         raise NotFound(f"no notification {nid} in {caller.org_id}'s inbox")
-    return web.json_response(item_json(note, service.follower.inboxes.ack_of(note)))
+    return web.json_response(item_json(notification_of(item), ack_of(item)))
 
 
 async def _ack_body(request: web.Request) -> str:
@@ -228,48 +250,43 @@ async def acknowledge(request: web.Request) -> web.StreamResponse:
     service = request.app[INBOX]
     caller = await service.reader(request)
     nid = request.match_info["notification_id"]
-    inboxes = service.follower.inboxes
-    note = inboxes.get(caller.org_id, nid)
-    if note is None:
+    item = await service.store.notification(caller.org_id, nid)
+    if item is None:
         await service.record_access(caller, "ack", [nid], outcome="not_found")
         raise NotFound(f"no notification {nid} in {caller.org_id}'s inbox")
     by = await _ack_body(request)
-    async with service.ack_lock:
-        existing = inboxes.ack_of(note)
-        if existing is None:
-            ack = Ack(nid, caller.org_id, by, service.clock())
-            key, value, headers = encode_ack(ack)
-            await service.log.append(
-                topics.INPUT, value, key=key, headers=headers, timestamp_ms=int(ack.at.timestamp() * 1000)
-            )
-            inboxes.acknowledge(ack)
-    current = inboxes.ack_of(note)
-    assert current is not None
-    status = "acknowledged" if existing is None else "already_acknowledged"
+    outcome = await service.acknowledge(item, by, service.clock())
+    if outcome.ack is None:  # gone between the read and the ack: only a rebuild can do that
+        raise NotFound(f"no notification {nid} in {caller.org_id}'s inbox")
+    new = outcome.status == "acknowledged"
+    note = notification_of(item)
+    current = Ack(nid, caller.org_id, outcome.ack.by, outcome.ack.at)
     late = note.ack_by is not None and current.at > note.ack_by
-    _log.info("acknowledged", notification_id=nid, recipient=caller.org_id, status=status, late=late)
+    _log.info("acknowledged", notification_id=nid, recipient=caller.org_id, status=outcome.status, late=late)
     return web.json_response(
         {
             "notification_id": nid,
-            "status": status,
+            "status": outcome.status,
             "acknowledged": {"by": current.by, "at": iso(current.at)},
             "requires_ack": item_json(note, current)["requires_ack"],
             "late": late,
         },
-        status=201 if existing is None else 200,
+        status=201 if new else 200,
     )
 
 
 def add_inbox_routes(app: web.Application, service: InboxService) -> None:
-    """Mount the inbox routes and start the follower with the app (after the log has started)."""
+    """Mount the inbox routes; the follower starts with the app (after the log and the store) and stops with it."""
     app[INBOX] = service
     app.router.add_get("/v1/inbox", list_inbox)
     app.router.add_get("/v1/inbox/{notification_id}", get_notification)
     app.router.add_post("/v1/inbox/{notification_id}/ack", acknowledge)
 
     async def follow(app: web.Application) -> Any:
-        await service.follower.start()
-        _log.info("inbox_started", organisations=len(service.follower.inboxes.organisations()))
+        await service.log.create_topic(topics.ACCESS)  # every read is recorded there
+        read = await service.follower.start()
+        _log.info("inbox_started", store=service.store.name, records_read=read)
         yield
+        await service.follower.close()
 
     app.cleanup_ctx.append(follow)

@@ -1,87 +1,83 @@
-"""Every organisation's inbox: the pure state behind ``GET /v1/inbox``.
+"""Every organisation's inbox as the API shows it: pure conversions between the store's rows and the JSON.
 
 An inbox is every notification the router addressed to the organisation,
 whatever the channel: a webhook organisation can pull too, and a notification
-whose webhook was dead-lettered is still here. Acknowledgements are matched by
-notification id and recipient; the first one counts. ``Inboxes`` is rebuilt
-from the notifications and acks topics on start (``inbox.InboxFollower``).
+whose webhook was dead-lettered is still here. The rows live in the store
+(``broker.store``: ``list_inbox``, ``notification``, ``acknowledge``),
+materialised from the notifications topic and the acknowledgements on the
+input topic by ``inbox_view.InboxFollower``; this module turns them into what
+the API and the pages show, with no I/O.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
+from collections.abc import Iterator, Mapping
 from typing import Any
 
+from broker.nhs import is_valid_nhs_number, normalise_nhs_number
 from broker.routing.model import ACK_KINDS, Ack, Notification, iso
+from broker.store import InboxItem, InboxQuery
 
-__all__ = ["PRIORITIES", "Inboxes", "Query", "item_json"]
+__all__ = ["PRIORITIES", "Query", "ack_of", "children_of", "item_json", "notification_of", "store_query"]
 
 PRIORITIES = ("urgent", "routine")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Query:
-    """Filters for one organisation's inbox."""
+    """Filters for one organisation's inbox, as the API takes them."""
 
     unacknowledged: bool = False  # only notifications that need and lack an acknowledgement
     priority: str | None = None
     since: dt.datetime | None = None  # notifications sent at or after this time
     limit: int = 100
+    after: str | None = None  # the ``next`` cursor of the previous page
 
 
-class Inboxes:
-    """Notifications by recipient organisation, and the acknowledgements of them."""
+def store_query(recipient: str, query: Query) -> InboxQuery:
+    """The store's query for an API listing: oldest first, as the API has always listed."""
+    return InboxQuery(
+        recipient,
+        state="awaiting" if query.unacknowledged else None,
+        priority=query.priority,
+        since=query.since,
+        limit=query.limit,
+        after=query.after,
+        oldest_first=True,
+    )
 
-    def __init__(self) -> None:
-        self._by_org: dict[str, dict[str, Notification]] = {}  # insertion order is log order
-        self._acks: dict[tuple[str, str], Ack] = {}  # (notification id, recipient) -> first ack
 
-    def add(self, note: Notification) -> bool:
-        """Put a notification in its recipient's inbox; False when it is already there."""
-        inbox = self._by_org.setdefault(note.recipient, {})
-        if note.notification_id in inbox:
-            return False
-        inbox[note.notification_id] = note
-        return True
+def notification_of(item: InboxItem) -> Notification:
+    """The routed notification an inbox row keeps (its record, as it is on the log)."""
+    return Notification.from_dict(json.loads(item.notification.record))
 
-    def acknowledge(self, ack: Ack) -> bool:
-        """Record an acknowledgement; False when the notification was acknowledged already."""
-        key = (ack.notification_id, ack.recipient)
-        if key in self._acks:
-            return False
-        self._acks[key] = ack
-        return True
 
-    def get(self, org_id: str, notification_id: str) -> Notification | None:
-        """One notification, only if it is in this organisation's inbox."""
-        return self._by_org.get(org_id, {}).get(notification_id)
+def ack_of(item: InboxItem) -> Ack | None:
+    """The acknowledgement that counts, or None."""
+    if item.ack is None:
+        return None
+    note = item.notification
+    return Ack(note.notification_id, note.recipient, item.ack.by, item.ack.at, item.ack.note)
 
-    def ack_of(self, note: Notification) -> Ack | None:
-        """The acknowledgement of a notification, or None."""
-        return self._acks.get((note.notification_id, note.recipient))
 
-    def count(self, org_id: str) -> int:
-        """How many notifications the organisation has had."""
-        return len(self._by_org.get(org_id, {}))
+def _people(value: Any) -> Iterator[str]:
+    if isinstance(value, Mapping):
+        nhs = value.get("nhs_number")
+        if isinstance(nhs, str) and is_valid_nhs_number(normalise_nhs_number(nhs)):
+            yield normalise_nhs_number(nhs)
+        for v in value.values():
+            yield from _people(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from _people(v)
 
-    def organisations(self) -> list[str]:
-        """Every organisation with at least one notification, sorted."""
-        return sorted(self._by_org)
 
-    def query(self, org_id: str, query: Query) -> tuple[list[Notification], bool]:
-        """The organisation's notifications matching ``query``, oldest first, and whether more matched."""
-        found: list[Notification] = []
-        for note in self._by_org.get(org_id, {}).values():
-            if query.priority is not None and note.priority != query.priority:
-                continue
-            if query.since is not None and note.at < query.since:
-                continue
-            if query.unacknowledged and (note.kind not in ACK_KINDS or self.ack_of(note) is not None):
-                continue
-            found.append(note)
-        found.sort(key=lambda n: n.at)  # stable: log order within the same time
-        return found[: query.limit], len(found) > query.limit
+def children_of(note: Notification) -> list[str]:
+    """The NHS numbers of the people a notification's content names, in order (its inbox index entries)."""
+    return list(dict.fromkeys(_people(note.content)))
 
 
 def item_json(note: Notification, ack: Ack | None) -> dict[str, Any]:

@@ -50,12 +50,18 @@ def delivery_openapi_paths() -> dict[str, Any]:
     return {
         "/v1/inbox": {
             "get": {
-                "summary": "The caller's organisation's notifications, oldest first (each list is recorded)",
+                "summary": "The caller's organisation's notifications, oldest first, paged (each list is recorded)",
                 "parameters": [
                     {"name": "unacknowledged", "in": "query", "schema": {"type": "boolean"}},
                     {"name": "priority", "in": "query", "schema": {"enum": ["urgent", "routine"]}},
                     {"name": "since", "in": "query", "schema": {"type": "string", "format": "date-time"}},
                     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                    {
+                        "name": "after",
+                        "in": "query",
+                        "description": "the next of the previous page (with the same filters)",
+                        "schema": {"type": "string"},
+                    },
                 ],
                 "responses": {
                     "200": {
@@ -68,6 +74,7 @@ def delivery_openapi_paths() -> dict[str, Any]:
                                         "organisation": {"type": "string"},
                                         "count": {"type": "integer"},
                                         "more": {"type": "boolean"},
+                                        "next": {"type": ["string", "null"]},
                                         "notifications": {"type": "array", "items": _NOTIFICATION},
                                     },
                                 }

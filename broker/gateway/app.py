@@ -1,10 +1,13 @@
 """The gateway's aiohttp application: ``create_app(settings, log, ...)``.
 
 State lives in typed ``web.AppKey``s; start-up and tear-down are paired in
-``cleanup_ctx``: the log is started and the intake rebuilds its index of
-accepted event ids from it, then the background roles (``broker/roles.py``)
-start; on shutdown the roles are cancelled and the log closed. The app owns
-the log's lifetime from start-up on.
+``cleanup_ctx``: the log is started, then (with the gateway role) the store
+of serving views (``broker.store.open_store``: the accepted-id index, the
+inboxes, the chronology index) and the intake catches the store's index of
+accepted event ids up with the log, then the background roles
+(``broker/roles.py``) start; on shutdown the roles are cancelled and the
+store and the log closed. The app owns the log's and the store's lifetimes
+from start-up on.
 
 ``JIGSAW_ROLES`` says exactly what runs: without ``gateway`` the app serves
 only ``/healthz`` and ``/metrics`` (no intake, no inbox, no chronology), so a
@@ -34,6 +37,7 @@ from broker.logging import get_logger
 from broker.observability import Metrics
 from broker.roles import RoleBoard, RoleContext, run_roles
 from broker.settings import Settings
+from broker.store import Store, open_store
 
 __all__ = [
     "CLOCK",
@@ -44,6 +48,7 @@ __all__ = [
     "METRICS",
     "ROLE_BOARD",
     "SETTINGS",
+    "STORE",
     "Outcome",
     "Submitter",
     "create_app",
@@ -88,6 +93,7 @@ Clock = Callable[[], dt.datetime]
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 ROLE_BOARD = web.AppKey("role_board", RoleBoard)
 ROLE_TASKS = web.AppKey("role_tasks", list[asyncio.Task[None]])
+STORE = web.AppKey("store", Store)  # the serving views; only in an app with the gateway role
 
 
 def _utc_now() -> dt.datetime:
@@ -133,6 +139,7 @@ def create_app(
     intake: Submitter | None = None,
     clock: Callable[[], dt.datetime] = _utc_now,
     roles: Sequence[str] | None = None,
+    store: Store | None = None,
 ) -> web.Application:
     """The gateway application over ``log`` (started in the app's cleanup context, closed at shutdown).
 
@@ -145,21 +152,23 @@ def create_app(
         clock: the receiving time of a submission.
         roles: background roles to start; default ``settings.roles``. The gateway's routes are mounted
             when ``settings.roles`` names ``gateway``.
+        store: the serving views (not yet started); default ``open_store(settings)`` when the gateway runs.
     """
     from broker.gateway import routes  # the handlers import this module's keys
 
     keys = keys or KeyStore(settings.keys_dir)
+    gateway = "gateway" in settings.roles
+    if gateway and store is None:
+        store = open_store(settings)
     if intake is None:
         from broker.intake import Intake
 
-        store = keys
+        key_store = keys
 
         def registry() -> KeyRegistry:
-            return store.current()
+            return key_store.current()
 
-        from broker.delivery.signing import webhook_key_for
-
-        intake = Intake(log, registry, append_timeout=settings.append_timeout)
+        intake = Intake(log, registry, store=store, append_timeout=settings.append_timeout)
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_errors_and_metrics])
     app[SETTINGS] = settings
     app[LOG] = log
@@ -169,18 +178,30 @@ def create_app(
     app[METRICS] = Metrics()
     app[CLOCK] = clock
     app[ROLE_BOARD] = RoleBoard()
+    if store is not None:
+        app[STORE] = store
     background = tuple(r for r in (settings.roles if roles is None else roles) if r != "gateway")
-    gateway = "gateway" in settings.roles
 
     async def log_and_index(app: web.Application) -> AsyncIterator[None]:
         await log.start()
+        if store is not None:
+            await store.start()
         if gateway:
             await app[INTAKE].start()
             app[ROLE_BOARD].set("gateway", state="running")
             _log.info(
-                "gateway_started", log=log.name, keys=len(app[KEYS].current()), credentials=len(app[CREDENTIALS])
+                "gateway_started",
+                log=log.name,
+                store=store.name if store is not None else None,
+                keys=len(app[KEYS].current()),
+                credentials=len(app[CREDENTIALS]),
             )
         yield
+        close = getattr(app[INTAKE], "close", None)
+        if close is not None:
+            await close()
+        if store is not None:
+            await store.close()
         await log.close()
 
     async def background_roles(app: web.Application) -> AsyncIterator[None]:
@@ -201,17 +222,20 @@ def create_app(
     from broker.delivery.api import mount_delivery  # the inbox and the webhook key
     from broker.delivery.signing import webhook_key_for
 
+    assert store is not None  # the gateway role always has one
     mount_delivery(
         app,
         log=log,
+        store=store,
+        append_timeout=settings.append_timeout,
         authenticate=app[CREDENTIALS].authenticate,
         clock=clock,
         webhook_key=lambda: webhook_key_for(settings.signing_key_file, settings.data_dir),
     )
     from broker.audit.api import mount_audit  # GET /v1/children/{nhs_number}/chronology
 
-    mount_audit(app, log=log, authenticate=app[CREDENTIALS].authenticate, clock=clock)
-    from broker.web import LogWebData, mount_web  # the pages for people, at /web/
+    mount_audit(app, log=log, store=store, authenticate=app[CREDENTIALS].authenticate, clock=clock)
+    from broker.web import StoreWebData, mount_web  # the pages for people, at /web/
 
-    mount_web(app, settings=settings, data=LogWebData.for_gateway(app), clock=clock)
+    mount_web(app, settings=settings, data=StoreWebData.for_gateway(app), clock=clock)
     return app

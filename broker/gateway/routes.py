@@ -8,8 +8,8 @@ address; a caller with no valid credential is counted by the guard
 anonymous requests cannot fill the log.
 
 ``/healthz`` tells anyone only ``ok`` or ``unavailable``; an admin or auditor
-credential also sees the log backend's report (never a file path) and the
-roles. ``/metrics`` asks for an admin or auditor credential when
+credential also sees the log backend's and the store's reports (never a file
+path) and the roles. ``/metrics`` asks for an admin or auditor credential when
 ``JIGSAW_METRICS_REQUIRE_CREDENTIAL`` is true.
 """
 
@@ -22,7 +22,7 @@ from aiohttp import web
 
 from broker.envelope.batch import BATCH_CONTENT_TYPE, ENVELOPE_CONTENT_TYPE, decode_batch
 from broker.errors import Forbidden, InvalidRequest, JigsawError, Refusal, Unauthenticated
-from broker.gateway.app import CLOCK, CREDENTIALS, INTAKE, LOG, METRICS, ROLE_BOARD, SETTINGS
+from broker.gateway.app import CLOCK, CREDENTIALS, INTAKE, LOG, METRICS, ROLE_BOARD, SETTINGS, STORE
 from broker.gateway.auth import Caller
 from broker.gateway.bodies import read_limited
 from broker.gateway.metrics import metrics_response
@@ -147,17 +147,22 @@ def _without_paths(report: dict[str, Any]) -> dict[str, Any]:
 
 
 async def get_healthz(request: web.Request) -> web.Response:
-    """``GET /healthz``: 200 ``ok`` when the log answers and every role runs, 503 ``unavailable`` otherwise.
+    """``GET /healthz``: 200 ``ok`` when the log and the store answer and every role runs, else 503 ``unavailable``.
 
-    Anonymous callers get only that word; an admin or auditor also gets the log's report (no file paths)
-    and each role's state, restarts and lag.
+    Anonymous callers get only that word; an admin or auditor also gets the log's report (no file paths),
+    the store's (backend, ok, schema version) and each role's state, restarts and lag.
     """
     status = await request.app[LOG].status()
     board = request.app[ROLE_BOARD]
-    ok = bool(status.get("ok")) and board.healthy
+    store = request.app.get(STORE)
+    store_status = await store.status() if store is not None else None
+    ok = bool(status.get("ok")) and board.healthy and (store_status is None or bool(store_status.get("ok")))
     body: dict[str, Any] = {"status": "ok" if ok else "unavailable"}
     if _operator(request) is not None:
         body.update(log=_without_paths(status), roles=board.snapshot())
+        if store_status is not None:
+            # The backend, whether it answers and its schema; never where a SQLite file is or an error naming it.
+            body.update(store={k: v for k, v in store_status.items() if k in ("backend", "ok", "schema")})
     return web.json_response(body, status=200 if ok else 503, headers={"Cache-Control": "no-store"})
 
 

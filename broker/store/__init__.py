@@ -9,6 +9,8 @@ not yet started.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from broker.errors import ConfigError
 from broker.settings import Settings
 from broker.store.base import VIEWS, Batch, Store
@@ -55,6 +57,10 @@ __all__ = [
 ]
 
 
+_DEFAULT_PATH = Settings.__dataclass_fields__["store_path"].default
+assert isinstance(_DEFAULT_PATH, Path)
+
+
 def open_store(settings: Settings) -> Store:
     """The store the settings name (``JIGSAW_STORE``), not yet started.
 
@@ -72,4 +78,7 @@ def open_store(settings: Settings) -> Store:
                 f"JIGSAW_STORE_DSN_FILE ({settings.store_dsn_file}) must hold a postgresql:// DSN on its first line"
             )
         return PostgresStore(dsn, max_size=settings.store_pool_size)
-    return SqliteStore(settings.store_path)
+    path = settings.store_path
+    if path == _DEFAULT_PATH and settings.data_dir != _DEFAULT_PATH.parent:
+        path = settings.data_dir / _DEFAULT_PATH.name  # settings built in code with a data_dir: keep the store there
+    return SqliteStore(path)

@@ -16,7 +16,7 @@ from broker.log.base import Position
 from broker.store.conn import Conn
 from broker.store.model import AcceptedId, Claim
 
-__all__ = ["claim_many", "get_many", "materialise", "release", "settle"]
+__all__ = ["claim_many", "get_many", "materialise", "release", "settle", "settle_many"]
 
 _SELECT = "SELECT event_id, digest, source, log_topic, log_partition, log_offset FROM accepted_ids"
 _INSERT = (
@@ -84,6 +84,11 @@ async def settle(conn: Conn, event_id: str, digest: str, position: Position) -> 
         *where,
     )
     return changed > 0
+
+
+async def settle_many(conn: Conn, landed: Sequence[tuple[str, str, Position]]) -> list[bool]:
+    """``settle`` for several claims; answers in the order given."""
+    return [await settle(conn, event_id, digest, position) for event_id, digest, position in landed]
 
 
 async def release(conn: Conn, event_id: str, digest: str) -> bool:

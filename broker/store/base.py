@@ -112,6 +112,9 @@ class Store(Protocol):
     async def settle(self, event_id: str, digest: str, position: Position) -> bool:
         """Record where a claimed event landed in the log; False if the claim is not this digest's."""
 
+    async def settle_many(self, landed: Sequence[tuple[str, str, Position]]) -> list[bool]:
+        """``settle`` for several ``(event id, digest, position)`` in one transaction; answers in order."""
+
     async def release(self, event_id: str, digest: str) -> bool:
         """Drop a claim that never got a position (its append failed); False if there was none."""
 
@@ -140,6 +143,9 @@ class Store(Protocol):
 
     async def acknowledge(self, ack: InboxAck) -> AckOutcome:
         """Acknowledge a notification in the recipient's inbox; the first acknowledgement counts."""
+
+    async def release_ack(self, ack: InboxAck) -> bool:
+        """Withdraw an acknowledgement whose append to the log failed; False if it is not the one on record."""
 
     # -- delivery ledger --------------------------------------------------------------
 

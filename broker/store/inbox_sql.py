@@ -36,6 +36,7 @@ __all__ = [
     "list_inbox",
     "listing_sql",
     "mark_read",
+    "release_ack",
 ]
 
 _COLUMNS = (
@@ -180,6 +181,29 @@ async def acknowledge(conn: Conn, ack: InboxAck) -> AckOutcome:
     return AckOutcome("acknowledged" if inserted else "already_acknowledged", info)
 
 
+async def release_ack(conn: Conn, ack: InboxAck) -> bool:
+    """Withdraw this acknowledgement (its append to the log failed), if it is the one on record."""
+    at_ms = to_ms(ack.at)
+    removed = await conn.execute(
+        "DELETE FROM inbox_acks WHERE recipient = ? AND notification_id = ? AND acked_by = ? AND at_ms = ?",
+        ack.recipient,
+        ack.notification_id,
+        ack.by,
+        at_ms,
+    )
+    if removed:
+        await conn.execute(
+            "UPDATE inbox SET status = CASE WHEN requires_ack = 1 THEN 'awaiting' ELSE 'info' END, "
+            "acked_ms = NULL, acked_by = NULL, ack_note = NULL "
+            "WHERE recipient = ? AND notification_id = ? AND acked_by = ? AND acked_ms = ?",
+            ack.recipient,
+            ack.notification_id,
+            ack.by,
+            at_ms,
+        )
+    return removed > 0
+
+
 async def mark_read(conn: Conn, recipient: str, notification_id: str, by: str, at_ms: int) -> bool:
     """Record the first opening of a notification."""
     changed = await conn.execute(
@@ -218,20 +242,24 @@ def listing_sql(query: InboxQuery) -> tuple[str, list[Any]]:
     if query.priority is not None:
         where.append("n.priority = ?")
         args.append(query.priority)
+    if query.since is not None:
+        where.append(f"{key}.created_ms >= ?")
+        args.append(to_ms(query.since))
+    before, order = (">", "ASC") if query.oldest_first else ("<", "DESC")
     if query.after is not None:
         created_ms, nid = decode_cursor(query.after, (int, str))
-        where.append(f"({key}.created_ms, {key}.notification_id) < (?, ?)")
+        where.append(f"({key}.created_ms, {key}.notification_id) {before} (?, ?)")
         args += [created_ms, nid]
     args.append(query.limit + 1)
     sql = (
         f"SELECT {_COLUMNS} FROM {source} WHERE {' AND '.join(where)} "
-        f"ORDER BY {key}.created_ms DESC, {key}.notification_id DESC LIMIT ?"
+        f"ORDER BY {key}.created_ms {order}, {key}.notification_id {order} LIMIT ?"
     )
     return sql, args
 
 
 async def list_inbox(conn: Conn, query: InboxQuery) -> Page[InboxItem]:
-    """One page of an inbox listing, newest first."""
+    """One page of an inbox listing, newest first (oldest first when the query says so)."""
     sql, args = listing_sql(query)
     rows = await conn.fetch(sql, *args)
     items = [_item(r) for r in rows[: query.limit]]

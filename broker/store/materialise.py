@@ -73,7 +73,7 @@ def acks(records: Sequence[Record], batch: Batch) -> None:
         if record.value is None or not topics.is_ack(record):
             continue
         ack = decode_ack(record)
-        batch.acks.append(InboxAck(ack.recipient, ack.notification_id, ack.by, ack.at))
+        batch.acks.append(InboxAck(ack.recipient, ack.notification_id, ack.by, ack.at, ack.note))
 
 
 def deliveries(records: Sequence[Record], batch: Batch) -> None:
@@ -84,14 +84,22 @@ def deliveries(records: Sequence[Record], batch: Batch) -> None:
             batch.deliveries.append(delivery)
 
 
-def accepted(identify: Callable[[Record], tuple[str, str, str]]) -> Derive:
-    """Accepted-id rows from an events topic; ``identify`` gives a record's (event id, content digest, source)."""
+def accepted(identify: Callable[[Record], tuple[str, str, str] | None]) -> Derive:
+    """Accepted-id rows from an events topic; ``identify`` gives a record's (event id, content digest, source).
+
+    ``identify`` answers None for a record that is not an event (an acknowledgement on the input topic).
+    The first copy of an id in the log is the one that counts: a later copy is left out.
+    """
 
     def derive(records: Sequence[Record], batch: Batch) -> None:
+        seen = {row.event_id for row in batch.accepted}
         for record in records:
-            if record.value is None:
+            if record.value is None or (found := identify(record)) is None:
                 continue
-            event_id, digest, source = identify(record)
+            event_id, digest, source = found
+            if event_id in seen:
+                continue
+            seen.add(event_id)
             batch.accepted.append(AcceptedId(event_id, digest, source, record.topic, record.partition, record.offset))
 
     return derive

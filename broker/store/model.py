@@ -215,10 +215,11 @@ class InboxItem:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class InboxQuery:
-    """One organisation's inbox, newest first, filtered.
+    """One organisation's inbox, newest first (``oldest_first``: the other way), filtered.
 
-    ``state`` is one of ``INBOX_STATES``; ``overdue`` needs ``now``. ``after`` is the ``next``
-    cursor of the previous page.
+    ``state`` is one of ``INBOX_STATES``; ``overdue`` needs ``now``. ``since`` keeps notifications
+    created at or after that time. ``after`` is the ``next`` cursor of the previous page (of a
+    listing in the same order).
     """
 
     recipient: str
@@ -228,6 +229,8 @@ class InboxQuery:
     now: dt.datetime | None = None
     limit: int = 100
     after: str | None = None
+    since: dt.datetime | None = None
+    oldest_first: bool = False
 
     def __post_init__(self) -> None:
         if self.state is not None and self.state not in INBOX_STATES:

@@ -5,7 +5,8 @@ blocks on the disk: one writes (a write transaction holds it, and SQLite's
 ``BEGIN IMMEDIATE`` takes the file's write lock, so writers in other
 processes on the same machine wait their turn), one reads (WAL: readers see
 the last commit and never wait for a writer). A commit is durable
-(``synchronous=FULL``) before the call returns.
+(``synchronous=FULL``) before the call returns, unless the store is a throwaway
+(``durable=False``).
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ BUSY_TIMEOUT_MS = 30_000
 class _Thread:
     """One SQLite connection, used only on its own thread."""
 
-    def __init__(self, path: Path, name: str) -> None:
+    def __init__(self, path: Path, name: str, *, durable: bool = True) -> None:
         self.path = path
+        self.durable = durable
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"jigsaw-store-{name}")
         self.db: sqlite3.Connection | None = None
 
@@ -40,7 +42,7 @@ class _Thread:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA synchronous=FULL" if self.durable else "PRAGMA synchronous=OFF")
         db.execute("PRAGMA foreign_keys=ON")
         self.db = db
 
@@ -98,8 +100,16 @@ class SqliteStore(SqlStore):
     name = "sqlite"
     dialect = "sqlite"
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, durable: bool = True) -> None:
+        """A store in the file at ``path``.
+
+        Args:
+            path: the database file (created, with its directory, at ``start``).
+            durable: False skips the fsync at each commit, for a throwaway store (the simulator's,
+                a test's) that is rebuilt from the log anyway.
+        """
         self.path = Path(path)
+        self._durable = durable
         self._writer: _Thread | None = None
         self._reader: _Thread | None = None
         self._write_lock = asyncio.Lock()  # one transaction at a time on the writer connection
@@ -117,8 +127,8 @@ class SqliteStore(SqlStore):
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreUnavailable(f"cannot create the store's directory {self.path.parent}: {exc}") from exc
-        self._writer = _Thread(self.path, "write")
-        self._reader = _Thread(self.path, "read")
+        self._writer = _Thread(self.path, "write", durable=self._durable)
+        self._reader = _Thread(self.path, "read", durable=self._durable)
         try:
             await self._migrate()
         except BaseException:

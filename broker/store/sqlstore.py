@@ -150,6 +150,12 @@ class SqlStore(abc.ABC):
         async with self._write() as conn:
             return await accepted_sql.settle(conn, event_id, digest, position)
 
+    async def settle_many(self, landed: Sequence[tuple[str, str, Position]]) -> list[bool]:
+        if not landed:
+            return []
+        async with self._write() as conn:
+            return await accepted_sql.settle_many(conn, landed)
+
     async def release(self, event_id: str, digest: str) -> bool:
         async with self._write() as conn:
             return await accepted_sql.release(conn, event_id, digest)
@@ -188,6 +194,10 @@ class SqlStore(abc.ABC):
     async def acknowledge(self, ack: InboxAck) -> AckOutcome:
         async with self._write() as conn:
             return await inbox_sql.acknowledge(conn, ack)
+
+    async def release_ack(self, ack: InboxAck) -> bool:
+        async with self._write() as conn:
+            return await inbox_sql.release_ack(conn, ack)
 
     # -- delivery ledger ------------------------------------------------------------
 

@@ -1,12 +1,13 @@
 """What the web pages read and write, behind one small interface (``WebData``).
 
-The pages never touch the log or the inbox state directly: they ask a
-``WebData``. ``LogWebData`` answers from the services the gateway already runs
-(the inbox follower of ``broker.delivery.inbox``, the chronology of
-``broker.audit.api``, the directory), so the pages see exactly what the JSON
-API sees, and every read is recorded on ``jigsaw.access`` the same way, with
-the person as well as the organisation. When the inboxes move into a
-database, this module is the one place the web pages change.
+The pages never touch the log or the store directly: they ask a ``WebData``.
+``StoreWebData`` answers from the services the gateway already runs (the
+inbox in the store, kept up with the log by the follower of
+``broker.delivery.inbox``; the chronology of ``broker.audit.api``; the
+directory), so the pages see exactly what the JSON API sees, acknowledge
+through the same path (the store decides the first, then the log), and every
+read is recorded on ``jigsaw.access`` the same way, with the person as well as
+the organisation.
 """
 
 from __future__ import annotations
@@ -24,23 +25,22 @@ from aiohttp import web
 from broker import topics
 from broker.audit.api import AuditService
 from broker.audit.chronology import Chronology
-from broker.audit.collect import read_snapshot, read_topic
+from broker.audit.collect import read_topic
 from broker.client import build_envelope
 from broker.delivery.directory import DirectoryFollower, Entry
 from broker.delivery.inbox import InboxService
-from broker.delivery.inboxes import Query
+from broker.delivery.inboxes import ack_of, notification_of
 from broker.delivery.records import DeliveryRecord, decode_delivery
 from broker.envelope.keys import KeyRecord, KeyStore, SigningKey, load_signing_key
 from broker.envelope.model import Envelope, encode_envelope
-from broker.errors import ConfigError, NotPermitted, SchemaInvalid
+from broker.errors import ConfigError, NotPermitted
 from broker.gateway.auth import Caller
 from broker.log.base import Log
 from broker.routing.model import Ack, Notification
-from broker.routing.records import encode_ack
-from broker.validation import event_of
+from broker.store import InboxQuery
 from broker.web.people import Person
 
-__all__ = ["Acknowledged", "LogWebData", "WebData", "caller_of", "names_of"]
+__all__ = ["Acknowledged", "StoreWebData", "WebData", "caller_of", "names_of"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -120,8 +120,8 @@ def caller_of(person: Person) -> Caller:
 Submit = Callable[[Envelope, str, dt.datetime], Awaitable[Any]]  # (envelope, caller org, now) -> intake Outcome
 
 
-class LogWebData:
-    """``WebData`` over the gateway's inbox and chronology services (and its intake, for challenges)."""
+class StoreWebData:
+    """``WebData`` over the gateway's inbox (in the store) and chronology services (and its intake, for challenges)."""
 
     def __init__(
         self,
@@ -143,7 +143,7 @@ class LogWebData:
         self._directory_lock = asyncio.Lock()
 
     @classmethod
-    def for_gateway(cls, app: web.Application) -> LogWebData:
+    def for_gateway(cls, app: web.Application) -> StoreWebData:
         """Over the services a gateway app (``broker.gateway.app.create_app``) has mounted."""
         from broker.audit.api import AUDIT
         from broker.delivery.inbox import INBOX
@@ -163,33 +163,34 @@ class LogWebData:
 
     async def notifications(self, org_id: str) -> tuple[list[Notification], dict[str, Ack]]:
         await self.inbox.follower.refresh()
-        inboxes = self.inbox.follower.inboxes
-        notes, _ = inboxes.query(org_id, Query(limit=max(1, inboxes.count(org_id))))
-        acks = {n.notification_id: a for n in notes if (a := inboxes.ack_of(n)) is not None}
-        return notes, acks
+        notes: list[Notification] = []
+        acks: dict[str, Ack] = {}
+        after: str | None = None
+        while True:  # the pages filter and page themselves (broker.web.listing): every row, page by page
+            page = await self.inbox.store.list_inbox(InboxQuery(org_id, limit=1000, after=after, oldest_first=True))
+            for item in page.items:
+                notes.append(notification_of(item))
+                if (ack := ack_of(item)) is not None:
+                    acks[item.notification.notification_id] = ack
+            if page.next is None:
+                return notes, acks
+            after = page.next
 
     async def notification(self, org_id: str, notification_id: str) -> tuple[Notification, Ack | None] | None:
         await self.inbox.follower.refresh()
-        note = self.inbox.follower.inboxes.get(org_id, notification_id)
-        return None if note is None else (note, self.inbox.follower.inboxes.ack_of(note))
+        item = await self.inbox.store.notification(org_id, notification_id)
+        return None if item is None else (notification_of(item), ack_of(item))
 
     async def acknowledge(self, person: Person, notification_id: str, note: str, now: dt.datetime) -> Acknowledged:
         await self.inbox.follower.refresh()
-        inboxes = self.inbox.follower.inboxes
-        found = inboxes.get(person.org_id, notification_id)
-        if found is None:
+        item = await self.inbox.store.notification(person.org_id, notification_id)
+        if item is None:
             raise KeyError(notification_id)
-        async with self.inbox.ack_lock:  # the same lock as the API: one check-and-append at a time
-            existing = inboxes.ack_of(found)
-            if existing is not None:
-                return Acknowledged(existing, False)
-            ack = Ack(notification_id, person.org_id, person.name, now, note)
-            key, value, headers = encode_ack(ack)
-            await self.log.append(
-                topics.INPUT, value, key=key, headers=headers, timestamp_ms=int(now.timestamp() * 1000)
-            )
-            inboxes.acknowledge(ack)
-        return Acknowledged(ack, True)
+        outcome = await self.inbox.acknowledge(item, person.name, now, note)  # the same path as the API
+        if outcome.ack is None:
+            raise KeyError(notification_id)
+        ack = Ack(notification_id, person.org_id, outcome.ack.by, outcome.ack.at, outcome.ack.note)
+        return Acknowledged(ack, outcome.status == "acknowledged")
 
     async def record_access(self, person: Person, action: str, ids: list[str], **detail: Any) -> None:
         await self.inbox.record_access(
@@ -208,19 +209,12 @@ class LogWebData:
         return chronology, await self._retracted({e.event_id for e in chronology.entries})
 
     async def _retracted(self, among: set[str]) -> set[str]:
-        snapshot = await read_snapshot(self.log)
+        # The chronology index files a retraction, as an event, under the id it retracts (no log scan).
         out: set[str] = set()
-        for record in snapshot.inputs:
-            if record.value is None or not topics.is_event(record):
-                continue
-            try:
-                event = event_of(record.value)
-            except (SchemaInvalid, ValueError, KeyError, TypeError):
-                continue
-            if event.event_type == "record.retracted":
-                original = str(event.data.get("original_event_id"))
-                if original in among:
-                    out.add(original)
+        for event_id in sorted(among):
+            page = await self.audit.store.chronology("event:" + event_id, limit=1000)
+            if any(ref.kind == "event" for ref in page.items):
+                out.add(event_id)
         return out
 
     async def directory(self) -> list[Entry]:
@@ -230,7 +224,7 @@ class LogWebData:
 
     async def inbox_size(self, org_id: str) -> int:
         await self.inbox.follower.refresh()
-        return self.inbox.follower.inboxes.count(org_id)
+        return (await self.inbox.store.count_inbox(org_id, now=dt.datetime.now(dt.UTC))).total
 
     def _signing_key(self, org_id: str, now: dt.datetime) -> SigningKey | None:
         if self.keys_store is None or self.submit is None:

@@ -37,6 +37,7 @@ from broker.log.base import Log
 from broker.nhs import synthetic_nhs_number
 from broker.routing.live import LiveRouter
 from broker.settings import Settings
+from broker.store import Store
 
 VALID_FROM = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
@@ -101,19 +102,27 @@ async def eventually(check: Callable[[], Awaitable[bool]], *, timeout: float = 3
 
 @contextlib.asynccontextmanager
 async def running_service(
-    log: Log, tmp_path: Path, orgs: Mapping[str, str], *, roles: Sequence[str] | None = None
+    log: Log,
+    tmp_path: Path,
+    orgs: Mapping[str, str],
+    *,
+    roles: Sequence[str] | None = None,
+    store: Store | None = None,
 ) -> AsyncIterator[Service]:
-    """Gateway, router and dispatcher over ``log`` (not yet started) for organisations ``{org_id: kind}``."""
-    store = KeyStore(tmp_path / "keys", recheck_seconds=0)
+    """Gateway, router and dispatcher over ``log`` (not yet started) for organisations ``{org_id: kind}``.
+
+    ``store``: the serving views (not yet started); default a SQLite file in ``tmp_path``.
+    """
+    keys = KeyStore(tmp_path / "keys", recheck_seconds=0)
     signing: dict[str, SigningKey] = {}
     for org_id, kind in orgs.items():
         record, signing[org_id] = new_key(org_id, kind, valid_from=VALID_FROM)
-        store.save(record)
+        keys.save(record)
     credentials = Credentials.from_tokens(
         [(f"{role}-{org}", org, role) for org in orgs for role in ("publisher", "recipient")]
     )
     settings = Settings(data_dir=tmp_path, keys_dir=tmp_path / "keys", webhook_retry_schedule="testing")
-    app = create_app(settings, log, keys=store, credentials=credentials, roles=roles or ())
+    app = create_app(settings, log, keys=keys, credentials=credentials, roles=roles or (), store=store)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
     await runner.setup()  # starts the log
     site = web.TCPSite(runner, "127.0.0.1", 0)

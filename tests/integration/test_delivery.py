@@ -13,8 +13,10 @@ from broker.delivery.backoff import TESTING, Schedule
 from broker.delivery.breaker import Breaker
 from broker.delivery.dispatcher import GROUP, Dispatcher
 from broker.delivery.inbox import InboxFollower
+from broker.delivery.inboxes import notification_of
 from broker.delivery.signing import WebhookKey
 from broker.log import EmbeddedLog, Log
+from broker.store import SqliteStore
 from tests.integration.delivery_support import World, body_json, closed_port_url, outcomes, receiving
 
 KEY = WebhookKey.generate()
@@ -100,7 +102,7 @@ async def test_gone_stops_retries(world: World, log: Log) -> None:
     assert outcomes(later) == [("dead_letter", "dead_letter")] and "410" in (later[0].error or "")
 
 
-async def test_receiver_down_for_the_whole_schedule(world: World, log: Log) -> None:
+async def test_receiver_down_for_the_whole_schedule(world: World, log: Log, tmp_path: Path) -> None:
     """A receiver that never answers gets every scheduled attempt, then a dead letter; the inbox keeps it."""
     await world.organisation("GP-DOWN", closed_port_url())
     note = await world.notify("GP-DOWN")
@@ -111,9 +113,13 @@ async def test_receiver_down_for_the_whole_schedule(world: World, log: Log) -> N
     assert outcomes(records) == [("attempt", "failed")] * TESTING.attempts + [("dead_letter", "dead_letter")]
     assert "no answer after 4 attempts" in (records[-1].error or "")
     assert "inbox" in (records[-1].error or "")
-    follower = InboxFollower(log)
-    await follower.start()
-    assert follower.inboxes.get("GP-DOWN", note.notification_id) == note
+    store = SqliteStore(tmp_path / "store.db")
+    await store.start()
+    follower = InboxFollower(log, store)
+    await follower.start(background=False)
+    item = await store.notification("GP-DOWN", note.notification_id)
+    await store.close()
+    assert item is not None and notification_of(item) == note
 
 
 async def test_each_id_at_most_once_across_a_restart(world: World, log: Log) -> None:

@@ -22,6 +22,7 @@ from broker.delivery.signing import WebhookKey, verify_webhook
 from broker.gateway.auth import Credentials
 from broker.log import EmbeddedLog, Log
 from broker.routing.records import decode_ack
+from broker.store import SqliteStore
 from tests.integration.delivery_support import World, receiving
 
 TOKENS = {"gp-a": ("GP-A", "recipient"), "hv-b": ("HV-B", "recipient"), "pub-a": ("GP-A", "publisher")}
@@ -48,12 +49,19 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     """The delivery routes mounted on an aiohttp app on an ephemeral loopback port, over an embedded log."""
     log = EmbeddedLog(tmp_path / "log.db")
     await log.start()
+    store = SqliteStore(tmp_path / "store.db")
+    await store.start()
     world = await World(log).start()
     key = WebhookKey.generate()
     app = web.Application()
     credentials = Credentials.from_tokens((t, org, role) for t, (org, role) in TOKENS.items())
     mount_delivery(
-        app, log=log, authenticate=credentials.authenticate, clock=lambda: dt.datetime.now(dt.UTC), webhook_key=key
+        app,
+        log=log,
+        store=store,
+        authenticate=credentials.authenticate,
+        clock=lambda: dt.datetime.now(dt.UTC),
+        webhook_key=key,
     )
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -63,6 +71,7 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     async with aiohttp.ClientSession() as session:
         yield Api(f"http://127.0.0.1:{port}", log, world, key, session)
     await runner.cleanup()
+    await store.close()
     await log.close()
 
 

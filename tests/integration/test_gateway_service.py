@@ -15,6 +15,7 @@ from broker.envelope import encode_envelope
 from broker.envelope.batch import encode_batch
 from broker.envelope.testing import sample_data
 from broker.observability import read_sample
+from broker.store.migrations import latest_version
 from broker.validation import event_of, subject_key
 from tests.integration.gateway_support import ADMIN_TOKEN, Gateway, running_gateway
 
@@ -136,7 +137,7 @@ async def test_batch_over_the_item_limit_is_refused_whole(gateway: Gateway) -> N
 
 
 async def test_healthz_reports_the_log_backend(gateway: Gateway, backend: tuple[str, str | None]) -> None:
-    """GET /healthz is 200 ok to anyone; an admin also sees the log backend's own status, with no file path."""
+    """GET /healthz is 200 ok to anyone; an admin also sees the log's and the store's status, with no file path."""
     async with gateway.session.get(gateway.base_url + "/healthz") as response:
         assert response.status == 200
         assert await response.json() == {"status": "ok"}
@@ -146,6 +147,7 @@ async def test_healthz_reports_the_log_backend(gateway: Gateway, backend: tuple[
         body = await response.json()
     assert body["status"] == "ok" and body["log"]["backend"] == backend[0] and body["log"]["ok"] is True
     assert "path" not in body["log"] and "/" not in json.dumps(body["log"])
+    assert body["store"] == {"backend": "sqlite", "ok": True, "schema": latest_version()}
 
 
 async def test_metrics_count_accepted_refused_and_requests(gateway: Gateway) -> None:

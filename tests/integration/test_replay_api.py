@@ -26,6 +26,7 @@ from broker.gateway.auth import Credentials
 from broker.log import EmbeddedLog, Record
 from broker.routing.service import GROUP
 from broker.settings import Settings
+from broker.store import SqliteStore
 from tests.integration.test_replay import CHILD_1, jigsaw, simulate
 from tests.shared import SCENARIOS, require_shared
 
@@ -61,10 +62,13 @@ async def client(
     shutil.copy(child1_log, path)
     log = EmbeddedLog(path)
     await log.start()
+    store = SqliteStore(tmp_path / "store.db")
+    await store.start()
     app = web.Application()
-    mount_audit(app, log=log, authenticate=CREDENTIALS.authenticate, clock=lambda: NOW)
+    mount_audit(app, log=log, store=store, authenticate=CREDENTIALS.authenticate, clock=lambda: NOW)
     async with TestClient(TestServer(app)) as test_client:
         yield test_client, log
+    await store.close()
     await log.close()
 
 

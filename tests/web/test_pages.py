@@ -221,11 +221,24 @@ async def test_an_inbox_of_ten_thousand_renders_its_first_page(site: Site, brows
     from broker.delivery.inbox import INBOX
     from tests.web.support import NOW
 
-    inboxes = site.app[INBOX].follower.inboxes
-    template = inboxes.get(GP, await _first_id(browser))
+    store = site.app[INBOX].store
+    template = await store.notification(GP, await _first_id(browser))
     assert template is not None
-    for i in range(10_000):
-        inboxes.add(dataclasses.replace(template, notification_id=f"bulk-{i:05d}", at=NOW - dt.timedelta(minutes=i)))
+    from broker.delivery.inboxes import notification_of
+    from broker.routing.records import encode_json
+    from broker.store import InboxNotification
+
+    note = notification_of(template)
+    bulk = [
+        dataclasses.replace(note, notification_id=f"bulk-{i:05d}", at=NOW - dt.timedelta(minutes=i))
+        for i in range(10_000)
+    ]
+    await store.add_notifications(
+        [
+            InboxNotification.of(n, children=template.notification.children, record=encode_json(n.to_dict()))
+            for n in bulk
+        ]
+    )
     timings = []
     for _ in range(3):
         status, text, response = await browser.get("/web/inbox")

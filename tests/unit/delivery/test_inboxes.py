@@ -1,13 +1,21 @@
-"""Inbox state: one organisation's notifications, filters and acknowledgements."""
+"""Inboxes as the API lists them: the store's rows for one organisation, its filters, pages and acknowledgements."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import AsyncIterator
+from pathlib import Path
 
-from broker.delivery.inboxes import Inboxes, Query, item_json
+import pytest
+
+from broker.delivery.inboxes import Query, ack_of, children_of, item_json, notification_of, store_query
+from broker.nhs import synthetic_nhs_number
 from broker.routing.model import Ack, Notification
+from broker.routing.records import encode_json
+from broker.store import InboxAck, InboxNotification, SqliteStore, Store
 
 T0 = dt.datetime(2024, 1, 1, 9, tzinfo=dt.UTC)
+CHILD = synthetic_nhs_number(1)
 
 
 def _note(nid: str, recipient: str, *, kind: str = "alert", priority: str = "urgent", hours: int = 0) -> Notification:
@@ -26,67 +34,87 @@ def _note(nid: str, recipient: str, *, kind: str = "alert", priority: str = "urg
         also_notified=(),
         ack_by=at + dt.timedelta(hours=24),
         rule="R1",
-        content={},
+        content={"child": {"nhs_number": CHILD, "local_id": None}, "others": [{"nhs_number": "not a number"}]},
     )
 
 
-def _inboxes() -> Inboxes:
-    inboxes = Inboxes()
-    inboxes.add(_note("a", "GP-A", hours=0))
-    inboxes.add(_note("b", "GP-A", priority="routine", hours=1))
-    inboxes.add(_note("c", "GP-A", kind="escalation", hours=2))
-    inboxes.add(_note("x", "HV-B", hours=0))
-    return inboxes
+def _row(note: Notification) -> InboxNotification:
+    return InboxNotification.of(note, children=children_of(note), record=encode_json(note.to_dict()))
 
 
-def test_an_organisation_sees_only_its_own() -> None:
-    """A query and a lookup return only the organisation's own notifications."""
-    inboxes = _inboxes()
-    notes, more = inboxes.query("GP-A", Query())
-    assert [n.notification_id for n in notes] == ["a", "b", "c"] and not more
-    assert inboxes.get("GP-A", "x") is None
-    assert inboxes.get("HV-B", "x") is not None
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    """A store holding three notifications for GP-A (an alert, a routine one, an escalation) and one for HV-B."""
+    store = SqliteStore(tmp_path / "store.db", durable=False)
+    await store.start()
+    notes = [
+        _note("a", "GP-A", hours=0),
+        _note("b", "GP-A", priority="routine", hours=1),
+        _note("c", "GP-A", kind="escalation", hours=2),
+        _note("x", "HV-B", hours=0),
+    ]
+    await store.add_notifications([_row(n) for n in notes])
+    yield store
+    await store.close()
 
 
-def test_filters() -> None:
+async def _ids(store: Store, query: Query, org: str = "GP-A") -> list[str]:
+    page = await store.list_inbox(store_query(org, query))
+    return [notification_of(i).notification_id for i in page.items]
+
+
+async def test_an_organisation_sees_only_its_own(store: Store) -> None:
+    """A listing and a lookup return only the organisation's own notifications, oldest first."""
+    assert await _ids(store, Query()) == ["a", "b", "c"]
+    assert await store.notification("GP-A", "x") is None
+    assert await store.notification("HV-B", "x") is not None
+
+
+async def test_filters(store: Store) -> None:
     """Priority, since and unacknowledged filter; escalations never count as awaiting acknowledgement."""
-    inboxes = _inboxes()
-    assert [n.notification_id for n in inboxes.query("GP-A", Query(priority="routine"))[0]] == ["b"]
-    assert [n.notification_id for n in inboxes.query("GP-A", Query(since=T0 + dt.timedelta(hours=1)))[0]] == ["b", "c"]
-    inboxes.acknowledge(Ack("a", "GP-A", "Dr Example", T0))
-    assert [n.notification_id for n in inboxes.query("GP-A", Query(unacknowledged=True))[0]] == ["b"]
+    assert await _ids(store, Query(priority="routine")) == ["b"]
+    assert await _ids(store, Query(since=T0 + dt.timedelta(hours=1))) == ["b", "c"]
+    await store.acknowledge(InboxAck("GP-A", "a", "Dr Example", T0))
+    assert await _ids(store, Query(unacknowledged=True)) == ["b"]
 
 
-def test_limit_says_when_there_is_more() -> None:
-    """A limit cuts the list and says more matched."""
-    notes, more = _inboxes().query("GP-A", Query(limit=2))
-    assert len(notes) == 2 and more
+async def test_pages_follow_on_from_the_cursor(store: Store) -> None:
+    """A limit cuts the list and gives a cursor; the next page starts after it, in the same order."""
+    first = await store.list_inbox(store_query("GP-A", Query(limit=2)))
+    assert [i.notification.notification_id for i in first.items] == ["a", "b"] and first.next is not None
+    rest = await store.list_inbox(store_query("GP-A", Query(limit=2, after=first.next)))
+    assert [i.notification.notification_id for i in rest.items] == ["c"] and rest.next is None
 
 
-def test_first_acknowledgement_counts() -> None:
-    """A second acknowledgement of the same notification changes nothing."""
-    inboxes = _inboxes()
-    assert inboxes.acknowledge(Ack("a", "GP-A", "First", T0))
-    assert not inboxes.acknowledge(Ack("a", "GP-A", "Second", T0 + dt.timedelta(hours=1)))
-    note = inboxes.get("GP-A", "a")
-    assert note is not None
-    ack = inboxes.ack_of(note)
-    assert ack is not None and ack.by == "First"
+async def test_first_acknowledgement_counts(store: Store) -> None:
+    """A second acknowledgement of the same notification changes nothing; a withdrawn one frees it."""
+    assert (await store.acknowledge(InboxAck("GP-A", "a", "First", T0))).status == "acknowledged"
+    second = await store.acknowledge(InboxAck("GP-A", "a", "Second", T0 + dt.timedelta(hours=1)))
+    assert second.status == "already_acknowledged" and second.ack is not None and second.ack.by == "First"
+    item = await store.notification("GP-A", "a")
+    assert item is not None and (ack := ack_of(item)) is not None and ack.by == "First"
+    assert not await store.release_ack(InboxAck("GP-A", "a", "Second", T0 + dt.timedelta(hours=1)))
+    assert await store.release_ack(InboxAck("GP-A", "a", "First", T0))
+    item = await store.notification("GP-A", "a")
+    assert item is not None and item.ack is None and item.status == "awaiting"
 
 
-def test_an_acknowledgement_by_another_organisation_does_not_count() -> None:
+async def test_an_acknowledgement_by_another_organisation_does_not_count(store: Store) -> None:
     """An ack naming another recipient is not an acknowledgement of this organisation's notification."""
-    inboxes = _inboxes()
-    inboxes.acknowledge(Ack("a", "HV-B", "Someone else", T0))
-    note = inboxes.get("GP-A", "a")
-    assert note is not None and inboxes.ack_of(note) is None
+    assert (await store.acknowledge(InboxAck("HV-B", "a", "Someone else", T0))).status == "not_found"
+    item = await store.notification("GP-A", "a")
+    assert item is not None and item.ack is None
 
 
-def test_duplicates_are_ignored() -> None:
+async def test_duplicates_are_ignored(store: Store) -> None:
     """The same notification read twice from the log is in the inbox once."""
-    inboxes = _inboxes()
-    assert not inboxes.add(_note("a", "GP-A"))
-    assert inboxes.count("GP-A") == 3
+    await store.add_notifications([_row(_note("a", "GP-A"))])
+    assert (await store.count_inbox("GP-A", now=T0)).total == 3
+
+
+def test_children_are_the_valid_nhs_numbers_the_content_names() -> None:
+    """A notification is indexed under each valid NHS number in its content, once."""
+    assert children_of(_note("a", "GP-A")) == [CHILD]
 
 
 def test_item_json_carries_the_acknowledgement() -> None:
