@@ -60,6 +60,7 @@ _CONFIG_ERRORS = {17: "invalid topic name", 37: "invalid partition count", 38: "
 _CATCH_UP_S = 10.0  # how long to wait for records the broker holds but the consumer has not fetched yet
 _POLL_S = 0.1
 _MARKER_POLL_S = 0.002  # short fetches while looking whether only transaction markers are left
+_PARTITIONS_TTL_S = 10.0  # how long a partition count is taken as known (describing every topic is costly)
 
 
 def _partitioner(key: bytes | None, all_partitions: Sequence[int], available: Sequence[int]) -> int:
@@ -152,6 +153,7 @@ class KafkaLog:
         self._committers: dict[str, _Committer] = {}
         self._ensured: set[str] = set()  # topics this object created or saw created
         self._partition_counts: dict[str, int] = {}
+        self._counted_at: dict[str, float] = {}
         self._lock = asyncio.Lock()
 
     # -- plumbing -------------------------------------------------------------
@@ -265,6 +267,10 @@ class KafkaLog:
 
     async def partitions(self, topic: str) -> int:
         await self._started()
+        known = self._partition_counts.get(topic)
+        loop = asyncio.get_running_loop()
+        if known and loop.time() - self._counted_at.get(topic, 0.0) < _PARTITIONS_TTL_S:
+            return known  # partitions are only ever added, and rarely: ask the cluster at most every few seconds
         # Metadata for all topics: asking for one by name may auto-create it on some brokers.
         with self._errors("describe topics"):
             topics = await self._admin.describe_topics()
@@ -272,6 +278,7 @@ class KafkaLog:
             if entry["topic"] == topic and entry["error_code"] == 0:
                 count = len(entry["partitions"])
                 self._partition_counts[topic] = count
+                self._counted_at[topic] = asyncio.get_running_loop().time()
                 return count
         return 0
 
