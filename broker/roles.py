@@ -68,6 +68,7 @@ class RoleContext:
     log: Log
     keys: KeyStore
     board: RoleBoard = dataclasses.field(default_factory=RoleBoard)
+    metrics: Any = None  # the app's ``broker.observability.Metrics`` (None: the role keeps its own)
 
 
 def restart_delay(failures: int, *, first: float = 1.0, most: float = 30.0) -> float:

@@ -57,6 +57,7 @@ GROUP = "jigsaw-dispatcher"
 _log = get_logger("jigsaw.dispatcher")
 _BUSY_POLL_S = 0.02  # how often to look again while attempts are in flight (a retry may come due)
 _REQUEUE = dt.timedelta(seconds=1)
+_LAG_EVERY_S = 5.0  # how often the consumer lag metric is brought up to date
 
 
 def _utc_now() -> dt.datetime:
@@ -115,6 +116,7 @@ class Dispatcher:
         self._group = group
         self._partitions = partitions
         self._member: Any = None
+        self._lag_at = 0.0
         self._slots = asyncio.Semaphore(concurrency)
         self._per_endpoint = per_endpoint
         self._endpoint_slots: dict[str, asyncio.Semaphore] = {}
@@ -399,10 +401,13 @@ class Dispatcher:
         )
         for record in records:
             self.ledger.apply(record)
+            if record.kind == "attempt":
+                self.metrics.delivery(record.outcome, record.attempt)
             if record.outcome == "delivered":
                 self.delivered += 1
             elif record.kind == "dead_letter":
                 self.dead_lettered += 1
+                self.metrics.dead_lettered()
             elif record.kind == "inbox":
                 self.inboxed += 1
             _log.info(
@@ -428,3 +433,8 @@ class Dispatcher:
                     _log.warning("commit_refused", partition=partition, offset=target, error=exc.message)
                     continue
                 self._committed[partition] = target
+        if time.monotonic() - self._lag_at >= _LAG_EVERY_S:  # a few end-offset requests, now and then
+            self._lag_at = time.monotonic()
+            for partition, position in list(self._positions.items()):
+                end = await self.log.end_offset(topics.NOTIFICATIONS, partition=partition)
+                self.metrics.set_consumer_lag(self._group, topics.NOTIFICATIONS, partition, max(0, end - position))

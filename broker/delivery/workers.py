@@ -6,6 +6,8 @@ The ``router`` role lives in ``broker/routing/live.py``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from broker.delivery.backoff import parse_schedule
 from broker.delivery.dispatcher import Dispatcher
 from broker.delivery.signing import webhook_key_for
@@ -18,7 +20,7 @@ from broker.settings import Settings
 __all__ = ["dispatcher_for", "notification_partitions", "run_dispatcher"]
 
 
-def dispatcher_for(settings: Settings, log: Log) -> Dispatcher:
+def dispatcher_for(settings: Settings, log: Log, *, metrics: Any = None) -> Dispatcher:
     """A dispatcher configured by the settings (key, retry schedule, timeout).
 
     Raises:
@@ -32,7 +34,13 @@ def dispatcher_for(settings: Settings, log: Log) -> Dispatcher:
     timeout = float(settings.webhook_timeout)
     sender = WebhookSender(key, timeout=timeout, ca_file=settings.webhook_ca_file)  # trusts JIGSAW_WEBHOOK_CA_FILE
     return Dispatcher(
-        log, key, schedule=schedule, timeout=timeout, sender=sender, partitions=notification_partitions(settings)
+        log,
+        key,
+        schedule=schedule,
+        timeout=timeout,
+        sender=sender,
+        partitions=notification_partitions(settings),
+        metrics=metrics,
     )
 
 
@@ -43,4 +51,4 @@ def notification_partitions(settings: Settings) -> int:
 
 async def run_dispatcher(ctx: RoleContext) -> None:
     """The ``dispatcher`` role: deliver every notification until cancelled."""
-    await dispatcher_for(ctx.settings, ctx.log).run()
+    await dispatcher_for(ctx.settings, ctx.log, metrics=ctx.metrics).run()

@@ -205,7 +205,7 @@ def create_app(
         await log.close()
 
     async def background_roles(app: web.Application) -> AsyncIterator[None]:
-        ctx = RoleContext(settings=settings, log=log, keys=keys, board=app[ROLE_BOARD])
+        ctx = RoleContext(settings=settings, log=log, keys=keys, board=app[ROLE_BOARD], metrics=app[METRICS])
         async for tasks in run_roles(ctx, background):
             app[ROLE_TASKS] = tasks
             yield

@@ -64,6 +64,7 @@ class LiveRouter:
         sealer: Sealer | None = None,
         board: RoleBoard | None = None,
         notification_partitions: int = 1,
+        metrics: Any = None,
     ) -> None:
         """Args:
         log: the (started) log.
@@ -74,6 +75,7 @@ class LiveRouter:
         sealer: chains and checkpoints the input (None: no checkpoints).
         board: where the role reports its position and lag.
         notification_partitions: partitions of the notifications topic (when the router creates it).
+        metrics: the app's ``Metrics`` (lag, events routed, notifications, escalations).
         """
         self._log = log
         self._group = group
@@ -82,11 +84,14 @@ class LiveRouter:
         self._grace = dt.timedelta(seconds=grace)
         self._wait = wait
         self._board = board
+        self._metrics = metrics
         self._started = False
         self._writer: Any = None
         self._sealing = False
         self._notification_partitions = notification_partitions
-        self.router = RouterService(log, group=group, sealer=sealer, notification_partitions=notification_partitions)
+        self.router = RouterService(
+            log, group=group, sealer=sealer, notification_partitions=notification_partitions, metrics=metrics
+        )
 
     async def start(self) -> None:
         """Create topics, learn what was written and replay the log to its end. Idempotent."""
@@ -105,9 +110,13 @@ class LiveRouter:
         out = await self.router.step(wait=wait)
         if self.router.caught_up:
             out += await self.router.step(now=self._clock() - self._grace)
-        if self._board is not None:
+        if self._board is not None or self._metrics is not None:
             end = await self._log.end_offset(topics.INPUT)
-            self._board.set("router", position=self.router.position, lag=max(0, end - self.router.position))
+            lag = max(0, end - self.router.position)
+            if self._board is not None:
+                self._board.set("router", position=self.router.position, lag=lag)
+            if self._metrics is not None:
+                self._metrics.set_router_lag(lag)
         return out
 
     async def seal(self) -> None:
@@ -155,6 +164,7 @@ class LiveRouter:
             sealer=self._sealer,
             writer=writer,
             notification_partitions=self._notification_partitions,
+            metrics=self._metrics,
         )
         self._writer = writer
         await self.router.start()
@@ -209,5 +219,9 @@ async def run_router(ctx: RoleContext) -> None:
 
     _log.info("router_starting")
     await LiveRouter(
-        ctx.log, sealer=sealer, board=ctx.board, notification_partitions=notification_partitions(settings)
+        ctx.log,
+        sealer=sealer,
+        board=ctx.board,
+        notification_partitions=notification_partitions(settings),
+        metrics=ctx.metrics,
     ).run()

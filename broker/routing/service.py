@@ -60,6 +60,7 @@ class RouterService:
         sealer: Sealer | None = None,
         notification_partitions: int = 1,
         writer: Any = None,
+        metrics: Any = None,
     ) -> None:
         """Args:
         log: the log.
@@ -69,12 +70,14 @@ class RouterService:
         sealer: chains and checkpoints the input as it is routed; None seals nothing.
         notification_partitions: partitions the notifications topic is created with (dispatchers share them).
         writer: where outputs and the input offset are written together; default ``log.writer(group)``.
+        metrics: the app's ``broker.observability.Metrics`` (events routed, notifications, escalations), or None.
         """
         self.log = log
         self.state = RoutingState()
         self.sealer = sealer
         self._notification_partitions = notification_partitions
         self._writer = writer  # made on the first write when not given
+        self._metrics = metrics
         self._decode = decode_event
         self._batch = batch
         self._group = group
@@ -114,7 +117,10 @@ class RouterService:
         if records:
             self.position = records[-1].offset + 1
         if now is not None:
-            outputs += self.state.advance(now)
+            due = self.state.advance(now)
+            if due and self._metrics is not None:
+                self._metrics.escalated(sum(isinstance(o, Notification) for o in due))
+            outputs += due
         fresh = await self._write(outputs, {(topics.INPUT, 0): self.position} if records else {})
         if self.sealer is not None and self.sealer.due():
             await self.sealer.seal(_ts(records[-1]) if records else now or dt.datetime.now(dt.UTC))
@@ -146,7 +152,10 @@ class RouterService:
             _log.error("undecodable_event", topic=record.topic, offset=record.offset, error=exc.message)
             return []
         self.routed += 1
-        return self.state.apply_event(event, _ts(record))
+        outputs = self.state.apply_event(event, _ts(record))
+        if self._metrics is not None:
+            self._metrics.routed([o.kind for o in outputs if isinstance(o, Notification)])
+        return outputs
 
     async def _write(self, outputs: list[Output], commits: dict[tuple[str, int], int]) -> list[Output]:
         fresh: list[Output] = []

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from broker.log import EmbeddedLog
+from broker.observability import read_sample
 from tests.integration.delivery_service import (
     Cast,
     eventually,
@@ -46,4 +47,11 @@ async def test_serve_roles_deliver_on_the_wall_clock(tmp_path: Path) -> None:
 
         await eventually(delivered, what="the webhook")
         await eventually(in_inbox, what="the inbox")
+        async with service.session.get(service.base_url + "/metrics") as response:
+            text = await response.text()
     assert receiver.ids().most_common(1)[0][1] == 1
+    # the router's and the dispatcher's work is on the same /metrics as the gateway's
+    assert (read_sample(text, "jigsaw_router_events_routed_total") or 0) >= 1
+    assert (read_sample(text, "jigsaw_notifications_total", kind="alert") or 0) >= 1
+    assert (read_sample(text, "jigsaw_webhook_deliveries_total", outcome="delivered") or 0) >= 1
+    assert read_sample(text, "jigsaw_router_lag_records") == 0
