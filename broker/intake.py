@@ -86,9 +86,8 @@ class Intake:
         self._store = store
         self._private: tempfile.TemporaryDirectory[str] | None = None
         self._ids: AcceptedIds | None = None
-        # One submission at a time in this process: the id check and the append must not interleave.
-        # Every wait (this lock, the store, the log) falls under one deadline per submission (``_bounded``).
-        self._submitting = asyncio.Lock()
+        # Submissions run concurrently: the store's claim (put-if-absent) decides which of two copies of an
+        # id is appended. Every wait (the store, the log) falls under one deadline per submission (``_bounded``).
         # The partnership's directory: every OrgId an event names must be in it (permissions.py).
         self.directory = DirectoryFollower(log)
         self.accepted = 0
@@ -188,7 +187,7 @@ class Intake:
             now: the receiving time; also the record's timestamp unless ``timestamp_ms`` is given.
             client: the client's network address, kept in a rejection record.
         """
-        async with self._bounded("accept an event"), self._submitting:
+        async with self._bounded("accept an event"):
             return await self._submit(body, caller=caller, now=now, timestamp_ms=timestamp_ms, client=client)
 
     async def _submit(
@@ -243,7 +242,7 @@ class Intake:
 
         An event id twice in one batch is accepted once (the second is a re-send, or a conflict).
         """
-        async with self._bounded("accept a batch of events"), self._submitting:
+        async with self._bounded("accept a batch of events"):
             return await self._submit_many(bodies, caller=caller, now=now, timestamp_ms=timestamp_ms, client=client)
 
     async def _submit_many(

@@ -4,9 +4,12 @@ Two connections, each on its own worker thread so the event loop never
 blocks on the disk: one writes (a write transaction holds it, and SQLite's
 ``BEGIN IMMEDIATE`` takes the file's write lock, so writers in other
 processes on the same machine wait their turn), one reads (WAL: readers see
-the last commit and never wait for a writer). A commit is durable
-(``synchronous=FULL``) before the call returns, unless the store is a throwaway
-(``durable=False``).
+the last commit and never wait for a writer). Commits use WAL with
+``synchronous=NORMAL``: a killed process loses nothing, and a power cut can lose
+only the last commits, which the log (the record the views are materialised
+from) gives back when the views catch up at the next start; two fsyncs per
+submission would otherwise bound the gateway's rate. A throwaway store
+(``durable=False``) does not sync at all.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ class _Thread:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL" if self.durable else "PRAGMA synchronous=OFF")
+        db.execute("PRAGMA synchronous=NORMAL" if self.durable else "PRAGMA synchronous=OFF")
         db.execute("PRAGMA foreign_keys=ON")
         self.db = db
 
