@@ -26,7 +26,7 @@ import hashlib
 import json
 from collections.abc import AsyncIterator, Callable, Sequence
 
-from broker import topics
+from broker import topics, wire
 from broker.delivery.directory import DirectoryFollower
 from broker.envelope.keys import KeyRegistry
 from broker.envelope.model import Envelope, decode_envelope, encode_envelope, to_millis
@@ -96,12 +96,20 @@ class _Pending:
 
 
 def _headers(env: Envelope, kind: str) -> Headers:
+    """Jigsaw's own headers (the router and auditors filter on them), then the CloudEvents binding's (``wire``)."""
     return (
         (topics.RECORD_HEADER, topics.EVENT),
         ("event_type", env.event_type.encode()),
         ("event_id", env.event_id.encode()),
         ("source", env.source.encode()),
         (topics.SOURCE_KIND_HEADER, kind.encode()),
+        *wire.cloudevent_headers(
+            ce_id=env.event_id,
+            source=wire.org_source(env.source),
+            ce_type=wire.EVENT_TYPE_PREFIX + env.event_type,
+            time=env.occurred_at,
+            content_type=wire.envelope_content_type(env.schema_fingerprint),
+        ),
     )
 
 

@@ -37,8 +37,9 @@ from broker.model import Event
 from broker.nhs import is_valid_nhs_number, normalise_nhs_number
 from broker.routing.graph import FamilyGraph
 from broker.routing.model import Ack, Decision, Notification, iso
-from broker.routing.records import decode_ack, encode_json
+from broker.routing.records import decode_ack
 from broker.validation import event_of
+from broker.wire import encode_json
 
 __all__ = ["AUDIT", "AuditService", "mount_audit", "responsible_cscs"]
 

@@ -30,7 +30,8 @@ from broker.log.base import Log
 from broker.log.scan import read_available
 from broker.logging import get_logger
 from broker.routing.model import Ack, iso, parse_iso
-from broker.routing.records import decode_ack, decode_notification, encode_ack, encode_json
+from broker.routing.records import decode_ack, decode_notification, encode_ack
+from broker.wire import encode_json
 
 __all__ = ["INBOX", "Caller", "InboxFollower", "InboxService", "add_inbox_routes"]
 

@@ -51,8 +51,8 @@ from broker.gateway.limits import Rate, RateLimiter, RefusalTally, client_key, r
 from broker.log.base import Log
 from broker.logging import get_logger
 from broker.routing.model import iso
-from broker.routing.records import encode_json
 from broker.settings import Settings
+from broker.wire import encode_json
 
 __all__ = ["CLIENT", "GUARD", "HANDLER_RECORDED", "PUBLISH_ROUTES", "Guard", "install_guard"]
 
