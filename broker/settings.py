@@ -34,6 +34,7 @@ ENV_VARS: dict[str, str | None] = {
     "JIGSAW_KAFKA_BOOTSTRAP": "127.0.0.1:19092",
     "JIGSAW_KAFKA_CLIENT_ID": "jigsaw",
     "JIGSAW_KAFKA_REPLICATION_FACTOR": "1",
+    "JIGSAW_KAFKA_MIN_INSYNC_REPLICAS": None,  # unset: 2 from a replication factor of 3 up (broker.log.kafka)
     "JIGSAW_HTTP_HOST": "127.0.0.1",
     "JIGSAW_HTTP_PORT": "8080",
     "JIGSAW_ROLES": "gateway,router,dispatcher",
@@ -118,6 +119,7 @@ class Settings:
     kafka_bootstrap: str = "127.0.0.1:19092"
     kafka_client_id: str = "jigsaw"
     kafka_replication_factor: int = 1
+    kafka_min_insync_replicas: int | None = None  # min.insync.replicas of created topics; None: derived
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     roles: tuple[str, ...] = ROLES
@@ -230,6 +232,9 @@ class Settings:
             kafka_bootstrap=get("JIGSAW_KAFKA_BOOTSTRAP"),
             kafka_client_id=get("JIGSAW_KAFKA_CLIENT_ID"),
             kafka_replication_factor=_int(env, "JIGSAW_KAFKA_REPLICATION_FACTOR"),
+            kafka_min_insync_replicas=(
+                _int(env, "JIGSAW_KAFKA_MIN_INSYNC_REPLICAS") if env.get("JIGSAW_KAFKA_MIN_INSYNC_REPLICAS") else None
+            ),
             http_host=get("JIGSAW_HTTP_HOST"),
             http_port=_int(env, "JIGSAW_HTTP_PORT"),
             roles=roles,

@@ -21,5 +21,6 @@ def open_log(settings: Settings) -> Log:
             settings.kafka_bootstrap,
             client_id=settings.kafka_client_id,
             replication_factor=settings.kafka_replication_factor,
+            min_insync_replicas=settings.kafka_min_insync_replicas,
         )
     return EmbeddedLog(settings.log_path)

@@ -35,12 +35,19 @@ from typing import Any, Final
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import ConsumerStoppedError, KafkaError, OffsetOutOfRangeError
+from aiokafka.errors import (
+    ConsumerStoppedError,
+    GroupCoordinatorNotAvailableError,
+    GroupLoadInProgressError,
+    KafkaError,
+    NotCoordinatorForGroupError,
+    OffsetOutOfRangeError,
+)
 
 from broker.errors import ConfigError, LogUnavailable
 from broker.log.base import Headers, Position, Record, partition_for
 
-__all__ = ["CONSUMER_SAFETY", "PRODUCER_SAFETY", "TOPIC_DEFAULTS", "KafkaLog"]
+__all__ = ["CONSUMER_SAFETY", "PRODUCER_SAFETY", "TOPIC_DEFAULTS", "KafkaLog", "min_insync_replicas_for"]
 
 # Never rely on aiokafka's defaults for these (see the module docstring).
 PRODUCER_SAFETY: Final[Mapping[str, Any]] = MappingProxyType({"acks": "all", "enable_idempotence": True})
@@ -54,10 +61,37 @@ _READER_SETTINGS: Final[Mapping[str, Any]] = MappingProxyType({"auto_offset_rese
 # Time retention would also judge records by their own timestamps, and Jigsaw appends records
 # stamped with when things happened, which may be long ago.
 TOPIC_DEFAULTS: Final[Mapping[str, str]] = MappingProxyType({"retention.ms": "-1", "retention.bytes": "-1"})
+# With acks=all a write is confirmed once every in-sync replica has it; min.insync.replicas says how few
+# that may be. Kafka's default (1) confirms a write only the leader holds. Two of three or more survive
+# one broker's loss while the topic stays writable with one broker down (``min_insync_replicas_for``).
+_DURABLE_FROM_REPLICAS = 3
+# A fresh broker answers "coordinator not available" (or "loading") until its offsets topic is ready.
+_COORDINATOR_ERRORS: Final = (GroupCoordinatorNotAvailableError, GroupLoadInProgressError, NotCoordinatorForGroupError)
+_COORDINATOR_WAIT_S = 15.0
 _TOPIC_EXISTS = 36  # TOPIC_ALREADY_EXISTS
 _CONFIG_ERRORS = {17: "invalid topic name", 37: "invalid partition count", 38: "invalid replication factor"}
 _CATCH_UP_S = 10.0  # how long to wait for records the broker holds but the consumer has not fetched yet
 _POLL_S = 0.1
+
+
+def min_insync_replicas_for(replication_factor: int, configured: int | None = None) -> int | None:
+    """The ``min.insync.replicas`` Jigsaw sets on the topics it creates, or None to keep the broker's.
+
+    ``configured`` (``JIGSAW_KAFKA_MIN_INSYNC_REPLICAS``) wins; otherwise 2 from a replication factor
+    of 3 up, and the broker's own setting below that (with fewer replicas, 2 would stop all writes
+    whenever one broker is down).
+
+    Raises:
+        ConfigError: ``configured`` is below 1 or above the replication factor (no write could succeed).
+    """
+    if configured is not None:
+        if not 1 <= configured <= replication_factor:
+            raise ConfigError(
+                f"JIGSAW_KAFKA_MIN_INSYNC_REPLICAS is {configured}, but it must be between 1 and the "
+                f"replication factor ({replication_factor}): with more, no write could ever be confirmed"
+            )
+        return configured
+    return 2 if replication_factor >= _DURABLE_FROM_REPLICAS else None
 
 
 def _partitioner(key: bytes | None, all_partitions: Sequence[int], available: Sequence[int]) -> int:
@@ -129,12 +163,14 @@ class KafkaLog:
         *,
         client_id: str = "jigsaw",
         replication_factor: int = 1,
+        min_insync_replicas: int | None = None,
         request_timeout_ms: int = 30_000,
         max_readers: int = 64,
     ) -> None:
         self.bootstrap = bootstrap
         self.client_id = client_id
         self.replication_factor = replication_factor
+        self.min_insync_replicas = min_insync_replicas_for(replication_factor, min_insync_replicas)
         self._timeout_ms = request_timeout_ms
         self._max_readers = max_readers
         self._producer: Any = None
@@ -237,6 +273,8 @@ class KafkaLog:
     async def create_topic(self, topic: str, *, partitions: int = 1, compacted: bool = False) -> None:
         await self._started()
         configs = dict(TOPIC_DEFAULTS)
+        if self.min_insync_replicas is not None:
+            configs["min.insync.replicas"] = str(self.min_insync_replicas)
         if compacted:
             configs["cleanup.policy"] = "compact"
         new = NewTopic(topic, partitions, self.replication_factor, topic_configs=configs)
@@ -478,8 +516,19 @@ class KafkaLog:
     async def committed(self, group: str, topic: str, *, partition: int = 0) -> int | None:
         await self._started()
         tp = TopicPartition(topic, partition)
+        loop = asyncio.get_running_loop()
+        deadline, pause = loop.time() + _COORDINATOR_WAIT_S, 0.05
         with self._errors(f"read the committed offset of group {group}"):
-            offsets = await self._admin.list_consumer_group_offsets(group, partitions=[tp])
+            while True:
+                try:
+                    offsets = await self._admin.list_consumer_group_offsets(group, partitions=[tp])
+                    break
+                except _COORDINATOR_ERRORS:
+                    # A fresh broker has no group coordinator until its offsets topic exists: wait, bounded.
+                    if loop.time() + pause > deadline:
+                        raise
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 1.0)
         found = offsets.get(tp)
         if found is None or found.offset < 0:
             return None

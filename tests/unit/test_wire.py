@@ -61,7 +61,8 @@ def test_every_accepted_event_reads_back_as_a_cloudevent(records: dict[str, list
         assert event.get_type() == f"uk.jigsaw.event.{env.event_type}"
         assert event.get_time() == env.occurred_at
         content_type = event.get_datacontenttype()
-        assert content_type == f"application/vnd.jigsaw.envelope+avro; payload-fingerprint={env.schema_fingerprint.hex()}"
+        fingerprint_hex = env.schema_fingerprint.hex()
+        assert content_type == f"application/vnd.jigsaw.envelope+avro; payload-fingerprint={fingerprint_hex}"
         fingerprint = bytes.fromhex(content_type.rsplit("=", 1)[1])
         assert catalogue.for_fingerprint(fingerprint).event_type == env.event_type
         # Jigsaw's own headers stay beside the binding's: the router and the auditors filter on them.
