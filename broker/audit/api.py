@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import web
 
@@ -30,6 +30,7 @@ from broker.audit.chronology import Chronology, build_chronology, to_csv, to_jso
 from broker.audit.chronology_html import to_html
 from broker.audit.collect import read_snapshot
 from broker.audit.verify import parse_recorded, record_time
+from broker.callers import Authenticate, Caller
 from broker.errors import Forbidden, InvalidNhsNumber, InvalidRequest, JigsawError, SchemaInvalid
 from broker.log.base import Log
 from broker.logging import get_logger
@@ -50,19 +51,8 @@ NOT_VERIFIED = (
 )
 CSC_ROLES = ("recipient", "publisher")
 _TYPES = {"json": "application/json", "csv": "text/csv", "html": "text/html"}
-
-
-class Caller(Protocol):
-    """An authenticated organisation (``broker.gateway.auth.Caller``)."""
-
-    @property
-    def org_id(self) -> str: ...
-
-    @property
-    def role(self) -> str: ...
-
-
-Authenticate = Callable[[str | None], Caller]
+# Ten digits, or 3-3-4 with spaces; the Modulus 11 check digit is beyond a pattern (422 when wrong).
+NHS_NUMBER_SCHEMA = {"type": "string", "pattern": "^(?:[0-9]{10}|[0-9]{3} [0-9]{3} [0-9]{4})$"}
 
 
 def responsible_cscs(events: Sequence[Event], nhs_number: str) -> list[str]:
@@ -184,12 +174,13 @@ def audit_openapi_paths() -> dict[str, Any]:
                 "summary": "One child's story across every agency (auditors; the child's responsible CSC). "
                 "Every request, allowed or refused, is recorded in jigsaw.access",
                 "parameters": [
-                    {"name": "nhs_number", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {"name": "nhs_number", "in": "path", "required": True, "schema": NHS_NUMBER_SCHEMA},
                     {"name": "format", "in": "query", "schema": {"enum": ["json", "csv", "html"]}},
                 ],
                 "responses": {
                     "200": {"description": "the chronology in the format asked for"},
                     **{str(code): {"description": "refused"} for code in (400, 401, 403, 404)},
+                    "422": {"description": "invalid_nhs_number: the check digit is wrong (Modulus 11)"},
                 },
             }
         }

@@ -19,11 +19,12 @@ import asyncio
 import datetime as dt
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import web
 
 from broker import topics
+from broker.callers import Authenticate, Caller
 from broker.delivery.inboxes import PRIORITIES, Inboxes, Query, item_json
 from broker.errors import Forbidden, InvalidRequest, JigsawError, NotFound
 from broker.log.base import Log
@@ -33,25 +34,12 @@ from broker.routing.model import Ack, iso, parse_iso
 from broker.routing.records import decode_ack, decode_notification, encode_ack
 from broker.wire import encode_json
 
-__all__ = ["INBOX", "Caller", "InboxFollower", "InboxService", "add_inbox_routes"]
+__all__ = ["INBOX", "InboxFollower", "InboxService", "add_inbox_routes"]
 
 _log = get_logger("jigsaw.inbox")
 MAX_LIMIT = 1000
 MAX_ACK_BODY = 4096
 READER_ROLE = "recipient"
-
-
-class Caller(Protocol):
-    """An authenticated organisation (``broker.gateway.auth.Caller``)."""
-
-    @property
-    def org_id(self) -> str: ...
-
-    @property
-    def role(self) -> str: ...
-
-
-Authenticate = Callable[[str | None], Caller]
 
 
 class InboxFollower:
@@ -140,7 +128,7 @@ def _answers_errors(handler: Handler) -> Handler:
 
 
 def _flag(value: str | None, name: str) -> bool:
-    if value is None or value.lower() in ("false", "0", "no", ""):
+    if value is None or value.lower() in ("false", "0", "no"):
         return False
     if value.lower() in ("true", "1", "yes"):
         return True
@@ -153,7 +141,7 @@ def _query(request: web.Request) -> Query:
     if priority is not None and priority not in PRIORITIES:
         raise InvalidRequest(f"priority takes {' or '.join(PRIORITIES)}, not {priority!r}")
     since = None
-    if params.get("since"):
+    if "since" in params:  # an empty value is no time either
         try:
             since = parse_iso(params["since"])
         except ValueError:

@@ -37,6 +37,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
 from broker import topics
+from broker.callers import Authenticate, Caller
 from broker.errors import (
     IncompleteRequest,
     InvalidRequest,
@@ -46,8 +47,8 @@ from broker.errors import (
     RequestTimeout,
     Unauthenticated,
 )
-from broker.gateway.auth import Caller
 from broker.gateway.limits import Rate, RateLimiter, RefusalTally, client_key, retry_after
+from broker.gateway.problems import HTTP_CODES
 from broker.log.base import Log
 from broker.logging import get_logger
 from broker.routing.model import iso
@@ -72,7 +73,6 @@ CLIENT = web.RequestKey("jigsaw_client", str)
 _TIMED_OUT = web.RequestKey("jigsaw_body_timed_out", bool)
 _GONE = (ConnectionResetError, RequestPayloadError, asyncio.IncompleteReadError, HttpProcessingError)
 
-Authenticate = Callable[[str | None], Caller]
 RefuseInIntake = Callable[..., Awaitable[Any]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -220,7 +220,7 @@ class Guard:
             response = await handler(request)
         except web.HTTPException as exc:
             if 400 <= exc.status < 500:
-                code = "not_found" if exc.status == 404 else "invalid_request"
+                code = HTTP_CODES.get(exc.status, "invalid_request")
                 await self.record(request, caller, exc.status, code, exc.reason, own=True)
             raise
         except _GONE as exc:

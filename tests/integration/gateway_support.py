@@ -168,9 +168,14 @@ class Gateway:
 
 @contextlib.asynccontextmanager
 async def running_gateway(
-    backend: str, tmp_path: Path, bootstrap: str | None = None, *, keys: SampleKeys | None = None
+    backend: str,
+    tmp_path: Path,
+    bootstrap: str | None = None,
+    *,
+    keys: SampleKeys | None = None,
+    **settings_changes: Any,
 ) -> AsyncIterator[Gateway]:
-    """A gateway on 127.0.0.1 (ephemeral port) over ``backend``'s storage under ``tmp_path``."""
+    """A gateway on 127.0.0.1 (ephemeral port) over ``backend``'s storage under ``tmp_path`` (settings changed)."""
     keys = keys or make_keys()
     store = KeyStore(tmp_path / "keys", recheck_seconds=0)
     for record in keys.records.values():
@@ -183,7 +188,9 @@ async def running_gateway(
         + [("token-recipient", "HV-BRADFORD-NORTH", "recipient")]
         + [(ADMIN_TOKEN, "PARTNERSHIP-BRADFORD", "admin")]
     )
-    settings = Settings(data_dir=tmp_path, keys_dir=tmp_path / "keys", max_body_bytes=MAX_BODY, max_batch=50)
+    settings = Settings(
+        data_dir=tmp_path, keys_dir=tmp_path / "keys", max_body_bytes=MAX_BODY, max_batch=50, **settings_changes
+    )
     log = open_backend_log(backend, tmp_path, bootstrap)
     app = create_app(settings, log, keys=store, credentials=credentials, roles=())
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
