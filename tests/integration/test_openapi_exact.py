@@ -36,6 +36,7 @@ async def test_the_document_describes_exactly_the_served_routes(gateway: Gateway
 
 def test_a_drifted_document_is_refused() -> None:
     """A served route missing from the document, or a documented one not served, raises."""
+
     async def extra(request: web.Request) -> web.Response:
         return web.Response()
 
