@@ -38,7 +38,6 @@ from broker.gateway.keys import (
     ROLE_BOARD,
     ROLE_TASKS,
     SETTINGS,
-    Outcome,
     Submitter,
 )
 from broker.gateway.openapi import check_against, openapi_document
@@ -48,19 +47,7 @@ from broker.observability import Metrics
 from broker.roles import RoleBoard, RoleContext, run_roles
 from broker.settings import Settings
 
-__all__ = [
-    "CLOCK",
-    "CREDENTIALS",
-    "INTAKE",
-    "KEYS",
-    "LOG",
-    "METRICS",
-    "ROLE_BOARD",
-    "SETTINGS",
-    "Outcome",
-    "Submitter",
-    "create_app",
-]
+__all__ = ["create_app"]
 
 _log = get_logger("jigsaw.gateway")
 

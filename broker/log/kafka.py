@@ -46,8 +46,9 @@ from aiokafka.errors import (
 
 from broker.errors import ConfigError, LogUnavailable
 from broker.log.base import Headers, Position, Record, partition_for
+from broker.log.durability import min_insync_replicas_for
 
-__all__ = ["CONSUMER_SAFETY", "PRODUCER_SAFETY", "TOPIC_DEFAULTS", "KafkaLog", "min_insync_replicas_for"]
+__all__ = ["CONSUMER_SAFETY", "PRODUCER_SAFETY", "TOPIC_DEFAULTS", "KafkaLog"]
 
 # Never rely on aiokafka's defaults for these (see the module docstring).
 PRODUCER_SAFETY: Final[Mapping[str, Any]] = MappingProxyType({"acks": "all", "enable_idempotence": True})
@@ -61,10 +62,6 @@ _READER_SETTINGS: Final[Mapping[str, Any]] = MappingProxyType({"auto_offset_rese
 # Time retention would also judge records by their own timestamps, and Jigsaw appends records
 # stamped with when things happened, which may be long ago.
 TOPIC_DEFAULTS: Final[Mapping[str, str]] = MappingProxyType({"retention.ms": "-1", "retention.bytes": "-1"})
-# With acks=all a write is confirmed once every in-sync replica has it; min.insync.replicas says how few
-# that may be. Kafka's default (1) confirms a write only the leader holds. Two of three or more survive
-# one broker's loss while the topic stays writable with one broker down (``min_insync_replicas_for``).
-_DURABLE_FROM_REPLICAS = 3
 # A fresh broker answers "coordinator not available" (or "loading") until its offsets topic is ready.
 _COORDINATOR_ERRORS: Final = (GroupCoordinatorNotAvailableError, GroupLoadInProgressError, NotCoordinatorForGroupError)
 _COORDINATOR_WAIT_S = 15.0
@@ -72,26 +69,6 @@ _TOPIC_EXISTS = 36  # TOPIC_ALREADY_EXISTS
 _CONFIG_ERRORS = {17: "invalid topic name", 37: "invalid partition count", 38: "invalid replication factor"}
 _CATCH_UP_S = 10.0  # how long to wait for records the broker holds but the consumer has not fetched yet
 _POLL_S = 0.1
-
-
-def min_insync_replicas_for(replication_factor: int, configured: int | None = None) -> int | None:
-    """The ``min.insync.replicas`` Jigsaw sets on the topics it creates, or None to keep the broker's.
-
-    ``configured`` (``JIGSAW_KAFKA_MIN_INSYNC_REPLICAS``) wins; otherwise 2 from a replication factor
-    of 3 up, and the broker's own setting below that (with fewer replicas, 2 would stop all writes
-    whenever one broker is down).
-
-    Raises:
-        ConfigError: ``configured`` is below 1 or above the replication factor (no write could succeed).
-    """
-    if configured is not None:
-        if not 1 <= configured <= replication_factor:
-            raise ConfigError(
-                f"JIGSAW_KAFKA_MIN_INSYNC_REPLICAS is {configured}, but it must be between 1 and the "
-                f"replication factor ({replication_factor}): with more, no write could ever be confirmed"
-            )
-        return configured
-    return 2 if replication_factor >= _DURABLE_FROM_REPLICAS else None
 
 
 def _partitioner(key: bytes | None, all_partitions: Sequence[int], available: Sequence[int]) -> int:

@@ -15,7 +15,8 @@ from aiokafka.structs import OffsetAndMetadata
 from broker.errors import ConfigError, LogUnavailable
 from broker.log import kafka as kafka_module
 from broker.log import open_log
-from broker.log.kafka import KafkaLog, min_insync_replicas_for
+from broker.log.durability import min_insync_replicas_for
+from broker.log.kafka import KafkaLog
 from broker.settings import Settings
 
 

@@ -26,8 +26,9 @@ from broker.client import JigsawClient, build_envelope
 from broker.envelope import Envelope, KeyStore
 from broker.envelope.batch import BATCH_CONTENT_TYPE, ENVELOPE_CONTENT_TYPE
 from broker.envelope.testing import SAMPLE_ORGS, SampleKeys, make_keys, publisher_for, sample_data, sample_directory
-from broker.gateway.app import CLOCK, create_app
+from broker.gateway.app import create_app
 from broker.gateway.auth import Credentials
+from broker.gateway.keys import CLOCK
 from broker.log import EmbeddedLog, Log, Record
 from broker.log.namespace import NamespacedLog
 from broker.settings import Settings
