@@ -103,13 +103,7 @@ def _headers(env: Envelope, kind: str) -> Headers:
         ("event_id", env.event_id.encode()),
         ("source", env.source.encode()),
         (topics.SOURCE_KIND_HEADER, kind.encode()),
-        *wire.cloudevent_headers(
-            ce_id=env.event_id,
-            source=wire.org_source(env.source),
-            ce_type=wire.EVENT_TYPE_PREFIX + env.event_type,
-            time=env.occurred_at,
-            content_type=wire.envelope_content_type(env.schema_fingerprint),
-        ),
+        *wire.event_headers(env),
     )
 
 

@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import quote
 
 from broker.envelope.batch import ENVELOPE_CONTENT_TYPE
+from broker.envelope.model import Envelope
 from broker.log.base import Headers
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "decode_json",
     "encode_json",
     "envelope_content_type",
+    "event_headers",
     "org_source",
 ]
 
@@ -73,6 +75,17 @@ def org_source(org_id: str) -> str:
 def envelope_content_type(schema_fingerprint: bytes) -> str:
     """The ``content-type`` of an accepted event: the envelope media type and the payload's schema fingerprint."""
     return f"{ENVELOPE_CONTENT_TYPE}; payload-fingerprint={schema_fingerprint.hex()}"
+
+
+def event_headers(env: Envelope) -> Headers:
+    """The CloudEvents headers of an accepted event (see the module docstring)."""
+    return cloudevent_headers(
+        ce_id=env.event_id,
+        source=org_source(env.source),
+        ce_type=EVENT_TYPE_PREFIX + env.event_type,
+        time=env.occurred_at,
+        content_type=envelope_content_type(env.schema_fingerprint),
+    )
 
 
 def _rfc3339(moment: dt.datetime) -> str:
