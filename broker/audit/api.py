@@ -26,6 +26,7 @@ from typing import Any
 from aiohttp import web
 
 from broker import topics
+from broker.access import record_access
 from broker.audit.chronology import Chronology, build_chronology, to_csv, to_json
 from broker.audit.chronology_html import to_html
 from broker.audit.collect import read_snapshot
@@ -37,10 +38,9 @@ from broker.logging import get_logger
 from broker.model import Event
 from broker.nhs import is_valid_nhs_number, normalise_nhs_number
 from broker.routing.graph import FamilyGraph
-from broker.routing.model import Ack, Decision, Notification, iso
+from broker.routing.model import Ack, Decision, Notification
 from broker.routing.records import decode_ack
 from broker.validation import event_of
-from broker.wire import encode_json
 
 __all__ = ["AUDIT", "AuditService", "mount_audit", "responsible_cscs"]
 
@@ -76,18 +76,8 @@ class AuditService:
 
     async def record_access(self, caller: Caller, nhs_number: str, outcome: str, **detail: Any) -> None:
         """One record on the access topic: who asked for which child's chronology, when, and what happened."""
-        now = self.clock()
-        value = {
-            "at": iso(now),
-            "org_id": caller.org_id,
-            "role": caller.role,
-            "action": "chronology",
-            "nhs_number": nhs_number,
-            "outcome": outcome,
-            **detail,
-        }
-        await self.log.append(
-            topics.ACCESS, encode_json(value), key=caller.org_id.encode(), timestamp_ms=int(now.timestamp() * 1000)
+        await record_access(
+            self.log, caller, self.clock(), "chronology", nhs_number=nhs_number, outcome=outcome, **detail
         )
 
     async def chronology(self, nhs_number: str, caller: Caller) -> Chronology | None:

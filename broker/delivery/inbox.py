@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from broker import topics
+from broker.access import record_access
 from broker.callers import Authenticate, Caller
 from broker.delivery.inboxes import PRIORITIES, Inboxes, Query, item_json
 from broker.errors import Forbidden, InvalidRequest, JigsawError, NotFound
@@ -32,7 +33,6 @@ from broker.log.scan import read_available
 from broker.logging import get_logger
 from broker.routing.model import Ack, iso, parse_iso
 from broker.routing.records import decode_ack, decode_notification, encode_ack
-from broker.wire import encode_json
 
 __all__ = ["INBOX", "InboxFollower", "InboxService", "add_inbox_routes"]
 
@@ -96,18 +96,7 @@ class InboxService:
 
     async def record_access(self, caller: Caller, action: str, ids: list[str], **detail: Any) -> None:
         """Who read what, when: one record on the access topic (ids only, never content)."""
-        now = self.clock()
-        value = {
-            "at": iso(now),
-            "org_id": caller.org_id,
-            "role": caller.role,
-            "action": action,
-            "notification_ids": ids,
-            **detail,
-        }
-        await self.log.append(
-            topics.ACCESS, encode_json(value), key=caller.org_id.encode(), timestamp_ms=int(now.timestamp() * 1000)
-        )
+        await record_access(self.log, caller, self.clock(), action, notification_ids=ids, **detail)
 
 
 INBOX = web.AppKey("jigsaw_inbox", InboxService)

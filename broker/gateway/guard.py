@@ -37,6 +37,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
 from broker import topics
+from broker.access import record_access
 from broker.callers import Authenticate, Caller
 from broker.errors import (
     IncompleteRequest,
@@ -51,7 +52,6 @@ from broker.gateway.limits import Rate, RateLimiter, RefusalTally, client_key, r
 from broker.gateway.problems import HTTP_CODES
 from broker.log.base import Log
 from broker.logging import get_logger
-from broker.routing.model import iso
 from broker.settings import Settings
 from broker.wire import encode_json
 
@@ -150,22 +150,18 @@ class Guard:
 
     async def record_access(self, request: web.Request, caller: Caller, status: int, code: str, message: str) -> None:
         """One record on ``jigsaw.access`` of an authenticated caller's refused request."""
-        now = self.clock()
-        value = {
-            "at": iso(now),
-            "org_id": caller.org_id,
-            "role": caller.role,
-            "action": "refused",
-            "method": request.method,
-            "route": _route(request),
-            "path": request.path[:300],
-            "status": status,
-            "error": code,
-            "message": message,
-            "client": request.get(CLIENT),
-        }
-        await self.log.append(
-            topics.ACCESS, encode_json(value), key=caller.org_id.encode(), timestamp_ms=int(now.timestamp() * 1000)
+        await record_access(
+            self.log,
+            caller,
+            self.clock(),
+            "refused",
+            method=request.method,
+            route=_route(request),
+            path=request.path[:300],
+            status=status,
+            error=code,
+            message=message,
+            client=request.get(CLIENT),
         )
 
     async def record(
