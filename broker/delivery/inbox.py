@@ -194,6 +194,8 @@ async def _ack_body(request: web.Request) -> str:
         body = json.loads(raw or b"null")
     except ValueError:
         raise InvalidRequest('send JSON: {"by": "the name of the person acknowledging"}') from None
+    if isinstance(body, dict) and set(body) - {"by"}:
+        raise InvalidRequest('send only {"by": "the name of the person acknowledging"}')
     by = body.get("by") if isinstance(body, dict) else None
     if not isinstance(by, str) or not by.strip() or len(by) > 200:
         raise InvalidRequest('say who acknowledges: {"by": "the name of the person"} (at most 200 characters)')

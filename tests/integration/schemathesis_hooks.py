@@ -4,6 +4,7 @@ What an OpenAPI document cannot say, these supply: valid signed Avro bodies for
 the Avro media types (a fresh event id each time, signed with the sample
 publisher's deterministic key, so every positive example is accepted), NHS
 numbers with a right Modulus 11 check digit for positive chronology requests,
+the id of a notification that is in the inbox for positive inbox requests,
 and a credential of the role each path needs (the running gateway's tokens,
 ``gateway_support.running_gateway``).
 """
@@ -11,6 +12,7 @@ and a credential of the role each path needs (the running gateway's tokens,
 from __future__ import annotations
 
 import datetime as dt
+import os
 import uuid
 from typing import Any
 
@@ -36,6 +38,7 @@ _TOKENS = {
 }
 _PUBLISHER_TOKEN = f"token-{_PUBLISHER.lower()}"
 _CHRONOLOGY = "/v1/children/{nhs_number}/chronology"
+_NOTIFICATION = "JIGSAW_FUZZ_NOTIFICATION_ID"  # one notification in the recipient's inbox (the test appends it)
 
 
 def _envelope(index: int) -> bytes:
@@ -62,12 +65,16 @@ schemathesis.openapi.media_type(
 
 @schemathesis.hook
 def map_case(context: Any, case: Any) -> Any:
-    """Positive chronology requests name a real NHS number (a right check digit), as the schema cannot say."""
+    """Positive requests name what exists: an NHS number with a right check digit, the seeded notification."""
     meta = case.meta
-    if case.operation.path == _CHRONOLOGY and meta is not None and meta.generation.mode.is_positive:
-        nhs = case.path_parameters.get("nhs_number", "")
-        seed = sum(ord(c) for c in str(nhs)) % 1000
-        case.path_parameters = {**case.path_parameters, "nhs_number": synthetic_nhs_number(seed)}
+    if meta is None or not meta.generation.mode.is_positive:
+        return case
+    params = case.path_parameters or {}
+    if case.operation.path == _CHRONOLOGY:
+        seed = sum(ord(c) for c in str(params.get("nhs_number", ""))) % 1000
+        case.path_parameters = {**params, "nhs_number": synthetic_nhs_number(seed)}
+    elif "notification_id" in params and os.environ.get(_NOTIFICATION):
+        case.path_parameters = {**params, "notification_id": os.environ[_NOTIFICATION]}
     return case
 
 

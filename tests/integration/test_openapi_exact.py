@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -88,3 +89,21 @@ async def test_the_chronology_path_has_a_pattern_and_its_422_is_documented(gatew
     assert nhs["schema"]["pattern"].startswith("^") and "422" in operation["responses"]
     status, _, body = await _get(gateway, "/v1/children/9990000019/chronology", token="token-csc-bradford")
     assert (status, body["error"]) == (422, "invalid_nhs_number")
+
+
+async def test_an_ack_body_holds_only_by(gateway: Gateway) -> None:
+    """The ack body is ``{"by": ...}`` and nothing else, as the document's additionalProperties says."""
+    nid = await gateway.notify("HV-BRADFORD-NORTH")
+    url, headers = f"{gateway.base_url}/v1/inbox/{nid}/ack", {"Authorization": "Bearer token-recipient"}
+    for _ in range(50):  # the inbox follows the log: wait until it has the notification
+        async with gateway.session.get(f"{gateway.base_url}/v1/inbox/{nid}", headers=headers) as response:
+            if response.status == 200:
+                break
+        await asyncio.sleep(0.05)
+    async with gateway.session.post(url, json={"by": "A Person", "extra": 1}, headers=headers) as response:
+        assert response.status == 400
+    async with gateway.session.post(url, json={"by": "A Person"}, headers=headers) as response:
+        assert response.status == 201
+    _, _, doc = await _get(gateway, "/v1/openapi.json")
+    body = doc["paths"]["/v1/inbox/{notification_id}/ack"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"]["additionalProperties"] is False

@@ -14,7 +14,8 @@ from tests.shared import ROOT
 
 pytestmark = pytest.mark.slow
 
-MAX_EXAMPLES = int(os.environ.get("JIGSAW_FUZZ_EXAMPLES", "100"))  # per operation; the run takes seconds
+# Per operation; the run takes seconds. JIGSAW_FUZZ_RANDOM=1 explores new cases instead of the fixed set.
+MAX_EXAMPLES = int(os.environ.get("JIGSAW_FUZZ_EXAMPLES", "100"))
 
 
 async def test_schemathesis_default_checks_pass_against_a_live_gateway(
@@ -24,8 +25,10 @@ async def test_schemathesis_default_checks_pass_against_a_live_gateway(
     # Limits high enough that the fuzzer reaches the handlers (429 is documented, and fuzzed elsewhere).
     rates = ("rate_per_address", "rate_burst_per_address", "rate_per_credential", "rate_burst_per_credential")
     async with running_gateway("embedded", tmp_path, **dict.fromkeys(rates, 10_000.0)) as gateway:
+        note = await gateway.notify("HV-BRADFORD-NORTH")  # the recipient credential's inbox has one
         env = {
             **os.environ,
+            "JIGSAW_FUZZ_NOTIFICATION_ID": note,
             "SCHEMATHESIS_HOOKS": "tests.integration.schemathesis_hooks",
             "PYTHONPATH": str(ROOT),
             "NO_COLOR": "1",
@@ -35,7 +38,7 @@ async def test_schemathesis_default_checks_pass_against_a_live_gateway(
             "run",
             f"{gateway.base_url}/v1/openapi.json",
             f"--max-examples={MAX_EXAMPLES}",
-            "--generation-deterministic",
+            *([] if os.environ.get("JIGSAW_FUZZ_RANDOM") else ["--generation-deterministic"]),
             "--no-shrink",
             cwd=tmp_path,  # its .schemathesis and .hypothesis folders land here, not in the checkout
             env=env,
