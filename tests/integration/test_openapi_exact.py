@@ -49,6 +49,22 @@ def test_a_drifted_document_is_refused() -> None:
         check_against(web.Application(), openapi_document(1024, 10))
 
 
+def test_the_gateway_does_not_start_with_a_drifted_document(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """create_app checks the document against its routes: one route left out stops it."""
+    from broker.gateway import app as app_module
+    from broker.log import MemoryLog
+    from broker.settings import Settings
+
+    def drifted(max_body_bytes: int, max_batch: int) -> dict[str, Any]:
+        document = openapi_document(max_body_bytes, max_batch)
+        del document["paths"]["/v1/webhook-key"]
+        return document
+
+    monkeypatch.setattr(app_module, "openapi_document", drifted)
+    with pytest.raises(RuntimeError, match="served but undocumented \\[\\('GET', '/v1/webhook-key'\\)\\]"):
+        app_module.create_app(Settings(data_dir=tmp_path, keys_dir=tmp_path / "keys"), MemoryLog(), roles=())
+
+
 async def test_every_error_code_is_in_the_enum_and_not_found_is_answered_with_it(gateway: Gateway) -> None:
     """The error enum is built from the exception tree: not_found and method_not_allowed included."""
     _, _, doc = await _get(gateway, "/v1/openapi.json")
