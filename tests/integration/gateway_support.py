@@ -14,7 +14,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
@@ -32,9 +31,9 @@ from broker.gateway.auth import Credentials
 from broker.gateway.keys import CLOCK
 from broker.log import EmbeddedLog, Log, Record
 from broker.log.namespace import NamespacedLog
-from broker.routing.model import Notification, notification_id
 from broker.routing.records import encode_output
 from broker.settings import Settings
+from tests.integration.delivery_support import synthetic_notification
 
 WATCHED = (topics.INPUT, topics.REJECTED)
 MAX_BODY = 64 * 1024
@@ -119,24 +118,7 @@ class Gateway:
 
     async def notify(self, recipient: str) -> str:
         """Append one notification for ``recipient`` to the notifications topic, as the router would; its id."""
-        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-        event_id = str(uuid.uuid4())
-        note = Notification(
-            notification_id=notification_id(event_id, recipient),
-            kind="alert",
-            event_id=event_id,
-            event_type="police.domestic_abuse_incident",
-            recipient=recipient,
-            at=now,
-            priority="urgent",
-            flags=(),
-            view="full",
-            reason=f"synthetic notification for {recipient}",
-            also_notified=(),
-            ack_by=now + dt.timedelta(hours=24),
-            rule="R1",
-            content={"summary": "synthetic"},
-        )
+        note = synthetic_notification(recipient)
         key, value, headers = encode_output(note)
         await self.log.append(topics.NOTIFICATIONS, value, key=key, headers=headers)
         return note.notification_id
