@@ -32,12 +32,11 @@ import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
-import json
 import tempfile
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
-from broker import topics
+from broker import topics, wire
 from broker.accepted import AcceptedIds
 from broker.delivery.directory import DirectoryFollower
 from broker.envelope.keys import KeyRegistry
@@ -404,9 +403,11 @@ class Intake:
             **({"client": client} if client else {}),
         }
         key = str(record["event_id"] or record["body_sha256"]).encode()
-        value = json.dumps(record, sort_keys=True).encode()
+        value = wire.encode_json(record)
         async with self._bounded("record a refusal"):
-            position = await self.log.append(topics.REJECTED, value, key=key, timestamp_ms=int(now.timestamp() * 1000))
+            position = await self.log.append(
+                topics.REJECTED, value, key=key, headers=wire.JSON_HEADERS, timestamp_ms=int(now.timestamp() * 1000)
+            )
         self.refused += 1
         _log.info("refused", event_id=record["event_id"], source=record["source"], caller=caller, error=error.code)
         return position

@@ -42,6 +42,7 @@ ENV_VARS: dict[str, str | None] = {
     "JIGSAW_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
     "JIGSAW_KAFKA_SASL_USERNAME": None,
     "JIGSAW_KAFKA_SASL_PASSWORD_FILE": None,
+    "JIGSAW_KAFKA_MIN_INSYNC_REPLICAS": None,  # unset: 2 from a replication factor of 3 up (broker.log.kafka)
     "JIGSAW_HTTP_HOST": "127.0.0.1",
     "JIGSAW_HTTP_PORT": "8080",
     "JIGSAW_ROLES": "gateway,router,dispatcher",
@@ -134,6 +135,7 @@ class Settings:
     kafka_sasl_mechanism: str = "SCRAM-SHA-512"
     kafka_sasl_username: str | None = None
     kafka_sasl_password_file: Path | None = None
+    kafka_min_insync_replicas: int | None = None  # min.insync.replicas of created topics; None: derived
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     roles: tuple[str, ...] = ROLES
@@ -256,6 +258,9 @@ class Settings:
             kafka_sasl_mechanism=get("JIGSAW_KAFKA_SASL_MECHANISM").upper(),
             kafka_sasl_username=env.get("JIGSAW_KAFKA_SASL_USERNAME") or None,
             kafka_sasl_password_file=secrets["JIGSAW_KAFKA_SASL_PASSWORD_FILE"],
+            kafka_min_insync_replicas=(
+                _int(env, "JIGSAW_KAFKA_MIN_INSYNC_REPLICAS") if env.get("JIGSAW_KAFKA_MIN_INSYNC_REPLICAS") else None
+            ),
             http_host=get("JIGSAW_HTTP_HOST"),
             http_port=_int(env, "JIGSAW_HTTP_PORT"),
             roles=roles,

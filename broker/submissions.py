@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 
-from broker import topics
+from broker import topics, wire
 from broker.envelope.model import Envelope, to_millis
 from broker.errors import DuplicateEvent, EventPending, Refusal
 from broker.log.base import Headers, Position
@@ -76,13 +76,15 @@ class Pending:
 
 
 def event_headers(env: Envelope, kind: str) -> Headers:
-    """The headers of an accepted event on the input topic."""
+    """Jigsaw's own headers of an accepted event on the input topic (the router and auditors filter on them),
+    then the CloudEvents Kafka binding's (``wire``)."""
     return (
         (topics.RECORD_HEADER, topics.EVENT),
         ("event_type", env.event_type.encode()),
         ("event_id", env.event_id.encode()),
         ("source", env.source.encode()),
         (topics.SOURCE_KIND_HEADER, kind.encode()),
+        *wire.event_headers(env),
     )
 
 

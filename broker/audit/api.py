@@ -24,21 +24,21 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import web
 
 from broker import topics
+from broker.access import record_access
 from broker.audit.chronology import Chronology, build_chronology, to_csv, to_json
 from broker.audit.chronology_html import to_html
+from broker.callers import Authenticate, Caller
 from broker.errors import Forbidden, InvalidNhsNumber, InvalidRequest, JigsawError
 from broker.log.base import Log
 from broker.logging import get_logger
 from broker.model import Event
 from broker.nhs import is_valid_nhs_number, normalise_nhs_number
 from broker.routing.graph import FamilyGraph
-from broker.routing.model import iso
-from broker.routing.records import encode_json
 from broker.store import Store
 from broker.store.chronology_view import ChronologyFollower, child_records
 
@@ -51,19 +51,8 @@ NOT_VERIFIED = (
 )
 CSC_ROLES = ("recipient", "publisher")
 _TYPES = {"json": "application/json", "csv": "text/csv", "html": "text/html"}
-
-
-class Caller(Protocol):
-    """An authenticated organisation (``broker.gateway.auth.Caller``)."""
-
-    @property
-    def org_id(self) -> str: ...
-
-    @property
-    def role(self) -> str: ...
-
-
-Authenticate = Callable[[str | None], Caller]
+# Ten digits, or 3-3-4 with spaces; the Modulus 11 check digit is beyond a pattern (422 when wrong).
+NHS_NUMBER_SCHEMA = {"type": "string", "pattern": "^(?:[0-9]{10}|[0-9]{3} [0-9]{3} [0-9]{4})$"}
 
 
 def responsible_cscs(events: Sequence[Event], nhs_number: str) -> list[str]:
@@ -89,18 +78,8 @@ class AuditService:
 
     async def record_access(self, caller: Caller, nhs_number: str, outcome: str, **detail: Any) -> None:
         """One record on the access topic: who asked for which child's chronology, when, and what happened."""
-        now = self.clock()
-        value = {
-            "at": iso(now),
-            "org_id": caller.org_id,
-            "role": caller.role,
-            "action": "chronology",
-            "nhs_number": nhs_number,
-            "outcome": outcome,
-            **detail,
-        }
-        await self.log.append(
-            topics.ACCESS, encode_json(value), key=caller.org_id.encode(), timestamp_ms=int(now.timestamp() * 1000)
+        await record_access(
+            self.log, caller, self.clock(), "chronology", nhs_number=nhs_number, outcome=outcome, **detail
         )
 
     async def chronology(self, nhs_number: str, caller: Caller) -> Chronology | None:
@@ -186,12 +165,13 @@ def audit_openapi_paths() -> dict[str, Any]:
                 "summary": "One child's story across every agency (auditors; the child's responsible CSC). "
                 "Every request, allowed or refused, is recorded in jigsaw.access",
                 "parameters": [
-                    {"name": "nhs_number", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {"name": "nhs_number", "in": "path", "required": True, "schema": NHS_NUMBER_SCHEMA},
                     {"name": "format", "in": "query", "schema": {"enum": ["json", "csv", "html"]}},
                 ],
                 "responses": {
                     "200": {"description": "the chronology in the format asked for"},
                     **{str(code): {"description": "refused"} for code in (400, 401, 403, 404)},
+                    "422": {"description": "invalid_nhs_number: the check digit is wrong (Modulus 11)"},
                 },
             }
         }

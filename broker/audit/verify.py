@@ -29,9 +29,9 @@ from broker.errors import Refusal, SchemaInvalid
 from broker.log.base import Record
 from broker.model import Event
 from broker.routing.model import Decision, Notification, iso
-from broker.routing.records import encode_json
 from broker.schemas import Catalogue
 from broker.validation import event_of, subject_key, verify
+from broker.wire import encode_json
 
 __all__ = ["Recorded", "check_event", "compare_outputs", "parse_recorded", "record_time"]
 

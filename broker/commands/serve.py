@@ -21,8 +21,9 @@ import signal
 
 from aiohttp import web
 
-from broker.gateway.app import CREDENTIALS, KEYS, create_app
+from broker.gateway.app import create_app
 from broker.gateway.guard import GUARD
+from broker.gateway.keys import CREDENTIALS, KEYS
 from broker.gateway.listener import GatewaySite, runner_options
 from broker.gateway.tls import server_context
 from broker.log import open_log

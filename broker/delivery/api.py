@@ -13,7 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
-from broker.delivery.inbox import Authenticate, InboxService, add_inbox_routes
+from broker.callers import Authenticate
+from broker.delivery.inbox import InboxService, add_inbox_routes
 from broker.delivery.signing import SCHEME, TOLERANCE_S, WebhookKey, public_key_text
 from broker.log.base import Log
 from broker.store import Store

@@ -27,21 +27,23 @@ import asyncio
 import datetime as dt
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import web
 
 from broker import topics
+from broker.access import record_access
+from broker.callers import Authenticate, Caller
 from broker.delivery.inbox_view import InboxFollower
 from broker.delivery.inboxes import PRIORITIES, Query, ack_of, item_json, notification_of, store_query
 from broker.errors import Forbidden, InvalidRequest, JigsawError, LogUnavailable, NotFound
 from broker.log.base import Log
 from broker.logging import get_logger
 from broker.routing.model import Ack, iso, parse_iso
-from broker.routing.records import encode_ack, encode_json
+from broker.routing.records import encode_ack
 from broker.store import AckOutcome, InboxAck, InboxItem, Store
 
-__all__ = ["INBOX", "Caller", "InboxFollower", "InboxService", "add_inbox_routes"]
+__all__ = ["INBOX", "InboxFollower", "InboxService", "add_inbox_routes"]
 
 _log = get_logger("jigsaw.inbox")
 MAX_LIMIT = 1000
@@ -49,17 +51,6 @@ MAX_ACK_BODY = 4096
 READER_ROLE = "recipient"
 
 
-class Caller(Protocol):
-    """An authenticated organisation (``broker.gateway.auth.Caller``)."""
-
-    @property
-    def org_id(self) -> str: ...
-
-    @property
-    def role(self) -> str: ...
-
-
-Authenticate = Callable[[str | None], Caller]
 
 
 class InboxService:
@@ -119,18 +110,7 @@ class InboxService:
 
     async def record_access(self, caller: Caller, action: str, ids: list[str], **detail: Any) -> None:
         """Who read what, when: one record on the access topic (ids only, never content)."""
-        now = self.clock()
-        value = {
-            "at": iso(now),
-            "org_id": caller.org_id,
-            "role": caller.role,
-            "action": action,
-            "notification_ids": ids,
-            **detail,
-        }
-        await self.log.append(
-            topics.ACCESS, encode_json(value), key=caller.org_id.encode(), timestamp_ms=int(now.timestamp() * 1000)
-        )
+        await record_access(self.log, caller, self.clock(), action, notification_ids=ids, **detail)
 
 
 INBOX = web.AppKey("jigsaw_inbox", InboxService)
@@ -151,7 +131,7 @@ def _answers_errors(handler: Handler) -> Handler:
 
 
 def _flag(value: str | None, name: str) -> bool:
-    if value is None or value.lower() in ("false", "0", "no", ""):
+    if value is None or value.lower() in ("false", "0", "no"):
         return False
     if value.lower() in ("true", "1", "yes"):
         return True
@@ -164,7 +144,7 @@ def _query(request: web.Request) -> Query:
     if priority is not None and priority not in PRIORITIES:
         raise InvalidRequest(f"priority takes {' or '.join(PRIORITIES)}, not {priority!r}")
     since = None
-    if params.get("since"):
+    if "since" in params:  # an empty value is no time either
         try:
             since = parse_iso(params["since"])
         except ValueError:
@@ -238,6 +218,8 @@ async def _ack_body(request: web.Request) -> str:
         body = json.loads(raw or b"null")
     except ValueError:
         raise InvalidRequest('send JSON: {"by": "the name of the person acknowledging"}') from None
+    if isinstance(body, dict) and set(body) - {"by"}:
+        raise InvalidRequest('send only {"by": "the name of the person acknowledging"}')
     by = body.get("by") if isinstance(body, dict) else None
     if not isinstance(by, str) or not by.strip() or len(by) > 200:
         raise InvalidRequest('say who acknowledges: {"by": "the name of the person"} (at most 200 characters)')

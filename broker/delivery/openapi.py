@@ -37,6 +37,9 @@ _NOTIFICATION = {
         },
     },
 }
+# The person acknowledging: a name, not blank, at most 200 characters (inbox.py's _ack_body); Python's
+# strip() also takes the information separators U+001C..U+001F, which JSON Schema's \s does not.
+_BY = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "[^\\s\u001c-\u001f]"}
 _ID = {"name": "notification_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
@@ -100,7 +103,12 @@ def delivery_openapi_paths() -> dict[str, Any]:
                     "required": True,
                     "content": {
                         "application/json": {
-                            "schema": {"type": "object", "required": ["by"], "properties": {"by": {"type": "string"}}}
+                            "schema": {
+                                "type": "object",
+                                "required": ["by"],
+                                "properties": {"by": _BY},
+                                "additionalProperties": False,
+                            }
                         }
                     },
                 },

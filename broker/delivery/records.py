@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from broker.log.base import Headers, Record
 from broker.routing.model import iso, parse_iso
+from broker.wire import JSON_HEADERS, decode_json, encode_json
 
 __all__ = [
     "ATTEMPT",
@@ -80,13 +80,12 @@ class DeliveryRecord:
 
 def encode_delivery(record: DeliveryRecord) -> tuple[bytes, bytes, Headers]:
     """``(key, value, headers)`` for the deliveries topic."""
-    value = json.dumps(record.to_dict(), sort_keys=True, separators=(",", ":")).encode("utf-8")
-    headers = (("kind", record.kind.encode()), ("notification_id", record.notification_id.encode()))
-    return record.notification_id.encode(), value, headers
+    headers = (("kind", record.kind.encode()), ("notification_id", record.notification_id.encode()), *JSON_HEADERS)
+    return record.notification_id.encode(), encode_json(record.to_dict()), headers
 
 
 def decode_delivery(record: Record) -> DeliveryRecord | None:
     """A delivery record from the log, or None for a tombstone."""
     if record.value is None:
         return None
-    return DeliveryRecord.from_dict(json.loads(record.value))
+    return DeliveryRecord.from_dict(decode_json(record.value))

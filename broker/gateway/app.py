@@ -21,79 +21,40 @@ status codes and metrics.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, Protocol
 
 from aiohttp import web
 
 from broker.envelope.keys import KeyRegistry, KeyStore
-from broker.errors import JigsawError, Refusal
+from broker.errors import JigsawError
+from broker.gateway import problems, routes
 from broker.gateway.auth import Authenticator, CredentialsFile
-from broker.log.base import Log, Position
+from broker.gateway.keys import (
+    CLOCK,
+    CREDENTIALS,
+    INTAKE,
+    KEYS,
+    LOG,
+    METRICS,
+    ROLE_BOARD,
+    ROLE_TASKS,
+    SETTINGS,
+    STORE,
+    Submitter,
+)
+from broker.gateway.openapi import check_against, openapi_document
+from broker.log.base import Log
 from broker.logging import get_logger
 from broker.observability import Metrics
 from broker.roles import RoleBoard, RoleContext, run_roles
 from broker.settings import Settings
 from broker.store import Store, open_store
 
-__all__ = [
-    "CLOCK",
-    "CREDENTIALS",
-    "INTAKE",
-    "KEYS",
-    "LOG",
-    "METRICS",
-    "ROLE_BOARD",
-    "SETTINGS",
-    "STORE",
-    "Outcome",
-    "Submitter",
-    "create_app",
-]
+__all__ = ["create_app"]
 
 _log = get_logger("jigsaw.gateway")
-
-
-class Outcome(Protocol):
-    """What the intake says about one submission (``broker.intake.Outcome``)."""
-
-    status: str
-    event_id: str | None
-    position: Position | None
-    error: Refusal | None
-
-    @property
-    def http_status(self) -> int: ...
-
-    def body(self) -> dict[str, object]: ...
-
-
-class Submitter(Protocol):
-    """Accept-or-refuse over the log (``broker.intake.Intake``)."""
-
-    async def start(self) -> None: ...
-
-    async def submit(self, body: bytes, *, caller: str | None, now: dt.datetime, client: str | None = None) -> Any: ...
-
-    async def refuse(
-        self, error: Refusal, *, caller: str | None, body: bytes, now: dt.datetime, client: str | None = None
-    ) -> Position: ...
-
-
-SETTINGS = web.AppKey("settings", Settings)
-LOG = web.AppKey("log", Log)
-KEYS = web.AppKey("keys", KeyStore)
-CREDENTIALS: web.AppKey[Authenticator] = web.AppKey("credentials")
-INTAKE = web.AppKey("intake", Submitter)
-METRICS = web.AppKey("metrics", Metrics)
-Clock = Callable[[], dt.datetime]
-CLOCK: web.AppKey[Clock] = web.AppKey("clock")
-ROLE_BOARD = web.AppKey("role_board", RoleBoard)
-ROLE_TASKS = web.AppKey("role_tasks", list[asyncio.Task[None]])
-STORE = web.AppKey("store", Store)  # the serving views; only in an app with the gateway role
 
 
 def _utc_now() -> dt.datetime:
@@ -104,15 +65,12 @@ def _utc_now() -> dt.datetime:
 async def _errors_and_metrics(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Time every request; turn anything unexpected into a JSON 500 (the process never dies of input)."""
+    """Time every request; answer refusals as JSON (``problems``) and anything unexpected as a JSON 500."""
     started = time.perf_counter()
     try:
         response = await handler(request)
     except web.HTTPException as exc:
-        response = web.json_response(
-            {"error": "not_found" if exc.status == 404 else "invalid_request", "message": exc.reason},
-            status=exc.status,
-        )
+        response = problems.from_http_exception(exc)
     except JigsawError as exc:  # e.g. LogUnavailable during an append: retriable
         _log.warning("request_failed", path=request.path, error=exc.code, message=exc.message)
         response = web.json_response(exc.to_dict(), status=exc.http_status)
@@ -122,8 +80,9 @@ async def _errors_and_metrics(
     except Exception:
         _log.exception("request_crashed", path=request.path)
         response = web.json_response(
-            {"error": "internal_error", "message": "the gateway failed; the request may be retried"}, status=500
+            {"error": problems.INTERNAL_ERROR, "message": "the gateway failed; the request may be retried"}, status=500
         )
+    problems.challenge(request, response)
     route = request.match_info.route.resource
     name = route.canonical if route is not None else "unmatched"
     request.app[METRICS].http_request(name, request.method, response.status, time.perf_counter() - started)
@@ -154,8 +113,6 @@ def create_app(
             when ``settings.roles`` names ``gateway``.
         store: the serving views (not yet started); default ``open_store(settings)`` when the gateway runs.
     """
-    from broker.gateway import routes  # the handlers import this module's keys
-
     keys = keys or KeyStore(settings.keys_dir)
     gateway = "gateway" in settings.roles
     if gateway and store is None:
@@ -238,4 +195,5 @@ def create_app(
     from broker.web import StoreWebData, mount_web  # the pages for people, at /web/
 
     mount_web(app, settings=settings, data=StoreWebData.for_gateway(app), clock=clock)
+    check_against(app, openapi_document(settings.max_body_bytes, settings.max_batch))  # no drift, or no gateway
     return app

@@ -32,13 +32,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
+from broker.callers import Caller
 from broker.errors import ConfigError, Unauthenticated
 from broker.logging import get_logger
 
 __all__ = [
     "ROLES",
     "Authenticator",
-    "Caller",
     "Credentials",
     "CredentialsFile",
     "add_credential",
@@ -49,14 +49,6 @@ __all__ = [
 ]
 
 ROLES = ("publisher", "recipient", "auditor", "admin")
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Caller:
-    """An authenticated organisation acting in one role."""
-
-    org_id: str
-    role: str
 
 
 def hash_token(token: str) -> str:

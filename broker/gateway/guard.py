@@ -37,6 +37,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
 from broker import topics
+from broker.access import record_access
+from broker.callers import Authenticate, Caller
 from broker.errors import (
     IncompleteRequest,
     InvalidRequest,
@@ -46,13 +48,12 @@ from broker.errors import (
     RequestTimeout,
     Unauthenticated,
 )
-from broker.gateway.auth import Caller
 from broker.gateway.limits import Rate, RateLimiter, RefusalTally, client_key, retry_after
+from broker.gateway.problems import HTTP_CODES
 from broker.log.base import Log
 from broker.logging import get_logger
-from broker.routing.model import iso
-from broker.routing.records import encode_json
 from broker.settings import Settings
+from broker.wire import encode_json
 
 __all__ = ["CLIENT", "GUARD", "HANDLER_RECORDED", "PUBLISH_ROUTES", "Guard", "install_guard"]
 
@@ -72,7 +73,6 @@ CLIENT = web.RequestKey("jigsaw_client", str)
 _TIMED_OUT = web.RequestKey("jigsaw_body_timed_out", bool)
 _GONE = (ConnectionResetError, RequestPayloadError, asyncio.IncompleteReadError, HttpProcessingError)
 
-Authenticate = Callable[[str | None], Caller]
 RefuseInIntake = Callable[..., Awaitable[Any]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -150,22 +150,18 @@ class Guard:
 
     async def record_access(self, request: web.Request, caller: Caller, status: int, code: str, message: str) -> None:
         """One record on ``jigsaw.access`` of an authenticated caller's refused request."""
-        now = self.clock()
-        value = {
-            "at": iso(now),
-            "org_id": caller.org_id,
-            "role": caller.role,
-            "action": "refused",
-            "method": request.method,
-            "route": _route(request),
-            "path": request.path[:300],
-            "status": status,
-            "error": code,
-            "message": message,
-            "client": request.get(CLIENT),
-        }
-        await self.log.append(
-            topics.ACCESS, encode_json(value), key=caller.org_id.encode(), timestamp_ms=int(now.timestamp() * 1000)
+        await record_access(
+            self.log,
+            caller,
+            self.clock(),
+            "refused",
+            method=request.method,
+            route=_route(request),
+            path=request.path[:300],
+            status=status,
+            error=code,
+            message=message,
+            client=request.get(CLIENT),
         )
 
     async def record(
@@ -220,7 +216,7 @@ class Guard:
             response = await handler(request)
         except web.HTTPException as exc:
             if 400 <= exc.status < 500:
-                code = "not_found" if exc.status == 404 else "invalid_request"
+                code = HTTP_CODES.get(exc.status, "invalid_request")
                 await self.record(request, caller, exc.status, code, exc.reason, own=True)
             raise
         except _GONE as exc:

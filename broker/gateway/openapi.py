@@ -1,14 +1,26 @@
-"""The OpenAPI 3.1 description served at ``GET /v1/openapi.json``."""
+"""The OpenAPI 3.1 description served at ``GET /v1/openapi.json``, checked against the served routes.
+
+The error codes come from ``broker.errors`` (``problems.error_codes``), the
+answers the guard may give on any route are added to every operation, and
+``check_against(app, document)`` fails when a route is served but not
+described or described but not served: ``create_app`` calls it once the
+routes are mounted, so a drifted document stops the gateway (and every test
+that builds one). Schemathesis fuzzes the live gateway against it in CI
+(``tests/integration/test_schemathesis.py``).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from aiohttp import web
+
 from broker.audit.api import audit_openapi_paths
 from broker.delivery.openapi import delivery_openapi_paths
 from broker.envelope.batch import BATCH_CONTENT_TYPE, ENVELOPE_CONTENT_TYPE
+from broker.gateway.problems import error_codes
 
-__all__ = ["openapi_document"]
+__all__ = ["check_against", "documented_operations", "openapi_document", "served_operations"]
 
 _ERROR = {
     "type": "object",
@@ -17,21 +29,7 @@ _ERROR = {
         "error": {
             "type": "string",
             "description": "stable machine-readable code",
-            "enum": [
-                "schema_invalid",
-                "signature_invalid",
-                "unknown_key",
-                "key_revoked",
-                "not_permitted",
-                "invalid_nhs_number",
-                "invalid_request",
-                "payload_too_large",
-                "duplicate_event",
-                "unauthenticated",
-                "forbidden",
-                "log_unavailable",
-                "internal_error",
-            ],
+            "enum": list(error_codes()),  # built from broker.errors: it cannot miss a code
         },
         "message": {"type": "string", "description": "what was wrong, for a person to act on"},
         "event_id": {"type": "string"},
@@ -48,27 +46,34 @@ _POSITION = {
         "offset": {"type": "integer"},
     },
 }
+_BATCH_ITEM = {
+    "type": "object",
+    "description": "one envelope's result: where it is in the log, or why it was refused",
+    "required": ["index", "status", "outcome"],
+    "properties": {
+        "index": {"type": "integer", "description": "its place in the batch, from 0"},
+        "status": {"type": "integer", "description": "the HTTP status a single POST would get"},
+        "outcome": {"type": "string", "enum": ["accepted", "duplicate", "refused"]},
+        "event_id": {"type": "string"},
+        "topic": {"type": "string"},
+        "partition": {"type": "integer"},
+        "offset": {"type": "integer"},
+        "error": {"$ref": "#/components/schemas/Error/properties/error"},
+        "message": {"type": "string"},
+    },
+    "oneOf": [{"required": ["topic", "partition", "offset"]}, {"required": ["error", "message"]}],
+}
 _BATCH_RESULT = {
     "type": "object",
-    "required": ["results"],
+    "required": ["accepted", "duplicates", "refused", "results"],
     "properties": {
         "accepted": {"type": "integer"},
         "duplicates": {"type": "integer"},
         "refused": {"type": "integer"},
         "results": {
             "type": "array",
-            "description": "one per envelope, in order; each has the HTTP status a single POST would get",
-            "items": {
-                "allOf": [
-                    {"type": "object", "required": ["index", "status"]},
-                    {"oneOf": [{"$ref": "#/components/schemas/Position"}, {"$ref": "#/components/schemas/Error"}]},
-                ],
-                "properties": {
-                    "index": {"type": "integer"},
-                    "status": {"type": "integer", "description": "the HTTP status a single POST would get"},
-                    "outcome": {"type": "string", "enum": ["accepted", "duplicate", "refused"]},
-                },
-            },
+            "description": "one per envelope, in order",
+            "items": {"$ref": "#/components/schemas/BatchItem"},
         },
     },
 }
@@ -93,6 +98,57 @@ _RATE_LIMITED = {
 }
 
 
+_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
+_NOT_API = ("/web", "/static", "/govuk")  # the pages for people (broker/web) are HTML, not part of this API
+
+
+def _guarded(paths: dict[str, Any]) -> dict[str, Any]:
+    """Every operation with the answers the guard (``guard.py``) may give on any route.
+
+    429 everywhere; 408 (the body did not arrive in time) and 413 (larger than the gateway takes)
+    wherever there is a body.
+    """
+    out: dict[str, Any] = {}
+    for path, item in paths.items():
+        out[path] = {}
+        for method, operation in item.items():
+            extra = {**_RATE_LIMITED, **(_errors(408, 413) if "requestBody" in operation else {})}
+            out[path][method] = {**operation, "responses": {**extra, **operation["responses"]}}
+    return out
+
+
+def documented_operations(document: dict[str, Any]) -> set[tuple[str, str]]:
+    """``(METHOD, path)`` of every operation in an OpenAPI document."""
+    return {(m.upper(), path) for path, item in document["paths"].items() for m in item if m in _METHODS}
+
+
+def served_operations(app: web.Application) -> set[tuple[str, str]]:
+    """``(METHOD, path)`` of every API route ``app`` serves (HEAD, which aiohttp adds to GETs, aside)."""
+    served = set()
+    for resource in app.router.resources():
+        path = resource.canonical
+        if path == "/" or path.startswith(_NOT_API):  # "/" only redirects people to /web/
+            continue
+        for route in resource:
+            if route.method not in ("HEAD", "*"):
+                served.add((route.method, path))
+    return served
+
+
+def check_against(app: web.Application, document: dict[str, Any]) -> None:
+    """Raise unless the document describes exactly the routes ``app`` serves.
+
+    Raises:
+        RuntimeError: an operation is served but undocumented, or documented but not served.
+    """
+    served, documented = served_operations(app), documented_operations(document)
+    if served != documented:
+        raise RuntimeError(
+            "the OpenAPI document has drifted from the routes: served but undocumented "
+            f"{sorted(served - documented)}, documented but not served {sorted(documented - served)}"
+        )
+
+
 def openapi_document(max_body_bytes: int, max_batch: int) -> dict[str, Any]:
     """The API description, with this gateway's limits."""
     envelope_body = {
@@ -104,7 +160,7 @@ def openapi_document(max_body_bytes: int, max_batch: int) -> dict[str, Any]:
         "description": f"one envelope, Avro binary (schemas/envelope.avsc); at most {max_body_bytes} bytes",
     }
     ok = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Position"}}}}
-    return {
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
             "title": "Jigsaw gateway",
@@ -113,7 +169,7 @@ def openapi_document(max_body_bytes: int, max_batch: int) -> dict[str, Any]:
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"Error": _ERROR, "Position": _POSITION, "BatchResult": _BATCH_RESULT},
+            "schemas": {"Error": _ERROR, "Position": _POSITION, "BatchItem": _BATCH_ITEM, "BatchResult": _BATCH_RESULT},
         },
         "security": [{"bearer": []}],
         "paths": {
@@ -124,8 +180,7 @@ def openapi_document(max_body_bytes: int, max_batch: int) -> dict[str, Any]:
                     "responses": {
                         "202": {"description": "accepted and appended", **ok},
                         "200": {"description": "accepted earlier (same id, same bytes): its original position", **ok},
-                        **_errors(400, 401, 403, 408, 409, 413, 422),
-                        **_RATE_LIMITED,
+                        **_errors(400, 401, 403, 409, 422),
                         "503": {"description": "the log is unavailable; retry later"},
                     },
                 }
@@ -146,8 +201,7 @@ def openapi_document(max_body_bytes: int, max_batch: int) -> dict[str, Any]:
                             "description": "per-envelope results",
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BatchResult"}}},
                         },
-                        **_errors(400, 401, 403, 408, 413),
-                        **_RATE_LIMITED,
+                        **_errors(400, 401, 403),
                     },
                 }
             },
@@ -172,3 +226,5 @@ def openapi_document(max_body_bytes: int, max_batch: int) -> dict[str, Any]:
             **audit_openapi_paths(),
         },
     }
+    document["paths"] = _guarded(document["paths"])
+    return document

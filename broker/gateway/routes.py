@@ -20,11 +20,11 @@ from typing import Any
 
 from aiohttp import web
 
+from broker.callers import Caller
 from broker.envelope.batch import BATCH_CONTENT_TYPE, ENVELOPE_CONTENT_TYPE, decode_batch
 from broker.errors import Forbidden, InvalidRequest, JigsawError, Refusal, Unauthenticated
-from broker.gateway.app import CLOCK, CREDENTIALS, INTAKE, LOG, METRICS, ROLE_BOARD, SETTINGS, STORE
-from broker.gateway.auth import Caller
 from broker.gateway.bodies import read_limited
+from broker.gateway.keys import CLOCK, CREDENTIALS, INTAKE, LOG, METRICS, ROLE_BOARD, SETTINGS, STORE
 from broker.gateway.metrics import metrics_response
 from broker.gateway.openapi import openapi_document
 

@@ -23,6 +23,7 @@ def open_log(settings: Settings) -> Log:
             client_id=settings.kafka_client_id,
             replication_factor=settings.kafka_replication_factor,
             security=KafkaSecurity.from_settings(settings),
+            min_insync_replicas=settings.kafka_min_insync_replicas,
         )
         if settings.kafka_topic_prefix:  # several deployments on one cluster, each under its own prefix
             from broker.log.namespace import NamespacedLog

@@ -35,10 +35,18 @@ from typing import Any, Final
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import ConsumerStoppedError, KafkaError, OffsetOutOfRangeError
+from aiokafka.errors import (
+    ConsumerStoppedError,
+    GroupCoordinatorNotAvailableError,
+    GroupLoadInProgressError,
+    KafkaError,
+    NotCoordinatorForGroupError,
+    OffsetOutOfRangeError,
+)
 
 from broker.errors import ConfigError, LogUnavailable
 from broker.log.base import Headers, Position, Record, partition_for
+from broker.log.durability import min_insync_replicas_for
 from broker.log.kafka_security import KafkaSecurity
 
 __all__ = ["CONSUMER_SAFETY", "PRODUCER_SAFETY", "TOPIC_DEFAULTS", "KafkaLog"]
@@ -55,6 +63,9 @@ _READER_SETTINGS: Final[Mapping[str, Any]] = MappingProxyType({"auto_offset_rese
 # Time retention would also judge records by their own timestamps, and Jigsaw appends records
 # stamped with when things happened, which may be long ago.
 TOPIC_DEFAULTS: Final[Mapping[str, str]] = MappingProxyType({"retention.ms": "-1", "retention.bytes": "-1"})
+# A fresh broker answers "coordinator not available" (or "loading") until its offsets topic is ready.
+_COORDINATOR_ERRORS: Final = (GroupCoordinatorNotAvailableError, GroupLoadInProgressError, NotCoordinatorForGroupError)
+_COORDINATOR_WAIT_S = 15.0
 _TOPIC_EXISTS = 36  # TOPIC_ALREADY_EXISTS
 _CONFIG_ERRORS = {17: "invalid topic name", 37: "invalid partition count", 38: "invalid replication factor"}
 _CATCH_UP_S = 10.0  # how long to wait for records the broker holds but the consumer has not fetched yet
@@ -133,6 +144,7 @@ class KafkaLog:
         *,
         client_id: str = "jigsaw",
         replication_factor: int = 1,
+        min_insync_replicas: int | None = None,
         request_timeout_ms: int = 30_000,
         max_readers: int = 64,
         security: KafkaSecurity | None = None,
@@ -144,6 +156,7 @@ class KafkaLog:
         self._security_options = self.security.client_options()
         self.client_id = client_id
         self.replication_factor = replication_factor
+        self.min_insync_replicas = min_insync_replicas_for(replication_factor, min_insync_replicas)
         self._timeout_ms = request_timeout_ms
         self._max_readers = max_readers
         self._producer: Any = None
@@ -249,6 +262,8 @@ class KafkaLog:
     async def create_topic(self, topic: str, *, partitions: int = 1, compacted: bool = False) -> None:
         await self._started()
         configs = dict(TOPIC_DEFAULTS)
+        if self.min_insync_replicas is not None:
+            configs["min.insync.replicas"] = str(self.min_insync_replicas)
         if compacted:
             configs["cleanup.policy"] = "compact"
         new = NewTopic(topic, partitions, self.replication_factor, topic_configs=configs)
@@ -508,8 +523,19 @@ class KafkaLog:
     async def committed(self, group: str, topic: str, *, partition: int = 0) -> int | None:
         await self._started()
         tp = TopicPartition(topic, partition)
+        loop = asyncio.get_running_loop()
+        deadline, pause = loop.time() + _COORDINATOR_WAIT_S, 0.05
         with self._errors(f"read the committed offset of group {group}"):
-            offsets = await self._admin.list_consumer_group_offsets(group, partitions=[tp])
+            while True:
+                try:
+                    offsets = await self._admin.list_consumer_group_offsets(group, partitions=[tp])
+                    break
+                except _COORDINATOR_ERRORS:
+                    # A fresh broker has no group coordinator until its offsets topic exists: wait, bounded.
+                    if loop.time() + pause > deadline:
+                        raise
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, 1.0)
         found = offsets.get(tp)
         if found is None or found.offset < 0:
             return None

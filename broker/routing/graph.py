@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from broker.model import Event
@@ -34,11 +34,12 @@ from broker.routing.facts import (
 )
 from broker.routing.organisations import Organisations
 from broker.routing.people import People
+from broker.routing.pregnancies import PregnancyQueries
 
 __all__ = ["FamilyGraph"]
 
 
-class FamilyGraph(Organisations):
+class FamilyGraph(Organisations, PregnancyQueries):
     """Links between people and organisations, as they stand after the events applied so far."""
 
     def __init__(self) -> None:
@@ -59,23 +60,6 @@ class FamilyGraph(Organisations):
         self._assessments_by_person: dict[str, set[str]] = defaultdict(set)
 
     # -- helpers --------------------------------------------------------------
-
-    def _live(self, items: Iterable[Any]) -> list[Any]:
-        if not self.retracted:
-            return list(items)
-        return [i for i in items if i.event_id not in self.retracted]
-
-    def _for_person(self, index: Mapping[str, Iterable[Any]], person: str) -> list[Any]:
-        out: list[Any] = []
-        for key in self.people.members(person):
-            out.extend(index.get(key, ()))
-        return self._live(out)
-
-    def _keys_for(self, index: Mapping[str, set[str]], person: str) -> set[str]:
-        out: set[str] = set()
-        for key in self.people.members(person):
-            out |= index.get(key, set())
-        return out
 
     def ref(self, ref: Mapping[str, Any] | None, *, born_on: dt.date | None = None) -> str | None:
         """Observe a PersonRef and return its person key."""
@@ -357,54 +341,3 @@ class FamilyGraph(Organisations):
             if pubs:
                 return [(max(pubs)[1], "publisher of the child's latest plan, meeting or household record")]
         return [(o, f"of the area ({area})") for o in self.orgs_of_kind_in_area("childrens_social_care", area)]
-
-    def active_pregnancies(self, person: str, day: dt.date) -> list[Pregnancy]:
-        """Pregnancies where the person is mother or expected father, booked, not born, not long overdue."""
-        me = self.people.find(person)
-        out = []
-        for ref in sorted(self._keys_for(self._pregnancies_by_person, person)):
-            preg = self._pregnancies.get(ref)
-            if preg is None or preg.event_id in self.retracted:
-                continue
-            if me not in (
-                self.people.find(preg.mother),
-                preg.expected_father and self.people.find(preg.expected_father),
-            ):
-                continue
-            if self._born(preg) or day > preg.expected_date + dt.timedelta(days=28):
-                continue
-            out.append(preg)
-        return out
-
-    def _born(self, preg: Pregnancy) -> bool:
-        if self._live(self._births_by_booking.get(preg.booking_ref, [])):
-            return True
-        for child in self._keys_for(self._births_by_parent, preg.mother):
-            for birth in self._for_person(self._births, child):
-                if (
-                    birth.mother
-                    and self.people.find(birth.mother) == self.people.find(preg.mother)
-                    and birth.order > preg.order
-                    and birth.booking_ref in (None, preg.booking_ref)
-                ):
-                    return True
-        return False
-
-    def pregnancy(self, unborn: str) -> Pregnancy | None:
-        return self._pregnancies.get(unborn[len(UNBORN) :]) if is_unborn(unborn) else None
-
-    def open_assessments(self, person: str) -> list[Assessment]:
-        """Pre-birth assessments not completed where the person is mother or expected father."""
-        me = self.people.find(person)
-        out = []
-        for mother in self._keys_for(self._assessments_by_person, person):
-            by_ref: dict[str, Assessment] = {}
-            for a in sorted(self._for_person(self._assessments, mother), key=lambda a: a.order):
-                by_ref[a.assessment_ref] = a
-            for a in by_ref.values():
-                parents = {self.people.find(a.mother)} | (
-                    {self.people.find(a.expected_father)} if a.expected_father else set()
-                )
-                if a.status != "completed" and me in parents:
-                    out.append(a)
-        return out

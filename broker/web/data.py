@@ -26,6 +26,7 @@ from broker import topics
 from broker.audit.api import AuditService
 from broker.audit.chronology import Chronology
 from broker.audit.collect import read_topic
+from broker.callers import Caller
 from broker.client import build_envelope
 from broker.delivery.directory import DirectoryFollower, Entry
 from broker.delivery.inbox import InboxService
@@ -34,7 +35,6 @@ from broker.delivery.records import DeliveryRecord, decode_delivery
 from broker.envelope.keys import KeyRecord, KeyStore, SigningKey, load_signing_key
 from broker.envelope.model import Envelope, encode_envelope
 from broker.errors import ConfigError, NotPermitted
-from broker.gateway.auth import Caller
 from broker.log.base import Log
 from broker.routing.model import Ack, Notification
 from broker.store import InboxQuery
@@ -147,7 +147,7 @@ class StoreWebData:
         """Over the services a gateway app (``broker.gateway.app.create_app``) has mounted."""
         from broker.audit.api import AUDIT
         from broker.delivery.inbox import INBOX
-        from broker.gateway.app import INTAKE, KEYS, LOG, SETTINGS
+        from broker.gateway.keys import INTAKE, KEYS, LOG, SETTINGS
 
         async def submit(envelope: Envelope, caller: str, now: dt.datetime) -> Any:
             return await app[INTAKE].submit(encode_envelope(envelope), caller=caller, now=now)

@@ -33,6 +33,29 @@ PARTNERSHIP = "PARTNERSHIP-TEST"
 VALID_FROM = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
 
+
+def synthetic_notification(recipient: str, *, kind: str = "alert", priority: str = "urgent") -> Notification:
+    """A notification as the router would write it, sent now (to the millisecond, as its JSON keeps)."""
+    now = dt.datetime.now(dt.UTC)
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+    event_id = str(uuid.uuid4())
+    return Notification(
+        notification_id=notification_id(event_id, recipient),
+        kind=kind,
+        event_id=event_id,
+        event_type="police.domestic_abuse_incident",
+        recipient=recipient,
+        at=now,
+        priority=priority,
+        flags=(),
+        view="full",
+        reason=f"synthetic notification for {recipient}",
+        also_notified=(),
+        ack_by=now + dt.timedelta(hours=24),
+        rule="R1",
+        content={"summary": "synthetic"},
+    )
+
 @dataclasses.dataclass
 class Received:
     """One request a receiver got."""
@@ -137,25 +160,7 @@ class World:
 
     async def notify(self, recipient: str, *, kind: str = "alert", priority: str = "urgent") -> Notification:
         """Append a notification to the notifications topic, as the router would."""
-        now = dt.datetime.now(dt.UTC)
-        now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # the JSON form keeps milliseconds
-        event_id = str(uuid.uuid4())
-        note = Notification(
-            notification_id=notification_id(event_id, recipient),
-            kind=kind,
-            event_id=event_id,
-            event_type="police.domestic_abuse_incident",
-            recipient=recipient,
-            at=now,
-            priority=priority,
-            flags=(),
-            view="full",
-            reason=f"synthetic notification for {recipient}",
-            also_notified=(),
-            ack_by=now + dt.timedelta(hours=24),
-            rule="R1",
-            content={"summary": "synthetic"},
-        )
+        note = synthetic_notification(recipient, kind=kind, priority=priority)
         key, value, headers = encode_output(note)
         await self.log.append(topics.NOTIFICATIONS, value, key=key, headers=headers)
         return note

@@ -26,11 +26,14 @@ from broker.client import JigsawClient, build_envelope
 from broker.envelope import Envelope, KeyStore
 from broker.envelope.batch import BATCH_CONTENT_TYPE, ENVELOPE_CONTENT_TYPE
 from broker.envelope.testing import SAMPLE_ORGS, SampleKeys, make_keys, publisher_for, sample_data, sample_directory
-from broker.gateway.app import CLOCK, create_app
+from broker.gateway.app import create_app
 from broker.gateway.auth import Credentials
+from broker.gateway.keys import CLOCK
 from broker.log import EmbeddedLog, Log, Record
 from broker.log.namespace import NamespacedLog
+from broker.routing.records import encode_output
 from broker.settings import Settings
+from tests.integration.delivery_support import synthetic_notification
 
 WATCHED = (topics.INPUT, topics.REJECTED)
 MAX_BODY = 64 * 1024
@@ -113,6 +116,13 @@ class Gateway:
         async with self.session.post(self.base_url + path, data=body, headers=headers) as response:
             return response.status, await response.json(content_type=None)
 
+    async def notify(self, recipient: str) -> str:
+        """Append one notification for ``recipient`` to the notifications topic, as the router would; its id."""
+        note = synthetic_notification(recipient)
+        key, value, headers = encode_output(note)
+        await self.log.append(topics.NOTIFICATIONS, value, key=key, headers=headers)
+        return note.notification_id
+
     async def mark(self) -> Marks:
         """Snapshot the end offset of every watched topic partition."""
         ends: dict[tuple[str, int], int] = {}
@@ -168,9 +178,14 @@ class Gateway:
 
 @contextlib.asynccontextmanager
 async def running_gateway(
-    backend: str, tmp_path: Path, bootstrap: str | None = None, *, keys: SampleKeys | None = None
+    backend: str,
+    tmp_path: Path,
+    bootstrap: str | None = None,
+    *,
+    keys: SampleKeys | None = None,
+    **settings_changes: Any,
 ) -> AsyncIterator[Gateway]:
-    """A gateway on 127.0.0.1 (ephemeral port) over ``backend``'s storage under ``tmp_path``."""
+    """A gateway on 127.0.0.1 (ephemeral port) over ``backend``'s storage under ``tmp_path`` (settings changed)."""
     keys = keys or make_keys()
     store = KeyStore(tmp_path / "keys", recheck_seconds=0)
     for record in keys.records.values():
@@ -183,7 +198,9 @@ async def running_gateway(
         + [("token-recipient", "HV-BRADFORD-NORTH", "recipient")]
         + [(ADMIN_TOKEN, "PARTNERSHIP-BRADFORD", "admin")]
     )
-    settings = Settings(data_dir=tmp_path, keys_dir=tmp_path / "keys", max_body_bytes=MAX_BODY, max_batch=50)
+    settings = Settings(
+        data_dir=tmp_path, keys_dir=tmp_path / "keys", max_body_bytes=MAX_BODY, max_batch=50, **settings_changes
+    )
     log = open_backend_log(backend, tmp_path, bootstrap)
     app = create_app(settings, log, keys=store, credentials=credentials, roles=())
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)

@@ -26,8 +26,9 @@ from broker.cli import main
 from broker.client import JigsawClient
 from broker.envelope.keys import KeyStore
 from broker.envelope.testing import SampleKeys, sample_directory
-from broker.gateway.app import CLOCK, create_app
+from broker.gateway.app import create_app
 from broker.gateway.auth import Credentials
+from broker.gateway.keys import CLOCK
 from broker.log import EmbeddedLog, Log
 from broker.log.namespace import NamespacedLog
 from broker.model import Event

@@ -255,7 +255,7 @@ def _append_notification(site: Site, org: str) -> None:
     import uuid
 
     from broker import topics
-    from broker.gateway.app import LOG
+    from broker.gateway.keys import LOG
     from broker.routing.model import Notification
     from broker.routing.records import encode_output
     from tests.web.support import NOW
