@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,8 @@ def test_the_readme_cluster_steps_start_a_service_on_kafka(tmp_path: Path, kafka
     env.update(
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",  # this environment's `jigsaw`
         JIGSAW_HTTP_PORT=str(port),
+        # Topics of this run's own on the shared test broker (the README's lines are run as written).
+        JIGSAW_KAFKA_TOPIC_PREFIX=f"readme{uuid.uuid4().hex[:8]}.",
         JIGSAW_LOG_FORMAT="json",
     )
     out, err = tmp_path / "stdout", tmp_path / "stderr"
