@@ -37,6 +37,7 @@ ENV_VARS: dict[str, str | None] = {
     "JIGSAW_CREDENTIALS_FILE": None,
     "JIGSAW_SIGNING_KEY_FILE": None,
     "JIGSAW_CHECKPOINT_EVERY": "100",
+    "JIGSAW_TREE_HEAD_INTERVAL": "10",
     "JIGSAW_APPEND_TIMEOUT": "10",
     "JIGSAW_KAFKA_PARTITIONS": "6",
     "JIGSAW_WEBHOOK_RETRY_SCHEDULE": "standard",
@@ -75,7 +76,8 @@ class Settings:
     max_batch: int = 500
     credentials_file: Path | None = None
     signing_key_file: Path | None = None
-    checkpoint_every: int = 100  # a signed hash-chain checkpoint after this many input records
+    checkpoint_every: int = 100  # a signed tree head after this many input records
+    tree_head_interval: int = 10  # ... or after this many seconds with input records no head covers yet
     append_timeout: int = 10  # seconds a submission may wait for the log before it is answered log_unavailable
     kafka_partitions: int = 6  # partitions of the notifications topic (dispatchers share them as a group)
     webhook_retry_schedule: str = "standard"  # comma-separated seconds between retries, or standard/testing
@@ -139,6 +141,7 @@ class Settings:
             credentials_file=secrets["JIGSAW_CREDENTIALS_FILE"],
             signing_key_file=secrets["JIGSAW_SIGNING_KEY_FILE"],
             checkpoint_every=_int(env, "JIGSAW_CHECKPOINT_EVERY"),
+            tree_head_interval=_int(env, "JIGSAW_TREE_HEAD_INTERVAL"),
             append_timeout=_int(env, "JIGSAW_APPEND_TIMEOUT"),
             kafka_partitions=_int(env, "JIGSAW_KAFKA_PARTITIONS"),
             webhook_retry_schedule=schedule,

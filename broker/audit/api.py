@@ -28,7 +28,7 @@ from aiohttp import web
 from broker import topics
 from broker.audit.chronology import Chronology, build_chronology, to_csv, to_json
 from broker.audit.chronology_html import to_html
-from broker.audit.collect import read_snapshot
+from broker.audit.collect import read_topic
 from broker.audit.verify import parse_recorded, record_time
 from broker.errors import Forbidden, InvalidNhsNumber, InvalidRequest, JigsawError, SchemaInvalid
 from broker.log.base import Log
@@ -101,10 +101,9 @@ class AuditService:
 
     async def chronology(self, nhs_number: str, caller: Caller) -> Chronology | None:
         """The chronology, or None when the caller may not read it."""
-        snapshot = await read_snapshot(self.log)
         events: list[tuple[dt.datetime, Event]] = []
         acks: list[Ack] = []
-        for record in snapshot.inputs:
+        for record in await read_topic(self.log, topics.INPUT):
             if record.value is None:
                 continue
             try:
@@ -119,10 +118,10 @@ class AuditService:
                 [e for _, e in events], nhs_number
             ):
                 return None
-        notes = [
-            Notification.from_dict(r.body) for r in parse_recorded(snapshot.notifications, "notification_id") if r.body
-        ]
-        decisions = [Decision.from_dict(r.body) for r in parse_recorded(snapshot.decisions, "decision_id") if r.body]
+        notified = parse_recorded(await read_topic(self.log, topics.NOTIFICATIONS), "notification_id")
+        notes = [Notification.from_dict(r.body) for r in notified if r.body]
+        decided = parse_recorded(await read_topic(self.log, topics.DECISIONS), "decision_id")
+        decisions = [Decision.from_dict(r.body) for r in decided if r.body]
         return build_chronology(
             nhs_number, events, notes, decisions, acks, integrity=NOT_VERIFIED, generated_at=self.clock()
         )

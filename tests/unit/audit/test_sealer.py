@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
+from broker.audit.chain import ChainCheck
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from broker import topics
-from broker.audit.chain import ChainCheck
 from broker.audit.checkpoint import Checkpoint, checkpoint_valid, decode_checkpoint
 from broker.audit.sealer import Sealer
 from broker.client import build_envelope
