@@ -10,8 +10,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from broker import topics
 from broker.audit.checkpoint import PUBLIC_KEY_FILE, load_public_key
-from broker.audit.collect import read_snapshot
-from broker.audit.replay import Report, replay
+from broker.audit.collect import replay_log
+from broker.audit.report import Report
 from broker.envelope.keys import KeyRegistry, KeyStore
 from broker.log import EmbeddedLog, Log
 from broker.log.kafka import KafkaLog
@@ -28,7 +28,7 @@ ALL_TOPICS = (
     topics.INPUT,
     topics.NOTIFICATIONS,
     topics.DECISIONS,
-    topics.CHECKPOINTS,
+    topics.TREE_HEADS,
     topics.REJECTED,
 )
 
@@ -59,10 +59,9 @@ async def _copy(source: Log, target: Log) -> int:
 async def _replay(log: Log, registry: KeyRegistry, key: Ed25519PublicKey) -> Report:
     await log.start()
     try:
-        snapshot = await read_snapshot(log)
+        return await replay_log(log, keys=registry, checkpoint_key=key, jobs=2)
     finally:
         await log.close()
-    return replay(snapshot, keys=registry, checkpoint_key=key)
 
 
 def _tamper(log: Path) -> None:
