@@ -71,6 +71,7 @@ async def replay_log(
     temp_dir: Path | None = None,
     progress: Callable[[int], None] | None = None,
     total: Callable[[int], None] | None = None,
+    peaks: list[int] | None = None,
 ) -> Report:
     """Verify a started log and compare the policy's re-run with what it records.
 
@@ -81,6 +82,7 @@ async def replay_log(
         keep: keep what a chronology needs (grows with the log).
         state, resume_at: a router snapshot's routing state and the input offset it reflects.
         progress: called with the number of inputs processed; ``total`` once with how many there are.
+        peaks: if given, the workers' peak resident memory (KiB) is appended to it at the end.
 
     Raises:
         ConfigError: a position bound names no input record, or the window ends before it starts.
@@ -142,6 +144,8 @@ async def replay_log(
         while queued:
             replayer.feed(queued.popleft(), verifier.results(), progress)
         await heads_upto(1 << 62)
+        if peaks is not None:
+            peaks.append(verifier.worker_peak_kb())
         return replayer.finish(ends)
     finally:
         verifier.close()

@@ -133,8 +133,8 @@ class TreeCheck:
     def _find(self, code: str, message: str, record: Record) -> None:
         self.findings.append(Finding(code, message, record.topic, record.partition, record.offset))
 
-    def feed(self, record: Record, order: int) -> None:
-        """Check one input record (in offset order); ``order`` sorts its findings."""
+    def feed(self, record: Record, order: int, leaf: bytes | None = None) -> None:
+        """Check one input record (in offset order); ``order`` sorts its findings; ``leaf``: its hash, if known."""
         self.records += 1
         header = record.header("event_id")
         event_id = header.decode(errors="replace") if header else None
@@ -157,7 +157,7 @@ class TreeCheck:
         signed = self._signed.pop(record.offset, None)
         if signed is None:
             return
-        if signed != record_leaf_hash(record):
+        if signed != (leaf or record_leaf_hash(record)):
             self.findings.append(
                 Finding(
                     "record_altered",

@@ -181,13 +181,18 @@ class Replayer:
         report = self.report
         self._batch_events = {}
         results = list(checked)
-        ids = [r[0].event_id for r in results if not isinstance(r, str) and r[0] is not None]
+        ids = [r[1][0].event_id for r in results if not isinstance(r[1], str) and r[1][0] is not None]
         known = self.index.events(ids)
         produced: list[tuple[Output, int, bool]] = []
         position = iter(results)
         for record in records:
             rank = 2 * record.offset + 1
-            self.check.feed(record, rank)
+            checked_here = None
+            if record.value is not None and topics.is_event(record) and not self.window.past(record):
+                leaf, checked_here = next(position)
+                self.check.feed(record, rank, leaf)
+            else:
+                self.check.feed(record, rank)
             if progress is not None:
                 progress(1)
             if record.value is None or self.window.past(record):
@@ -214,8 +219,8 @@ class Replayer:
                 if self.keep:
                     report.acks_seen.append(ack)
                 outputs = self.state.apply_ack(ack)
-            elif topics.is_event(record):
-                result = next(position)
+            elif checked_here is not None:
+                result = checked_here
                 if self.window.covers(record):
                     report.verified += 1
                 if result == CHECK_IN_ORDER:
@@ -296,10 +301,13 @@ class Replayer:
                 if row is None and optional:
                     continue
                 compared += 1
-                about = self._about(item.event_id)
+                recorded = _recorded(what, ident, row) if row is not None else None
+                if recorded is not None and matches(item, recorded):
+                    continue
+                about = self._about(item.event_id)  # only for a finding: a lookup per output would be slow
                 order = about[2] if about else rank
                 who = f" to {item.recipient}" if isinstance(item, Notification) else ""
-                if row is None:
+                if row is None or recorded is None:
                     self.report.findings.append(
                         Finding(
                             f"missing_{what}",
@@ -313,25 +321,23 @@ class Replayer:
                         )
                     )
                     continue
-                recorded = _recorded(what, ident, row)
-                if not matches(item, recorded):
-                    expected, body = canonical(item), recorded.body
-                    if body is None:
-                        how = "does not decode"
-                    else:
-                        fields = sorted(k for k in set(expected) | set(body) if expected.get(k) != body.get(k))
-                        how = f"differs from what the policy gives in: {', '.join(fields)}"
-                    self.report.findings.append(
-                        Finding(
-                            f"altered_{what}",
-                            f"{what} {ident}{who} {how}",
-                            row[1],
-                            row[2],
-                            row[3],
-                            item.event_id,
-                            order=order,
-                        )
+                expected, body = canonical(item), recorded.body
+                if body is None:
+                    how = "does not decode"
+                else:
+                    fields = sorted(k for k in set(expected) | set(body) if expected.get(k) != body.get(k))
+                    how = f"differs from what the policy gives in: {', '.join(fields)}"
+                self.report.findings.append(
+                    Finding(
+                        f"altered_{what}",
+                        f"{what} {ident}{who} {how}",
+                        row[1],
+                        row[2],
+                        row[3],
+                        item.event_id,
+                        order=order,
                     )
+                )
             if what == "notification":
                 self.report.notifications += compared
             else:

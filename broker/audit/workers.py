@@ -3,7 +3,7 @@
 Checking an event as the intake did (``verify.check_event``: canonical bytes,
 schema, the publisher's key as the registry stood, the Ed25519 signature,
 permission, headers and key) depends only on the record and the key registry,
-so it runs in ``jobs`` worker processes, a chunk of records at a time. The one
+so it runs in ``jobs`` worker processes (with the record's Merkle leaf hash), a chunk of records at a time. The one
 exception is a retraction, whose permission depends on who published the event
 it retracts: the worker leaves it to the main process, which checks it in log
 order (``CHECK_IN_ORDER``). The routing re-run stays sequential in the main
@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing
+import resource
 from collections import deque
 from collections.abc import Iterator, Sequence
 
 from broker.audit.findings import Finding
+from broker.audit.merkle_leaf import record_leaf_hash
 from broker.audit.verify import check_event
 from broker.envelope.keys import KeyRegistry
 from broker.errors import SchemaInvalid
@@ -33,8 +35,8 @@ __all__ = ["CHECK_IN_ORDER", "Checked", "Verifier", "check_record"]
 CHECK_IN_ORDER = "check_in_order"  # the main process must check this record (a retraction)
 RETRACTION = b"record.retracted"
 
-# (event or None, findings) or CHECK_IN_ORDER, for each record sent
-Checked = tuple[Event | None, list[Finding]] | str
+# (the record's leaf hash, (event or None, findings) or CHECK_IN_ORDER), for each record sent
+Checked = tuple[bytes, tuple[Event | None, list[Finding]] | str]
 
 _keys: KeyRegistry | None = None
 _catalogue: Catalogue | None = None
@@ -50,7 +52,13 @@ def _no_publisher(_event_id: str) -> str | None:
 
 
 def check_record(record: Record, full: bool, keys: KeyRegistry, catalogue: Catalogue) -> Checked:
-    """Check one events record (``full``: verify as accepted; else decode only)."""
+    """Check one events record (``full``: verify as accepted; else decode only), and hash its Merkle leaf."""
+    return record_leaf_hash(record), _check(record, full, keys, catalogue)
+
+
+def _check(
+    record: Record, full: bool, keys: KeyRegistry, catalogue: Catalogue
+) -> tuple[Event | None, list[Finding]] | str:
     assert record.value is not None
     rank = 2 * record.offset + 1
     if full:
@@ -69,6 +77,10 @@ def check_record(record: Record, full: bool, keys: KeyRegistry, catalogue: Catal
             order=rank,
         )
         return None, [finding]
+
+
+def _peak_kb() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def _check_chunk(chunk: list[tuple[Record, bool]]) -> list[Checked]:
@@ -121,6 +133,12 @@ class Verifier:
         """The results of the oldest queued batch, in order."""
         for future in self._queue.popleft():
             yield from future.result()
+
+    def worker_peak_kb(self) -> int:
+        """The largest peak resident memory (KiB) of the workers (of this process with none)."""
+        if self._pool is None:
+            return _peak_kb()
+        return max(f.result() for f in [self._pool.submit(_peak_kb) for _ in range(4 * self.jobs)])
 
     def close(self) -> None:
         """Stop the workers (idempotent)."""
