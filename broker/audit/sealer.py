@@ -37,6 +37,7 @@ from broker.audit.merkle_leaf import record_leaf_hash
 from broker.audit.seal import Seal, decode_seal, encode_seal, sign_seal
 from broker.audit.sth import SignedTreeHead
 from broker.audit.tree_store import TreeStore
+from broker.errors import ConfigError
 from broker.log.base import Log, Position, Record
 from broker.log.scan import read_available
 from broker.logging import get_logger
@@ -133,8 +134,12 @@ class Sealer:
     async def _open_store(self, head: SignedTreeHead | None) -> None:
         if self._store is None:
             assert self._tree_path is not None
-            self._tree_path.parent.mkdir(parents=True, exist_ok=True)
-            self._store = TreeStore(self._tree_path)
+            try:
+                self._tree_path.parent.mkdir(parents=True, exist_ok=True)
+                self._store = TreeStore(self._tree_path)
+            except (OSError, ConfigError) as exc:  # e.g. a standby on the same machine holds the file
+                _log.warning("merkle_file_unavailable", path=str(self._tree_path), error=str(exc))
+                return
         store, size = self._store, self.sealed
         if store.size > size:
             store.truncate(size)
@@ -151,6 +156,21 @@ class Sealer:
         store.sync()
         if head is not None and (store.size != size or store.root(size) != head.root_hash):
             _log.error("merkle_file_disagrees_with_head", path=str(store.path), size=store.size, head_size=size)
+
+    async def catch_up(self, offset: int) -> None:
+        """Observe the input records from ``next_offset`` up to (not including) ``offset`` from the log.
+
+        For a router that starts from a snapshot rather than from offset 0: call it after ``start``
+        with the snapshot's offset, so no record between the last head and the snapshot goes unsealed.
+        """
+        while self.next_offset < offset:
+            records = await read_available(self.log, topics.INPUT, self.next_offset, limit=5000)
+            if not records:
+                break
+            for record in records:
+                if record.offset >= offset:
+                    return
+                self.observe(record)
 
     def observe(self, record: Record) -> None:
         """Add one input record's leaf (records in offset order; those already sealed are skipped)."""

@@ -11,8 +11,9 @@ Escalation timers survive restarts: they are rebuilt from the log on start,
 and each escalation's id is derived from what it escalates, so it is raised
 once however often the router restarts.
 
-The router is also the sealer: every ``checkpoint_every`` input records, and
-when the role stops, it writes a checkpoint signed with Jigsaw's key.
+The router is also the sealer: every ``checkpoint_every`` input records (or
+``tree_head_interval`` seconds after the first record no head covers), and
+when the role stops, it publishes a signed tree head.
 """
 
 from __future__ import annotations
@@ -135,6 +136,8 @@ async def run_router(ctx: RoleContext) -> None:
         ctx.log,
         key=lambda: webhook_key_for(settings.signing_key_file, settings.data_dir).private_key,
         every=settings.checkpoint_every,
+        interval=settings.tree_head_interval,
+        tree=settings.data_dir / "merkle" / "jigsaw.input.0.tree",
     )
     _log.info("router_starting")
     await LiveRouter(ctx.log, sealer=sealer, board=ctx.board).run()

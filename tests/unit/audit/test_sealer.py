@@ -235,3 +235,31 @@ async def test_the_key_may_be_given_as_a_callable_used_on_the_first_head() -> No
     await _submit(intake, 1)
     await _seal_all(log, sealer)
     assert calls == [1]
+
+
+async def test_a_router_starting_from_a_snapshot_catches_the_sealer_up_from_the_log() -> None:
+    """catch_up observes the records between the last head and the snapshot's offset, so none goes unsealed."""
+    log = MemoryLog()
+    intake = await _intake(log)
+    for i in range(5):
+        await _submit(intake, i)
+    sealer = await _sealer(log, every=100)
+    await sealer.catch_up(4)
+    assert sealer.next_offset == 4
+    sealer.observe((await _records(log, topics.INPUT))[4])
+    await sealer.seal(NOW)
+    assert [s.size for s in await _seals(log)] == [5]
+    assert _errors(await _check(log)) == []
+
+
+async def test_a_second_sealer_on_the_same_tree_file_seals_without_it(tmp_path: Path) -> None:
+    """The tree file has one writer; a standby that cannot lock it still publishes correct heads."""
+    log = MemoryLog()
+    intake = await _intake(log)
+    await _submit(intake, 0)
+    active = await _sealer(log, every=1, tree=tmp_path / "t.tree")
+    standby = await _sealer(log, every=1, tree=tmp_path / "t.tree")
+    assert active.store is not None and standby.store is None
+    await _seal_all(log, standby)
+    assert _errors(await _check(log)) == []
+    active.close()
