@@ -26,6 +26,7 @@ from broker.audit.outputs import OutputIndex
 from broker.audit.replay import Replayer
 from broker.audit.report import Report
 from broker.audit.sealer import DEFAULT_EVERY, SEALED_TOPICS
+from broker.audit.state_snapshot import RouterSnapshot
 from broker.audit.window import Bound, resolve_window
 from broker.audit.workers import Verifier
 from broker.envelope.keys import KeyRegistry
@@ -33,7 +34,6 @@ from broker.errors import ConfigError
 from broker.log.base import Log, Record
 from broker.log.scan import read_available, scan
 from broker.routing.service import GROUP
-from broker.routing.state import RoutingState
 
 __all__ = ["read_topic", "replay_log"]
 
@@ -65,8 +65,8 @@ async def replay_log(
     every: int = DEFAULT_EVERY,
     jobs: int = 1,
     keep: bool = False,
-    state: RoutingState | None = None,
-    resume_at: int = 0,
+    resume: RouterSnapshot | None = None,
+    save: bool = False,
     batch: int = 2000,
     temp_dir: Path | None = None,
     progress: Callable[[int], None] | None = None,
@@ -80,7 +80,8 @@ async def replay_log(
         every: the sealer's head interval in records.
         jobs: worker processes verifying signatures.
         keep: keep what a chronology needs (grows with the log).
-        state, resume_at: a router snapshot's routing state and the input offset it reflects.
+        resume: a router snapshot to start from (only the tail after its offset is read and re-run).
+        save: keep a snapshot of the routing state after the last input in ``report.snapshot``.
         progress: called with the number of inputs processed; ``total`` once with how many there are.
         peaks: if given, the workers' peak resident memory (KiB) is appended to it at the end.
 
@@ -98,6 +99,9 @@ async def replay_log(
             ends[(topic, partition)] = await log.end_offset(topic, partition=partition)
     routed = await log.committed(GROUP, topics.INPUT, partition=0)
     input_end = ends.get((topics.INPUT, 0), 0)
+    resume_at = resume.input_offset if resume is not None else 0
+    if resume_at > input_end:
+        raise ConfigError(f"the snapshot reflects {resume_at} input records; the input topic holds {input_end}")
     if total is not None:
         total(max(0, input_end - resume_at))
     index = OutputIndex(temp_dir)
@@ -109,8 +113,8 @@ async def replay_log(
         window=window,
         every=every,
         routed=routed,
-        state=state,
-        start=resume_at,
+        resume=resume,
+        save=save,
         keep=keep,
     )
     try:
@@ -146,7 +150,9 @@ async def replay_log(
         await heads_upto(1 << 62)
         if peaks is not None:
             peaks.append(verifier.worker_peak_kb())
-        return replayer.finish(ends)
+        report = replayer.finish(ends)
+        report.snapshot = replayer.snapshot
+        return report
     finally:
         verifier.close()
         index.close()

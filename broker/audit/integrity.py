@@ -70,6 +70,12 @@ class TreeCheck:
         self._dir = tempfile.TemporaryDirectory(prefix="jigsaw-replay-tree-")
         self._tree = TreeStore(Path(self._dir.name) / "signed.tree")
         self._any = False
+        self._expected_head: tuple[int, bytes] | None = None
+        self._expected_seen = False
+
+    def expect(self, size: int, root: bytes) -> None:
+        """A resumed replay's snapshot was made under this head: a valid head must say so."""
+        self._expected_head = (size, root)
 
     @property
     def last_head(self) -> SignedTreeHead | None:
@@ -94,6 +100,8 @@ class TreeCheck:
             )
             return
         self.heads += 1
+        if self._expected_head is not None and self._expected_head[0] == seal.size:
+            self._expected_seen = self._expected_seen or self._expected_head[1] == seal.head.root_hash
         last = self._last
         if last is not None and seal.size < last.tree_size:
             self._find("tree_head_shrank", f"a head of size {seal.size} follows one of size {last.tree_size}", record)
@@ -185,6 +193,17 @@ class TreeCheck:
                 )
             self._close()
             return
+        if self._expected_head is not None and not self._expected_seen:
+            self.findings.append(
+                Finding(
+                    "snapshot_head_unknown",
+                    f"the router snapshot was made under a tree head of size {self._expected_head[0]} that no "
+                    "signed head on the log matches: it does not describe this log",
+                    topic,
+                    partition,
+                    self._start,
+                )
+            )
         if self.covered > self.expected:
             self.findings.append(
                 Finding(

@@ -35,6 +35,7 @@ from broker.audit.integrity import TreeCheck
 from broker.audit.outputs import EventRow, OutputIndex, RecordedRow
 from broker.audit.report import Report
 from broker.audit.sealer import DEFAULT_EVERY
+from broker.audit.state_snapshot import RouterSnapshot, encode_snapshot
 from broker.audit.verify import Recorded, canonical, check_event, matches, record_time
 from broker.audit.window import Window
 from broker.audit.workers import CHECK_IN_ORDER, Checked
@@ -75,7 +76,9 @@ class Replayer:
         window: the stretch to verify and compare (default: everything).
         every: the sealer's head interval in records.
         routed: the router's committed input offset (None: unknown, everything counts as routed).
-        state: the routing state to start from (a router snapshot's) and ``start`` the offset it reflects.
+        resume: a router snapshot to start from: the state it holds, at the input offset it reflects
+            (recorded outputs up to its time were given before it and are not compared).
+        save: keep a snapshot of the state after the last input in ``snapshot`` (``finish``).
         keep: keep what a chronology needs (grows with the log).
     """
 
@@ -88,8 +91,8 @@ class Replayer:
         window: Window | None = None,
         every: int = DEFAULT_EVERY,
         routed: int | None = None,
-        state: RoutingState | None = None,
-        start: int = 0,
+        resume: RouterSnapshot | None = None,
+        save: bool = False,
         catalogue: Catalogue | None = None,
         keep: bool = False,
     ) -> None:
@@ -97,10 +100,17 @@ class Replayer:
         self.window = window or Window.everything()
         self.index = index
         self.routed = routed
-        self.state = state or RoutingState()
+        self.state = resume.state if resume is not None else RoutingState()
+        start = resume.input_offset if resume is not None else 0
+        self._resume_ms = resume.at_ms if resume is not None else None
+        self._save = save
+        self.snapshot: bytes | None = None  # encoded: the state goes on changing after it is taken
+        self._last: Record | None = None
         self.catalogue = catalogue or default_catalogue()
         self.keep = keep
         self.check = TreeCheck(checkpoint_key, every=every, start=start)
+        if resume is not None and resume.tree_size is not None and resume.root_hash is not None:
+            self.check.expect(resume.tree_size, resume.root_hash)
         self.report = Report([], window=self.window, resumed_from=start)
         self._next: dict[TopicPartition, int] = {}  # recorded partition -> next offset expected (gaps)
         self._batch_events: dict[str, EventRow] = {}
@@ -187,6 +197,7 @@ class Replayer:
         position = iter(results)
         for record in records:
             rank = 2 * record.offset + 1
+            self._last = record
             checked_here = None
             if record.value is not None and topics.is_event(record) and not self.window.past(record):
                 leaf, checked_here = next(position)
@@ -357,6 +368,17 @@ class Replayer:
                     severity=NOTE,
                 )
             )
+        if self._save:
+            head = self.check.last_head
+            self.snapshot = encode_snapshot(
+                RouterSnapshot(
+                    self.state,
+                    self._last.offset + 1 if self._last is not None else self.check.expected,
+                    self._last.timestamp_ms if self._last is not None else self._resume_ms or 0,
+                    head.tree_size if head is not None else None,
+                    head.root_hash if head is not None else None,
+                )
+            )
         latest = self.index.latest()
         reached = dt.datetime.fromtimestamp(latest / 1000, dt.UTC) if latest is not None else None
         if reached is not None and self.window.end is not None:
@@ -369,6 +391,8 @@ class Replayer:
                 recorded = _recorded(what, ident, row)
                 if not self.window.covers_time(recorded.at):
                     continue
+                if self._resume_ms is not None and row[4] <= self._resume_ms:
+                    continue  # given before the snapshot
                 body = recorded.body or {}
                 event_id = str(body.get("event_id"))
                 about = self.index.events([event_id]).get(event_id)

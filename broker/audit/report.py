@@ -36,6 +36,7 @@ class Report:
     notification_records: list[Record] = dataclasses.field(default_factory=list)
     decision_records: list[Record] = dataclasses.field(default_factory=list)
     acks_seen: list[Ack] = dataclasses.field(default_factory=list)
+    snapshot: bytes | None = None  # the routing state after the last input (state_snapshot JSON), when asked for
 
     @property
     def errors(self) -> list[Finding]:

@@ -3,6 +3,7 @@
     jigsaw replay --log FILE [--keys DIR] [--from BOUND] [--to BOUND] [--jobs N]
     jigsaw replay --kafka BOOTSTRAP --keys DIR [--topic-prefix P] [--from BOUND] [--to BOUND] [--jobs N]
     jigsaw replay --log FILE --chronology NHS_NUMBER [--format json|csv|html] [--out FILE]
+    jigsaw replay --log FILE --save-snapshot STATE.json      (later:)  jigsaw replay --log FILE --resume STATE.json
 
 Streams the log in bounded memory (``audit.collect.replay_log``), verifying
 signatures on ``--jobs`` worker processes. Prints a summary and one line per
@@ -28,6 +29,7 @@ from broker.audit.chronology_html import to_html
 from broker.audit.collect import replay_log
 from broker.audit.progress import Progress
 from broker.audit.report import Report
+from broker.audit.state_snapshot import RouterSnapshot, SnapshotInvalid, decode_snapshot
 from broker.audit.verify import parse_recorded, record_time
 from broker.audit.window import parse_bound
 from broker.envelope.keys import KeyStore
@@ -87,6 +89,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--from", dest="start", metavar="BOUND", help="start of the stretch to check: " + _RANGE_HELP)
     parser.add_argument("--to", dest="end", metavar="BOUND", help="end of the stretch to check (same forms)")
+    parser.add_argument(
+        "--resume",
+        type=Path,
+        metavar="SNAPSHOT",
+        help="start from a router snapshot (jigsaw.router-snapshot.v1 JSON): check and re-run only the tail after it",
+    )
+    parser.add_argument(
+        "--save-snapshot", type=Path, metavar="FILE", help="write the routing state after the last input here"
+    )
     parser.add_argument("--chronology", metavar="NHS_NUMBER", help="also write this child's chronology")
     parser.add_argument("--format", choices=("json", "csv", "html"), default="json", help="chronology format")
     parser.add_argument("--out", type=Path, metavar="FILE", help="write the chronology here (default: stdout)")
@@ -128,6 +139,17 @@ async def _replay(log: Log, **options: object) -> Report:
         if bar is not None:
             bar.close()
         await log.close()
+
+
+def _load_snapshot(path: Path) -> RouterSnapshot:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the router snapshot {path}: {exc}") from exc
+    try:
+        return decode_snapshot(data)
+    except SnapshotInvalid as exc:
+        raise ConfigError(f"--resume {path}: {exc.message}") from exc
 
 
 def _integrity_sentence(report: Report) -> str:
@@ -194,8 +216,12 @@ def run(args: argparse.Namespace) -> int:
             every=args.checkpoint_every or settings.checkpoint_every,
             jobs=args.jobs,
             keep=bool(args.chronology),
+            resume=_load_snapshot(args.resume) if args.resume else None,
+            save=args.save_snapshot is not None,
         )
     )
+    if args.save_snapshot is not None and report.snapshot is not None:
+        args.save_snapshot.write_bytes(report.snapshot)
     # With a chronology on standard output, the verdict goes to standard error.
     out = sys.stderr if args.chronology and args.out is None else sys.stdout
     for line in report.summary():
