@@ -120,8 +120,8 @@ async def replay_log(
     try:
         for topic, what in ((topics.NOTIFICATIONS, "notification"), (topics.DECISIONS, "decision")):
             async for records in scan(log, topic):
-                replayer.recorded(what, records)
-        replayer.recorded_done()
+                replayer.outputs.recorded(what, records)
+        replayer.outputs.recorded_done()
         heads_at, heads_end = 0, await log.end_offset(topics.TREE_HEADS)
 
         async def heads_upto(offset: int) -> None:

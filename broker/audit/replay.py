@@ -30,13 +30,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from broker import topics
+from broker.audit.compare import OutputCheck
 from broker.audit.findings import NOTE, Finding
 from broker.audit.integrity import TreeCheck
-from broker.audit.outputs import EventRow, OutputIndex, RecordedRow
+from broker.audit.outputs import EventRow, OutputIndex
 from broker.audit.report import Report
 from broker.audit.sealer import DEFAULT_EVERY
 from broker.audit.state_snapshot import RouterSnapshot, encode_snapshot
-from broker.audit.verify import Recorded, canonical, check_event, matches, record_time
+from broker.audit.verify import check_event, record_time
 from broker.audit.window import Window
 from broker.audit.workers import CHECK_IN_ORDER, Checked
 from broker.envelope.keys import KeyRegistry
@@ -51,19 +52,6 @@ __all__ = ["Replayer"]
 Output = Notification | Decision
 TopicPartition = tuple[str, int]
 _LAST = 1 << 62
-
-
-def _ident(item: Output) -> str:
-    return item.notification_id if isinstance(item, Notification) else item.decision_id
-
-
-def _what(item: Output) -> str:
-    return "notification" if isinstance(item, Notification) else "decision"
-
-
-def _recorded(what: str, ident: str, row: RecordedRow) -> Recorded:
-    _, topic, part, off, at_ms, value = row
-    return Recorded(Record(topic, part, off, None, value, ((f"{what}_id", ident.encode()),), at_ms), f"{what}_id")
 
 
 class Replayer:
@@ -112,62 +100,8 @@ class Replayer:
         if resume is not None and resume.tree_size is not None and resume.root_hash is not None:
             self.check.expect(resume.tree_size, resume.root_hash)
         self.report = Report([], window=self.window, resumed_from=start)
-        self._next: dict[TopicPartition, int] = {}  # recorded partition -> next offset expected (gaps)
+        self.outputs = OutputCheck(index, self.window, self.report.findings, resume_ms=self._resume_ms)
         self._batch_events: dict[str, EventRow] = {}
-
-    # -- before the inputs: the recorded outputs ---------------------------------
-
-    def recorded(self, what: str, records: Iterable[Record]) -> None:
-        """Index a batch of notification (``what="notification"``) or decision records, in log order."""
-        items = []
-        for record in records:
-            expected = self._next.get((record.topic, record.partition), 0)
-            if record.offset > expected:
-                self.report.findings.append(
-                    Finding(
-                        "record_missing",
-                        f"offsets {expected} to {record.offset - 1} are missing: records removed",
-                        record.topic,
-                        record.partition,
-                        expected,
-                    )
-                )
-            self._next[(record.topic, record.partition)] = record.offset + 1
-            item = Recorded(record, f"{what}_id")
-            if item.ident is None:
-                self.report.findings.append(
-                    Finding(
-                        f"{what}_undecodable",
-                        f"the {what} record does not decode",
-                        record.topic,
-                        record.partition,
-                        record.offset,
-                    )
-                )
-            items.append(item)
-        self.index.add_recorded(what, items)
-
-    def recorded_done(self) -> None:
-        """After every recorded output: name ids recorded twice with different content."""
-        self.index.seal_recorded()
-        for what in ("notification", "decision"):
-            for ident, (first, *others) in self.index.repeated(what):
-                held = _recorded(what, ident, first)
-                for row in others:
-                    again = _recorded(what, ident, row)
-                    if row[5] != first[5] and again.body != held.body:
-                        event = again.body.get("event_id") if again.body is not None else None
-                        self.report.findings.append(
-                            Finding(
-                                f"{what}_conflict",
-                                f"{what} {ident} is on the log twice with different content",
-                                row[1],
-                                row[2],
-                                row[3],
-                                str(event) if event else None,
-                            )
-                        )
-                self.index.retire(row[0] for row in others)
 
     # -- the inputs -------------------------------------------------------------
 
@@ -282,7 +216,7 @@ class Replayer:
                 continue
             produced += [(item, rank, not routed) for item in outputs]
         self.index.add_events(self._batch_events.values())
-        self._compare(produced)
+        self.outputs.compare(produced, self._about)
         self._batch_events = {}
 
     def _publisher(self, event_id: str) -> str | None:
@@ -291,68 +225,6 @@ class Replayer:
 
     def _about(self, event_id: str) -> EventRow | None:
         return self._batch_events.get(event_id) or self.index.events([event_id]).get(event_id)
-
-    def _compare(self, produced: list[tuple[Output, int, bool]]) -> None:
-        """Compare what the policy gave for one batch with the records on the log, by id."""
-        for what in ("notification", "decision"):
-            mine: dict[str, tuple[Output, int, bool]] = {}
-            for entry in produced:
-                if _what(entry[0]) == what:
-                    mine.setdefault(_ident(entry[0]), entry)
-            if not mine:
-                continue
-            fresh = self.index.fresh(list(mine))
-            held = self.index.lookup(what, [i for i in mine if i in fresh])
-            self.index.retire(row[0] for row in held.values())
-            compared = 0
-            for ident, (item, rank, optional) in mine.items():
-                if ident not in fresh or not self.window.covers_time(item.at):
-                    continue
-                row = held.get(ident)
-                if row is None and optional:
-                    continue
-                compared += 1
-                recorded = _recorded(what, ident, row) if row is not None else None
-                if recorded is not None and matches(item, recorded):
-                    continue
-                about = self._about(item.event_id)  # only for a finding: a lookup per output would be slow
-                order = about[2] if about else rank
-                who = f" to {item.recipient}" if isinstance(item, Notification) else ""
-                if row is None or recorded is None:
-                    self.report.findings.append(
-                        Finding(
-                            f"missing_{what}",
-                            f"the policy gives a {item.kind} {what}{who} ({what} {ident}, rule {item.rule}) "
-                            "that is not on the log",
-                            topics.INPUT if about else None,
-                            0 if about else None,
-                            about[1] if about else None,
-                            item.event_id,
-                            order=order,
-                        )
-                    )
-                    continue
-                expected, body = canonical(item), recorded.body
-                if body is None:
-                    how = "does not decode"
-                else:
-                    fields = sorted(k for k in set(expected) | set(body) if expected.get(k) != body.get(k))
-                    how = f"differs from what the policy gives in: {', '.join(fields)}"
-                self.report.findings.append(
-                    Finding(
-                        f"altered_{what}",
-                        f"{what} {ident}{who} {how}",
-                        row[1],
-                        row[2],
-                        row[3],
-                        item.event_id,
-                        order=order,
-                    )
-                )
-            if what == "notification":
-                self.report.notifications += compared
-            else:
-                self.report.decisions += compared
 
     # -- the end ----------------------------------------------------------------
 
@@ -385,34 +257,9 @@ class Replayer:
             reached = min(reached, self.window.end)
         report.reached = reached
         if reached is not None:
-            self._compare([(item, _LAST, False) for item in self.state.advance(reached)])
-        for what in ("notification", "decision"):
-            for ident, row in self.index.unmatched(what):
-                recorded = _recorded(what, ident, row)
-                if not self.window.covers_time(recorded.at):
-                    continue
-                if self._resume_ms is not None and row[4] <= self._resume_ms:
-                    continue  # given before the snapshot
-                body = recorded.body or {}
-                event_id = str(body.get("event_id"))
-                about = self.index.events([event_id]).get(event_id)
-                who = f" to {body.get('recipient')}" if what == "notification" else ""
-                report.findings.append(
-                    Finding(
-                        f"unexpected_{what}",
-                        f"{what} {ident}{who} is on the log but the policy does not give it"
-                        + ("" if about else " (its event is not on the log)"),
-                        row[1],
-                        row[2],
-                        row[3],
-                        event_id,
-                        order=about[2] if about else self.index.place(row[4]),
-                    )
-                )
-                if what == "notification":
-                    report.notifications += 1
-                else:
-                    report.decisions += 1
+            self.outputs.compare([(item, _LAST, False) for item in self.state.advance(reached)], self._about)
+        self.outputs.unexpected()
+        report.notifications, report.decisions = self.outputs.notifications, self.outputs.decisions
         self.check.finish(ends, any_input=self.check.records > 0)
         report.findings += self.check.findings
         report.records, report.heads = self.check.records, self.check.heads
