@@ -301,3 +301,25 @@ def test_the_chronology_on_standard_output_keeps_the_verdict_on_standard_error(k
     assert run.code == 0
     assert json.loads(run.out)["nhs_number"] == CHILD_1
     assert "OK: everything verifies and matches" in run.err
+
+
+def test_one_process_and_every_core_give_the_same_verdict_line_for_line(child1: Path) -> None:
+    """--jobs 1 and --jobs 2 print the same summary and findings, on a clean and on a tampered log."""
+    assert jigsaw("replay", "--log", child1, "--jobs", "1").out == jigsaw("replay", "--log", child1, "--jobs", "2").out
+    offset, value, _, _ = rows(child1, POLICE)[1]
+    execute(child1, "UPDATE records SET value = ? WHERE topic = ? AND offset = ?", value[:-1] + b"\x00", POLICE, offset)
+    one, two = jigsaw("replay", "--log", child1, "--jobs", "1"), jigsaw("replay", "--log", child1, "--jobs", "2")
+    assert one.code == two.code == 1 and one.out == two.out
+
+
+def test_a_saved_snapshot_resumes_the_replay_at_its_offset(child1: Path, tmp_path: Path) -> None:
+    """--save-snapshot writes the routing state as JSON; --resume starts from it and checks only what follows."""
+    state = tmp_path / "state.json"
+    assert jigsaw("replay", "--log", child1, "--save-snapshot", state).code == 0
+    assert json.loads(state.read_text())["format"] == "jigsaw.router-snapshot.v1"
+    run = jigsaw("replay", "--log", child1, "--resume", state)
+    assert run.code == 0, run.out
+    assert "resumed at input offset" in run.out
+    state.write_text('{"format": "jigsaw.router-snapshot.v1", "state": {"$": "o", "c": "os:system"}}')
+    refused = jigsaw("replay", "--log", child1, "--resume", state)
+    assert refused.code != 0 and "routing state class" in refused.err
