@@ -2,6 +2,7 @@
 
     jigsaw proof EVENT_ID (--log FILE | --kafka BOOTSTRAP [--topic-prefix P]) [--head STH_FILE] [--tree FILE]
     jigsaw proof --notification NOTIFICATION_ID (--log FILE | --kafka BOOTSTRAP) [--out FILE]
+    jigsaw proof --since OLD_HEAD_FILE (--log FILE | --kafka BOOTSTRAP) [--out FILE]
     jigsaw proof --verify FILE [--key KEY_FILE]
 
 With an event id, finds the accepted event on the input topic, brings a
@@ -11,6 +12,10 @@ temporary file), checks it against the newest signed tree head the sealer
 published on ``jigsaw.tree-heads`` (or the head in ``--head``) and prints the
 inclusion proof as JSON against that head. An event newer than the newest head
 is refused (wait for the next head).
+
+With ``--since``, prints a consistency proof (RFC 9162) from an older signed
+tree head (a head's JSON, or a proof file holding one) to the newest published
+head: the log it described is an unchanged prefix of today's.
 
 With ``--notification``, the proof is of a notification record in the tree over
 its notifications partition (same format); the sealer publishes no heads of
@@ -44,7 +49,7 @@ from broker import topics
 from broker.audit.checkpoint import PUBLIC_KEY_FILE, load_public_key
 from broker.audit.merkle import ProofInvalid
 from broker.audit.merkle_log import extend_tree, find_record, prove_record
-from broker.audit.merkle_proof import verify_proof
+from broker.audit.merkle_proof import consistency_proof, verify_proof
 from broker.audit.sealer import last_seal
 from broker.audit.sth import SignedTreeHead, sign_tree_head
 from broker.audit.tree_store import TreeStore
@@ -69,6 +74,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kafka", metavar="BOOTSTRAP", help="a Kafka cluster holding the event")
     parser.add_argument("--topic-prefix", default="", metavar="P", help="topic prefix of the deployment on Kafka")
     parser.add_argument("--notification", metavar="ID", help="prove this notification record instead of an event")
+    parser.add_argument(
+        "--since",
+        type=Path,
+        metavar="HEAD_FILE",
+        help="prove instead that the log only grew from this older signed tree head (or proof file) to the newest",
+    )
     parser.add_argument("--tree", type=Path, metavar="FILE", help="the tree file (default: FILE.merkle/...)")
     parser.add_argument("--head", type=Path, metavar="FILE", help="a signed tree head (JSON) to prove against")
     parser.add_argument("--out", type=Path, metavar="FILE", help="write the proof here (default: stdout)")
@@ -160,22 +171,34 @@ async def _published_head(log: Log) -> SignedTreeHead:
     return found[0].head
 
 
+def _tree_path(args: argparse.Namespace, name: str, stack: contextlib.ExitStack) -> Path:
+    if args.tree is not None:
+        return Path(args.tree)
+    if args.log is not None and args.kafka is None:
+        return Path(args.log).with_name(args.log.name + ".merkle") / name
+    return Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="jigsaw-proof-"))) / name
+
+
+def _matches(store: TreeStore, head: SignedTreeHead) -> None:
+    if head.tree_size > store.size or store.root(head.tree_size) != head.root_hash:
+        raise ProofInvalid(f"the log does not match the signed tree head of size {head.tree_size}: run jigsaw replay")
+
+
 async def _prove(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     log = _open_log(args)
     await log.start()
     try:
-        record = await _locate(log, args.notification or args.event_id, notification=bool(args.notification))
-        name = f"{record.topic}.{record.partition}.tree"
+        if args.since is not None:
+            record = None
+            topic, partition = topics.INPUT, 0
+        else:
+            record = await _locate(log, args.notification or args.event_id, notification=bool(args.notification))
+            topic, partition = record.topic, record.partition
         with contextlib.ExitStack() as stack:
-            if args.tree is not None:
-                path = args.tree
-            elif args.log is not None and args.kafka is None:
-                path = args.log.with_name(args.log.name + ".merkle") / name
-            else:
-                path = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="jigsaw-proof-"))) / name
+            path = _tree_path(args, f"{topic}.{partition}.tree", stack)
             path.parent.mkdir(parents=True, exist_ok=True)
             store = stack.enter_context(TreeStore(path))
-            await extend_tree(log, store, record.topic, partition=record.partition)
+            await extend_tree(log, store, topic, partition=partition)
             public: Ed25519PublicKey | None = None
             if args.head is not None:
                 head = _head(args.head)
@@ -186,10 +209,13 @@ async def _prove(args: argparse.Namespace, settings: Settings) -> dict[str, Any]
                 key = _signing_key(settings)
                 head = sign_tree_head(SignedTreeHead(store.size, store.root(), int(time.time() * 1000)), key)
                 public = key.public_key()
-            if head.tree_size <= store.size and store.root(head.tree_size) != head.root_hash:
-                raise ProofInvalid(
-                    f"the log no longer matches the signed tree head of size {head.tree_size}: run jigsaw replay"
-                )
+            if record is None:  # --since: the log only grew from an older head to this one
+                older = _head(args.since)
+                _matches(store, older)
+                _matches(store, head)
+                return consistency_proof(store.node, older, head, public_key=public)
+            if head.tree_size <= store.size:
+                _matches(store, head)
             return prove_record(store, record, head, public_key=public)
     finally:
         await log.close()
@@ -202,8 +228,8 @@ def run(args: argparse.Namespace) -> int:
         if args.event_id is not None:
             raise ConfigError("give an EVENT_ID to prove or --verify FILE, not both")
         return _verify(args, settings)
-    if (args.event_id is None) == (args.notification is None):
-        raise ConfigError("give an EVENT_ID or --notification ID to prove, or --verify FILE")
+    if (args.event_id is not None) + (args.notification is not None) + (args.since is not None) != 1:
+        raise ConfigError("give one of EVENT_ID, --notification ID or --since HEAD_FILE to prove, or --verify FILE")
     text = json.dumps(asyncio.run(_prove(args, settings)), indent=2) + "\n"
     if args.out is not None:
         args.out.write_text(text, encoding="utf-8")

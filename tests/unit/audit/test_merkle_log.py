@@ -111,3 +111,36 @@ def test_jigsaw_proof_event_id_on_an_embedded_log(
     assert "not_found" in capsys.readouterr().err
     monkeypatch.delenv("JIGSAW_SIGNING_KEY_FILE")  # an event's proof needs no private key: the head is published
     assert main(["proof", "event-3", "--log", str(tmp_path / "log.db")]) == 0
+
+
+def test_jigsaw_proof_since_an_older_head_shows_the_log_only_grew(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--since gives an RFC 9162 consistency proof from a saved head to the newest published one, and it verifies."""
+
+    async def grow(first: int, count: int) -> None:
+        log = EmbeddedLog(tmp_path / "log.db")
+        await log.start()
+        try:
+            await _fill(log, first, count)
+            sealer = Sealer(log, key=KEY, every=1000)
+            await sealer.start()
+            for record in await log.read(TOPIC, 0, limit=1000):
+                sealer.observe(record)
+            await sealer.seal(dt.datetime.now(dt.UTC))
+        finally:
+            await log.close()
+
+    asyncio.run(grow(0, 7))
+    old = tmp_path / "old.json"
+    assert main(["proof", "event-2", "--log", str(tmp_path / "log.db"), "--out", str(old)]) == 0
+    asyncio.run(grow(7, 6))
+    grown = tmp_path / "grown.json"
+    assert main(["proof", "--since", str(old), "--log", str(tmp_path / "log.db"), "--out", str(grown)]) == 0
+    doc = json.loads(grown.read_text())
+    assert (doc["type"], doc["first"]["tree_size"], doc["second"]["tree_size"]) == ("consistency", 7, 13)
+    capsys.readouterr()
+    key = tmp_path / "jigsaw.pub"
+    key.write_text(public_key_line(KEY) + "\n")
+    assert main(["proof", "--verify", str(grown), "--key", str(key)]) == 0
+    assert capsys.readouterr().out.startswith("OK")
