@@ -93,11 +93,14 @@ async def replay_log(
         window = resolve_window(start, end, lambda b: at.get(b)) if start or end else None
     except ValueError as exc:
         raise ConfigError(f"--from/--to: {exc}") from None
+    # The router's position first, then where each topic ends, and nothing read past those ends: every input
+    # the router had committed had its outputs written before the ends were taken, and outputs of later inputs
+    # (a live router) are neither read nor expected.
+    routed = await log.committed(GROUP, topics.INPUT, partition=0)
     ends: dict[TopicPartition, int] = {}
     for topic in (topics.INPUT, topics.NOTIFICATIONS, topics.DECISIONS, *SEALED_TOPICS):
         for partition in range(await log.partitions(topic)):
             ends[(topic, partition)] = await log.end_offset(topic, partition=partition)
-    routed = await log.committed(GROUP, topics.INPUT, partition=0)
     input_end = ends.get((topics.INPUT, 0), 0)
     resume_at = resume.input_offset if resume is not None else 0
     if resume_at > input_end:
@@ -120,7 +123,8 @@ async def replay_log(
     try:
         for topic, what in ((topics.NOTIFICATIONS, "notification"), (topics.DECISIONS, "decision")):
             async for records in scan(log, topic):
-                replayer.outputs.recorded(what, records)
+                end = ends.get((topic, records[0].partition), 0)
+                replayer.outputs.recorded(what, [r for r in records if r.offset < end])
         replayer.outputs.recorded_done()
         heads_at, heads_end = 0, await log.end_offset(topics.TREE_HEADS)
 

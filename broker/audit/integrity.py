@@ -42,7 +42,6 @@ from broker.log.base import Record
 __all__ = ["TreeCheck"]
 
 TopicPartition = tuple[str, int]
-_HEADS = topics.TREE_HEADS
 
 
 class TreeCheck:
@@ -113,10 +112,10 @@ class TreeCheck:
                 record,
             )
             self._gap = True
-        if seal.first >= self._start or seal.size > self._start:
-            self._signed.update(
-                (seal.first + i, leaf) for i, leaf in enumerate(seal.leaves) if seal.first + i >= self.expected
-            )
+        # Only leaves of records not yet reached: a resumed replay checks the tail only.
+        self._signed.update(
+            (seal.first + i, leaf) for i, leaf in enumerate(seal.leaves) if seal.first + i >= self.expected
+        )
         for topic, partition, end in seal.ends:
             self._ends[(topic, partition)] = max(self._ends.get((topic, partition), 0), end)
         self.covered = max(self.covered, seal.size)
