@@ -3,7 +3,7 @@
 A replay of a national log cannot keep every notification, decision and event
 id in lists. ``OutputIndex`` keeps them in a SQLite file in a temporary
 directory (deleted on ``close``): the notifications and decision records on the
-log (by id, with where they are and their bytes), which of them the re-run
+log (by id, with where they are and the SHA-256 of their bytes), which of them the re-run
 policy gave (``matched``), the ids the policy gave, and every accepted event's
 id, position and publisher (for duplicates, retractions and naming findings).
 Lookups go a batch at a time, so the replay's resident memory stays that of the
@@ -12,6 +12,7 @@ routing state and one batch.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -25,11 +26,12 @@ __all__ = ["EventRow", "OutputIndex", "RecordedRow"]
 _CHUNK = 500  # host parameters per IN (...) query
 
 EventRow = tuple[str, int, int, int, str]  # (event id, offset, rank, timestamp ms, source)
-RecordedRow = tuple[int, str, int, int, int, bytes | None]  # (rowid, topic, partition, offset, at ms, value)
+# (rowid, topic, partition, offset, at ms, SHA-256 of the value, the value when kept)
+RecordedRow = tuple[int, str, int, int, int, bytes | None, bytes | None]
 
 _SCHEMA = """
 CREATE TABLE recorded(what TEXT, ident TEXT, topic TEXT, part INTEGER, off INTEGER, at_ms INTEGER,
-                      value BLOB, matched INTEGER NOT NULL DEFAULT 0);
+                      digest BLOB, value BLOB, matched INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE events(event_id TEXT PRIMARY KEY, off INTEGER, rank INTEGER, ts INTEGER, source TEXT) WITHOUT ROWID;
 CREATE TABLE produced(ident TEXT PRIMARY KEY) WITHOUT ROWID;
 """
@@ -52,10 +54,14 @@ class OutputIndex:
 
     # -- the records on the log -------------------------------------------------
 
-    def add_recorded(self, what: str, items: Iterable[Recorded]) -> None:
-        """Index notification (``what="notification"``) or decision records that have an id."""
+    def add_recorded(self, what: str, items: Iterable[Recorded], *, values: bool = False) -> None:
+        """Index notification (``what="notification"``) or decision records that have an id.
+
+        Each is kept as its SHA-256 (the bytes stay on the log; a record whose digest differs from what
+        the policy gives is read back from there), and with its bytes too when ``values``.
+        """
         self._db.executemany(
-            "INSERT INTO recorded(what, ident, topic, part, off, at_ms, value) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO recorded(what, ident, topic, part, off, at_ms, digest, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 (
                     what,
@@ -64,7 +70,8 @@ class OutputIndex:
                     r.record.partition,
                     r.record.offset,
                     r.record.timestamp_ms,
-                    r.record.value,
+                    None if r.record.value is None else hashlib.sha256(r.record.value).digest(),
+                    r.record.value if values else None,
                 )
                 for r in items
                 if r.ident is not None
@@ -88,8 +95,8 @@ class OutputIndex:
                 ident,
                 list(
                     self._db.execute(
-                        "SELECT rowid, topic, part, off, at_ms, value FROM recorded WHERE what = ? AND ident = ? "
-                        "ORDER BY rowid",
+                        "SELECT rowid, topic, part, off, at_ms, digest, value FROM recorded "
+                        "WHERE what = ? AND ident = ? ORDER BY rowid",
                         (what, ident),
                     )
                 ),
@@ -110,7 +117,7 @@ class OutputIndex:
         for part in _chunks(idents):
             marks = ",".join("?" * len(part))
             rows = self._db.execute(
-                f"SELECT ident, rowid, topic, part, off, at_ms, value FROM recorded "
+                f"SELECT ident, rowid, topic, part, off, at_ms, digest, value FROM recorded "
                 f"WHERE what = ? AND ident IN ({marks}) ORDER BY rowid DESC",
                 (what, *part),
             )
@@ -121,7 +128,7 @@ class OutputIndex:
     def unmatched(self, what: str) -> Iterator[tuple[str, RecordedRow]]:
         """Every record on the log the policy did not give, in log order."""
         rows = self._db.execute(
-            "SELECT ident, rowid, topic, part, off, at_ms, value FROM recorded WHERE what = ? AND matched = 0 "
+            "SELECT ident, rowid, topic, part, off, at_ms, digest, value FROM recorded WHERE what = ? AND matched = 0 "
             "ORDER BY part, off",
             (what,),
         )
@@ -129,7 +136,7 @@ class OutputIndex:
             yield ident, tuple(rest)  # type: ignore[misc]
 
     def recorded(self, what: str) -> Iterator[Record]:
-        """Every record of one kind, in log order (for a chronology)."""
+        """Every record of one kind, in log order (for a chronology: indexed with ``values``)."""
         for topic, part, off, at_ms, value, ident in self._db.execute(
             "SELECT topic, part, off, at_ms, value, ident FROM recorded WHERE what = ? ORDER BY part, off", (what,)
         ):

@@ -101,6 +101,7 @@ class Replayer:
             self.check.expect(resume.tree_size, resume.root_hash)
         self.report = Report([], window=self.window, resumed_from=start)
         self.outputs = OutputCheck(index, self.window, self.report.findings, resume_ms=self._resume_ms)
+        self.outputs.values = keep  # a chronology reads every notification and decision back
         self._batch_events: dict[str, EventRow] = {}
 
     # -- the inputs -------------------------------------------------------------
@@ -216,20 +217,24 @@ class Replayer:
                 continue
             produced += [(item, rank, not routed) for item in outputs]
         self.index.add_events(self._batch_events.values())
-        self.outputs.compare(produced, self._about)
+        self.outputs.compare(produced, self.about)
         self._batch_events = {}
 
     def _publisher(self, event_id: str) -> str | None:
         row = self._batch_events.get(event_id) or self.index.events([event_id]).get(event_id)
         return row[4] if row else None
 
-    def _about(self, event_id: str) -> EventRow | None:
+    def about(self, event_id: str) -> EventRow | None:
+        """Where an accepted event is (for naming findings), or None."""
         return self._batch_events.get(event_id) or self.index.events([event_id]).get(event_id)
 
     # -- the end ----------------------------------------------------------------
 
-    def finish(self, ends: Mapping[TopicPartition, int]) -> Report:
-        """After the last input: escalations due by the time the router reached, what it did not give, the tail."""
+    def finish_routing(self) -> None:
+        """After the last input: escalations due by the time the router reached, and what it did not give.
+
+        Then settle ``outputs.doubts`` and call ``finish``.
+        """
         report = self.report
         if report.pending:
             report.findings.append(
@@ -257,8 +262,12 @@ class Replayer:
             reached = min(reached, self.window.end)
         report.reached = reached
         if reached is not None:
-            self.outputs.compare([(item, _LAST, False) for item in self.state.advance(reached)], self._about)
+            self.outputs.compare([(item, _LAST, False) for item in self.state.advance(reached)], self.about)
         self.outputs.unexpected()
+
+    def finish(self, ends: Mapping[TopicPartition, int]) -> Report:
+        """The report, once every doubt is settled: ``ends`` maps each topic partition to where it ended."""
+        report = self.report
         report.notifications, report.decisions = self.outputs.notifications, self.outputs.decisions
         self.check.finish(ends, any_input=self.check.records > 0)
         report.findings += self.check.findings

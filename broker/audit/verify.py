@@ -30,7 +30,7 @@ from broker.routing.records import encode_json
 from broker.schemas import Catalogue
 from broker.validation import event_of, subject_key, verify
 
-__all__ = ["Recorded", "canonical", "check_event", "matches", "parse_recorded", "record_time"]
+__all__ = ["Recorded", "canonical", "check_event", "matches", "output_bytes", "parse_recorded", "record_time"]
 
 Output = Notification | Decision
 
@@ -139,7 +139,7 @@ def canonical(item: Output) -> Mapping[str, Any]:
 _NOTIFICATION_FIELDS = tuple(f.name for f in dataclasses.fields(Notification))
 
 
-def _fast_bytes(item: Output) -> bytes:
+def output_bytes(item: Output) -> bytes:
     """The bytes the router writes for an output (``encode_json(item.to_dict())``) without ``asdict``'s deep copy.
 
     A fast path only: when these differ from the record, ``canonical`` decides.
@@ -153,6 +153,6 @@ def _fast_bytes(item: Output) -> bytes:
 
 def matches(item: Output, recorded: Recorded) -> bool:
     """True when a record holds exactly what the policy gives for ``item``."""
-    if recorded.record.value == _fast_bytes(item):
+    if recorded.record.value == output_bytes(item):
         return True
     return canonical(item) == recorded.body
