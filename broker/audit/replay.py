@@ -269,7 +269,7 @@ class Replayer:
         """The report, once every doubt is settled: ``ends`` maps each topic partition to where it ended."""
         report = self.report
         report.notifications, report.decisions = self.outputs.notifications, self.outputs.decisions
-        self.check.finish(ends, any_input=self.check.records > 0)
+        self.check.finish(ends, any_input=self.check.records > 0, routed=self.routed)
         report.findings += self.check.findings
         report.records, report.heads = self.check.records, self.check.heads
         report.tree_size = self.check.last_head.tree_size if self.check.last_head else 0

@@ -143,3 +143,22 @@ async def test_a_removed_head_a_forged_head_and_a_cut_tail_are_named() -> None:
     inputs = list(await log.read(topics.INPUT, 0, limit=100))[:-1]
     assert any(f.code == "log_truncated" for f in await _findings(log, inputs))
     assert first.offset == 0 and third.offset == 2
+
+
+async def test_a_long_unsealed_tail_is_owed_a_head_only_up_to_the_routers_position() -> None:
+    """Records the router has not reached yet are unsealed by right; routed ones past the interval are a finding."""
+    log, intake = await _log(6)
+    for i in range(6, 11):
+        await _submit(intake, i)
+
+    async def codes(routed: int | None) -> set[str]:
+        check = TreeCheck(JIGSAW.public_key(), every=3)
+        for record in await log.read(topics.TREE_HEADS, 0, limit=100):
+            check.feed_seal(record)
+        for record in await log.read(topics.INPUT, 0, limit=100):
+            check.feed(record, 2 * record.offset + 1)
+        check.finish({}, any_input=True, routed=routed)
+        return {f.code for f in check.findings}
+
+    assert await codes(routed=6) == {"unsealed"}
+    assert "tree_head_missing" in await codes(routed=None)
