@@ -192,8 +192,12 @@ class Sealer:
             return True
         return self.interval is not None and self._since is not None and self._clock() - self._since >= self.interval
 
-    async def seal(self, now: dt.datetime) -> Position | None:
-        """Publish a signed head of the records no head covers yet (None when there are none)."""
+    async def prepare(self, now: dt.datetime) -> Seal | None:
+        """The signed seal of the records no head covers yet, not yet published (None: nothing to seal, no key).
+
+        The tree file (if any) holds its leaves when this returns. Publish the seal, then call ``published``:
+        ``seal`` does both; a router writing its outputs in a transaction can put the seal in the same one.
+        """
         key = self._signing_key()
         if key is None or not self._pending:
             return None
@@ -201,9 +205,9 @@ class Sealer:
         for topic in SEALED_TOPICS:
             for partition in range(await self.log.partitions(topic)):
                 ends.append((topic, partition, await self.log.end_offset(topic, partition=partition)))
-        if self._store is not None:  # durable before a head says so
-            self._store.append_many(self._pending)
         frontier = self._frontier
+        if self._store is not None and self._store.size < frontier.size:  # durable before a head says so
+            self._store.append_many(self._pending[len(self._pending) - (frontier.size - self._store.size) :])
         unsigned = Seal(
             SignedTreeHead(frontier.size, frontier.root(), int(now.timestamp() * 1000)),
             first=self.sealed,
@@ -211,14 +215,28 @@ class Sealer:
             peaks=frontier.peaks,
             ends=tuple(ends),
         )
-        seal = sign_seal(unsigned, key)
+        return sign_seal(unsigned, key)
+
+    def published(self, seal: Seal) -> None:
+        """Note that ``seal`` (from ``prepare``) is on the log: the records it covers are sealed."""
+        if seal.size <= self.sealed:
+            return
+        self._pending = self._pending[seal.size - self.sealed :]
+        self.sealed = seal.size
+        self._since = self._clock() if self._pending else None
+        self.heads += 1
+        _log.info("tree_head", topic=topics.INPUT, size=seal.size, key_id=seal.head.key_id)
+
+    async def seal(self, now: dt.datetime) -> Position | None:
+        """Publish a signed head of the records no head covers yet (None when there are none)."""
+        seal = await self.prepare(now)
+        if seal is None:
+            return None
         record_key, value, headers = encode_seal(seal)
         position = await self.log.append(
             topics.TREE_HEADS, value, key=record_key, headers=headers, timestamp_ms=seal.head.timestamp_ms
         )
-        self.sealed, self._pending, self._since = frontier.size, [], None
-        self.heads += 1
-        _log.info("tree_head", topic=topics.INPUT, size=frontier.size, key_id=seal.head.key_id)
+        self.published(seal)
         return position
 
     def close(self) -> None:

@@ -263,3 +263,22 @@ async def test_a_second_sealer_on_the_same_tree_file_seals_without_it(tmp_path: 
     await _seal_all(log, standby)
     assert _errors(await _check(log)) == []
     active.close()
+
+
+async def test_a_head_that_could_not_be_published_is_sealed_again_without_doubling_the_tree_file(
+    tmp_path: Path,
+) -> None:
+    """prepare puts the leaves in the tree file once; a failed append and a second try keep the file right."""
+    log = MemoryLog()
+    intake = await _intake(log)
+    for i in range(3):
+        await _submit(intake, i)
+    sealer = await _sealer(log, every=100, tree=tmp_path / "t.tree")
+    for record in await _records(log, topics.INPUT):
+        sealer.observe(record)
+    lost = await sealer.prepare(NOW)  # as if the append of this seal failed
+    assert lost is not None and sealer.store is not None and sealer.store.size == 3
+    await sealer.seal(NOW)
+    [seal] = await _seals(log)
+    assert seal.size == 3 and sealer.store.size == 3 and sealer.store.root() == seal.head.root_hash
+    sealer.close()
