@@ -29,7 +29,6 @@ import datetime as dt
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -46,6 +45,7 @@ from broker.audit.collect import replay_log
 from broker.audit.merkle_log import extend_tree, find_record, prove_record
 from broker.audit.sealer import Sealer, last_seal
 from broker.audit.tree_store import TreeStore
+from broker.audit.workers import peak_rss_kb
 from broker.client import build_envelope
 from broker.envelope.keys import KeyRegistry, KeyStore, SigningKey, new_key
 from broker.intake import Intake
@@ -165,7 +165,7 @@ async def _replay(path: Path, jobs: int) -> dict[str, Any]:
         "notifications": report.notifications,
         "decisions": report.decisions,
         "findings": [f.line() for f in report.errors[:10]],
-        "rss_main_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "rss_main_kb": peak_rss_kb(),
         "rss_worker_kb": report_workers[0] if report_workers else 0,
     }
 
@@ -186,7 +186,7 @@ async def _state_only(path: Path) -> dict[str, Any]:
             offset = records[-1].offset + 1
     finally:
         await log.close()
-    return {"rss_main_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "seconds": time.perf_counter() - started}
+    return {"rss_main_kb": peak_rss_kb(), "seconds": time.perf_counter() - started}
 
 
 def replay_in_child(path: Path, jobs: int, *, mode: str = "--replay-only") -> dict[str, Any]:

@@ -30,7 +30,7 @@ from broker.model import Event
 from broker.schemas import Catalogue, default_catalogue
 from broker.validation import event_of
 
-__all__ = ["CHECK_IN_ORDER", "Checked", "Verifier", "check_record"]
+__all__ = ["CHECK_IN_ORDER", "Checked", "Verifier", "check_record", "peak_rss_kb"]
 
 CHECK_IN_ORDER = "check_in_order"  # the main process must check this record (a retraction)
 RETRACTION = b"record.retracted"
@@ -79,7 +79,18 @@ def _check(
         return None, [finding]
 
 
-def _peak_kb() -> int:
+def peak_rss_kb() -> int:
+    """This process's own peak resident memory (KiB): VmHWM, which starts afresh at exec.
+
+    ``getrusage``'s ``ru_maxrss`` is not used: on Linux it keeps the parent's peak across fork and exec.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
@@ -137,8 +148,8 @@ class Verifier:
     def worker_peak_kb(self) -> int:
         """The largest peak resident memory (KiB) of the workers (of this process with none)."""
         if self._pool is None:
-            return _peak_kb()
-        return max(f.result() for f in [self._pool.submit(_peak_kb) for _ in range(4 * self.jobs)])
+            return peak_rss_kb()
+        return max(f.result() for f in [self._pool.submit(peak_rss_kb) for _ in range(4 * self.jobs)])
 
     def close(self) -> None:
         """Stop the workers (idempotent)."""
