@@ -1,203 +1,86 @@
-"""Replay speed: events per second with full verification, next to the raw Ed25519 verify rate.
+"""Replay speed and memory: full verification of a large log on every core, next to the raw Ed25519 rate.
 
-    .venv/bin/python bench/replay_speed.py [--events 100000] [--dir DIR]
+    .venv/bin/python bench/replay_speed.py [--events 100000,1000000] [--jobs N] [--dir DIR]
 
-Builds a log of synthetic families (every NHS number from the 999 range, with a
-valid Modulus 11 check digit; every name invented) by signing each event as its
-agency would and submitting it through ``Intake`` into an embedded log in a
-temporary directory (hash chain and signed checkpoints included), acknowledges
-some notifications, runs the router over it, then times:
+For each size, builds a log of synthetic families (every NHS number from the
+999 range, with a valid Modulus 11 check digit; every name invented) by signing
+each event as its agency would and submitting it through ``Intake`` into an
+embedded log, acknowledges some notifications, and runs the router over it with
+the sealer publishing signed tree heads. Then, in a fresh process for each
+size (so peak resident memory is that replay's alone), runs ``jigsaw replay``'s
+work on it: stream the log, verify every signature on ``--jobs`` worker
+processes, check every record against the signed tree heads and each head's
+consistency with the one before, re-run the routing policy and compare every
+notification and decision. Prints events/s, the single-core raw Ed25519 verify
+rate measured in the same run and their ratio, peak RSS of each replay (main
+process and largest worker) and the ratio of the largest to the smallest, and
+for the largest log the size and time of one event's inclusion proof against
+the newest published head, checked by the stand-alone verifier.
 
-- ``jigsaw replay``'s work on that log: read it, verify every signature against
-  the key registry as it stood, check the hash chain and checkpoints, re-run the
-  routing policy and compare every notification and decision;
-- the same verification without the routing re-run (signatures and chain only);
-- raw Ed25519 verification of envelope-sized messages with ``cryptography``.
-
-All in one process, one after the other, so the figures are comparable.
+``--events 20000`` is a quick run.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
+import json
 import os
 import platform
+import resource
+import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from replay_families import AREA, EVENTS_PER_FAMILY, START, family, organisations, publisher
 
 from broker import topics
-from broker.audit.collect import read_snapshot
-from broker.audit.integrity import check_integrity
-from broker.audit.replay import replay
-from broker.audit.verify import check_event
+from broker.audit.checkpoint import PUBLIC_KEY_FILE, load_public_key, public_key_line
+from broker.audit.collect import replay_log
+from broker.audit.merkle_log import extend_tree, find_record, prove_record
+from broker.audit.sealer import Sealer, last_seal
+from broker.audit.tree_store import TreeStore
+from broker.audit.workers import peak_rss_kb
 from broker.client import build_envelope
-from broker.envelope.keys import KeyRegistry, SigningKey, new_key
+from broker.envelope.keys import KeyRegistry, KeyStore, SigningKey, new_key
 from broker.intake import Intake
 from broker.log.embedded import EmbeddedLog
 from broker.logging import configure_logging
 from broker.nhs import synthetic_nhs_numbers
 from broker.routing.model import Ack, notification_id
-from broker.routing.records import encode_ack
+from broker.routing.records import decode_ack, encode_ack
 from broker.routing.service import RouterService
+from broker.routing.state import RoutingState
 from broker.schemas import default_catalogue
+from broker.validation import event_of
 
-START = dt.datetime(2021, 1, 1, tzinfo=dt.UTC)
-EVENTS_PER_FAMILY = 9
-AREA = "benchton"
-
-
-def _orgs(families: int) -> dict[str, str]:
-    practices = max(4, families // 200)
-    orgs = {f"GP-Z{i:05d}": "gp_practice" for i in range(practices)}
-    orgs |= {f"HV-{i:03d}": "health_visiting" for i in range(max(2, practices // 8))}
-    orgs |= {
-        "CSC-BENCH": "childrens_social_care",
-        "POLICE-BENCH": "police",
-        "MIDWIFERY-BENCH": "midwifery",
-        "MARAC-BENCH": "marac",
-        "PARTNERSHIP-BENCH": "partnership",
-    }
-    return orgs
-
-
-def _family(
-    i: int, numbers: Iterator[str], gps: list[str], hvs: list[str]
-) -> list[tuple[dt.datetime, str, dict[str, Any]]]:
-    """One family's story: (time, event type, data), about nine events over a year."""
-    base = START + dt.timedelta(minutes=7 * i)
-    mother = {"nhs_number": next(numbers), "name": f"Mother {i}", "date_of_birth": "1993-04-02"}
-    father = {"nhs_number": next(numbers), "name": f"Father {i}", "date_of_birth": "1990-09-17"}
-    born = (base + dt.timedelta(days=200)).date()
-    child = {"nhs_number": next(numbers), "name": f"Child {i}", "date_of_birth": born.isoformat()}
-    gp, hv, ref = gps[i % len(gps)], hvs[i % len(hvs)], f"B{i:07d}"
-
-    def at(days: float) -> dt.datetime:
-        return base + dt.timedelta(days=days)
-
-    return [
-        (
-            at(0),
-            "gp.registration",
-            {"person": mother, "practice": gp, "status": "registered", "effective_date": "2015-01-01"},
-        ),
-        (
-            at(0.01),
-            "gp.registration",
-            {
-                "person": father,
-                "practice": gps[(i + 1) % len(gps)],
-                "status": "registered",
-                "effective_date": "2016-01-01",
-            },
-        ),
-        (
-            at(20),
-            "gp.safeguarding_information",
-            {"person": father, "category": "substance_misuse", "summary": "Synthetic."},
-        ),
-        (
-            at(30),
-            "midwifery.pregnancy_booked",
-            {
-                "booking_ref": ref,
-                "mother": mother,
-                "expected_father": father,
-                "expected_date": born.isoformat(),
-                "midwifery_service": "MIDWIFERY-BENCH",
-            },
-        ),
-        (
-            at(200),
-            "midwifery.birth_notified",
-            {
-                "booking_ref": ref,
-                "child": child,
-                "mother": mother,
-                "father": father,
-                "born_on": born.isoformat(),
-                "health_visiting": hv,
-            },
-        ),
-        (
-            at(207),
-            "gp.registration",
-            {"person": child, "practice": gp, "status": "registered", "effective_date": born.isoformat()},
-        ),
-        (
-            at(230),
-            "csc.household_composition",
-            {
-                "child": child,
-                "members": [
-                    {"person": mother, "relationship": "mother", "lives_with_child": True},
-                    {"person": father, "relationship": "father", "lives_with_child": True},
-                ],
-                "school": None,
-                "health_visiting": hv,
-            },
-        ),
-        (
-            at(260),
-            "police.domestic_abuse_incident",
-            {
-                "incident_ref": f"I{i:07d}",
-                "victim": mother,
-                "perpetrator": father,
-                "children_present": [child],
-                "children_in_household": [child],
-                "risk_level": "medium",
-                "marac_referral": False,
-                "summary": "Synthetic incident.",
-            },
-        ),
-        (
-            at(280),
-            "csc.child_in_need_plan",
-            {
-                "plan_ref": f"P{i:07d}",
-                "child": child,
-                "status": "started",
-                "summary": "Synthetic plan.",
-                "next_review": None,
-            },
-        ),
-    ]
-
-
-def _publisher(event_type: str, orgs: dict[str, str], data: dict[str, Any]) -> str:
-    prefix = event_type.split(".", 1)[0]
-    if prefix == "gp":
-        return str(data.get("practice") or next(o for o, k in orgs.items() if k == "gp_practice"))
-    return {
-        "midwifery": "MIDWIFERY-BENCH",
-        "csc": "CSC-BENCH",
-        "police": "POLICE-BENCH",
-        "directory": "PARTNERSHIP-BENCH",
-    }[prefix]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 async def build_log(path: Path, events: int) -> dict[str, Any]:
-    """Write the synthetic log; returns what the replay needs and how long building took."""
+    """Write the synthetic log and its keys directory (``PATH.keys``); how long building took."""
     families = max(1, events // EVENTS_PER_FAMILY)
-    orgs = _orgs(families)
+    orgs = organisations(families)
     signing: dict[str, SigningKey] = {}
+    store = KeyStore(Path(f"{path}.keys"))
     records = []
     for org, kind in orgs.items():
         record, key = new_key(org, kind, valid_from=dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
         signing[org] = key
         records.append(record)
+        store.save(record)
     registry = KeyRegistry(records)
     jigsaw_key = Ed25519PrivateKey.generate()
+    (store.directory / PUBLIC_KEY_FILE).write_text(public_key_line(jigsaw_key) + "\n", encoding="utf-8")
     log = EmbeddedLog(path)
     await log.start()
-    intake = Intake(log, lambda: registry, checkpoint_key=jigsaw_key)
+    intake = Intake(log, lambda: registry)
     await intake.start()
     catalogue = default_catalogue()
     gps = [o for o, k in orgs.items() if k == "gp_practice"]
@@ -213,13 +96,14 @@ async def build_log(path: Path, events: int) -> dict[str, Any]:
     ]
     numbers = synthetic_nhs_numbers()
     for i in range(families):
-        story += _family(i, numbers, gps, hvs)
+        story += family(i, numbers, gps, hvs)
     story.sort(key=lambda s: s[0])
     started = time.perf_counter()
     accepted = 0
     acks: list[tuple[dt.datetime, str, str]] = []
+    middle = ""
     for at, event_type, data in story:
-        source = _publisher(event_type, orgs, data)
+        source = publisher(event_type, orgs, data)
         env = build_envelope(
             event_type, data, source=source, key=signing[source], occurred_at=at, issued_at=at, catalogue=catalogue
         )
@@ -227,6 +111,8 @@ async def build_log(path: Path, events: int) -> dict[str, Any]:
         if outcome.status != "accepted":
             raise SystemExit(f"{event_type} refused: {outcome.error and outcome.error.message}")
         accepted += 1
+        if accepted == len(story) // 2:
+            middle = env.event_id
         if event_type == "police.domestic_abuse_incident":  # the health visitor acknowledges the next morning
             hv = hvs[int(data["incident_ref"][1:]) % len(hvs)]
             acks.append((at + dt.timedelta(hours=10), env.event_id, hv))
@@ -236,24 +122,18 @@ async def build_log(path: Path, events: int) -> dict[str, Any]:
         await log.append(topics.INPUT, value, key=key, headers=headers, timestamp_ms=int(at.timestamp() * 1000))
     end = story[-1][0] + dt.timedelta(days=10)
     started = time.perf_counter()
-    router = RouterService(log)
+    sealer = Sealer(log, key=jigsaw_key)
+    router = RouterService(log, sealer=sealer)
     await router.start()
     await router.run_until_idle(now=end)
+    await sealer.seal(end)
     route_s = time.perf_counter() - started
-    await intake.seal(end)
     await log.close()
-    return {
-        "registry": registry,
-        "key": jigsaw_key.public_key(),
-        "events": accepted,
-        "acks": len(acks),
-        "intake_s": intake_s,
-        "route_s": route_s,
-    }
+    return {"events": accepted, "acks": len(acks), "intake_s": intake_s, "route_s": route_s, "middle": middle}
 
 
 def raw_verify_rate(count: int = 20_000) -> float:
-    """Ed25519 verifications per second of distinct envelope-sized messages (cryptography / OpenSSL)."""
+    """Ed25519 verifications per second on one core, of distinct envelope-sized messages (cryptography / OpenSSL)."""
     key = Ed25519PrivateKey.generate()
     public = key.public_key()
     messages = [os.urandom(300) for _ in range(count)]
@@ -264,74 +144,213 @@ def raw_verify_rate(count: int = 20_000) -> float:
     return count / (time.perf_counter() - started)
 
 
-async def measure(path: Path, built: dict[str, Any]) -> dict[str, float]:
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def _replay(path: Path, jobs: int) -> dict[str, Any]:
+    keys_dir = Path(f"{path}.keys")
+    registry = KeyStore(keys_dir).load()
+    key = load_public_key(keys_dir / PUBLIC_KEY_FILE)
     log = EmbeddedLog(path)
+    peaks: list[int] = []
+    report_workers = peaks
+    started = time.perf_counter()
     await log.start()
-    started = time.perf_counter()
-    snapshot = await read_snapshot(log)
-    read_s = time.perf_counter() - started
-    await log.close()
-    started = time.perf_counter()
-    report = replay(snapshot, keys=built["registry"], checkpoint_key=built["key"])
-    replay_s = time.perf_counter() - started
-    if not report.ok:
-        for line in report.summary() + [f.line() for f in report.findings[:20]]:
-            print(line)
-        raise SystemExit("the synthetic log did not replay clean")
-    catalogue = default_catalogue()
-    started = time.perf_counter()
-    order = {(r.topic, r.partition, r.offset): i for i, r in enumerate(snapshot.inputs)}
-    check_integrity(snapshot, built["key"], every=100, order=order)
-    publishers: dict[str, str] = {}
-    for i, record in enumerate(snapshot.inputs):
-        if topics.is_ack(record) or record.value is None:
-            continue
-        event, found = check_event(record, i, keys=built["registry"], publisher_of=publishers.get, catalogue=catalogue)
-        assert event is not None and not found
-        publishers[event.event_id] = event.source
-    verify_s = time.perf_counter() - started
+    try:
+        report = await replay_log(log, keys=registry, checkpoint_key=key, jobs=jobs, temp_dir=path.parent, peaks=peaks)
+    finally:
+        await log.close()
+    seconds = time.perf_counter() - started
     return {
-        "read_s": read_s,
-        "replay_s": replay_s,
-        "verify_s": verify_s,
+        "seconds": seconds,
+        "ok": report.ok,
+        "events": report.events,
+        "heads": report.heads,
         "notifications": report.notifications,
         "decisions": report.decisions,
-        "checkpoints": report.checkpoints,
+        "findings": [f.line() for f in report.errors[:10]],
+        "rss_main_kb": peak_rss_kb(),
+        "cpu_main_s": _cpu(),
+        "rss_worker_kb": report_workers[0] if report_workers else 0,
     }
+
+
+async def _state_only(path: Path) -> dict[str, Any]:
+    """Decode and route every input into a ``RoutingState``, nothing else: the routing state's own peak memory."""
+    log = EmbeddedLog(path)
+    started = time.perf_counter()
+    await log.start()
+    state, offset = RoutingState(), 0
+    try:
+        while records := await log.read(topics.INPUT, offset, limit=2000):
+            for r in records:
+                if topics.is_ack(r):
+                    state.apply_ack(decode_ack(r))
+                elif r.value is not None:
+                    state.apply_event(event_of(r.value), dt.datetime.fromtimestamp(r.timestamp_ms / 1000, dt.UTC))
+            offset = records[-1].offset + 1
+    finally:
+        await log.close()
+    return {"rss_main_kb": peak_rss_kb(), "seconds": time.perf_counter() - started, "cpu_main_s": _cpu()}
+
+
+def replay_in_child(path: Path, jobs: int, *, mode: str = "--replay-only") -> dict[str, Any]:
+    """Run the replay in a fresh interpreter, so its peak memory is its own."""
+    done = subprocess.run(
+        [sys.executable, __file__, mode, str(path), "--jobs", str(jobs)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"the replay failed: {done.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+async def prove(path: Path, event_id: str) -> dict[str, Any]:
+    """One event's inclusion proof against the newest published head, and the stand-alone verifier's verdict."""
+    log = EmbeddedLog(path)
+    await log.start()
+    try:
+        started = time.perf_counter()
+        with TreeStore(path.parent / "input.tree") as store:
+            await extend_tree(log, store, topics.INPUT)
+            tree_s = time.perf_counter() - started
+            started = time.perf_counter()
+            record = await find_record(log, topics.INPUT, event_id)
+            find_s = time.perf_counter() - started
+            found = await last_seal(log)
+            assert record is not None and found is not None
+            started = time.perf_counter()
+            doc = prove_record(store, record, found[0].head)
+            prove_s = time.perf_counter() - started
+    finally:
+        await log.close()
+    without_record = {k: v for k, v in doc.items() if k != "record"}
+    return {
+        "tree_size": doc["tree_head"]["tree_size"],
+        "path": len(doc["inclusion_path"]),
+        "bytes": len(json.dumps(doc)),
+        "bytes_hash_only": len(json.dumps(without_record)),
+        "tree_s": tree_s,
+        "find_s": find_s,
+        "prove_ms": prove_s * 1000,
+        "doc": doc,
+    }
+
+
+def verify_standalone(path: Path, doc: dict[str, Any]) -> tuple[float, str]:
+    """The stand-alone verifier (no Jigsaw imports, ``python -I``) on a proof file: seconds and verdict."""
+    proof = path.parent / "proof.json"
+    proof.write_text(json.dumps(doc), encoding="utf-8")
+    key = Path(f"{path}.keys") / PUBLIC_KEY_FILE
+    started = time.perf_counter()
+    verdict = subprocess.run(
+        [sys.executable, "-I", str(ROOT / "broker/audit/standalone_verify.py"), str(proof), "--key", str(key)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return time.perf_counter() - started, verdict.stdout.strip()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=100_000, help="how many agency events (default 100000)")
+    parser.add_argument("--events", default="100000,1000000", help="comma-separated log sizes (default 100000,1000000)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="replay worker processes")
     shm = Path("/dev/shm")
     default_dir = str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
-    parser.add_argument("--dir", default=default_dir, help="where the temporary log goes (default /dev/shm if usable)")
+    parser.add_argument("--dir", default=default_dir, help="where the temporary logs go (default /dev/shm if usable)")
+    parser.add_argument("--keep", action="store_true", help="keep the logs (in --dir) instead of deleting them")
+    parser.add_argument("--replay-only", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--state-only", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     configure_logging("json", "warning")
-    with tempfile.TemporaryDirectory(prefix="jigsaw-replay-bench-", dir=args.dir) as tmp:
-        path = Path(tmp) / "log.db"
-        built = asyncio.run(build_log(path, args.events))
-        size = path.stat().st_size
-        figures = asyncio.run(measure(path, built))
-    raw = raw_verify_rate()
-    events = built["events"]
-    full_s = figures["read_s"] + figures["replay_s"]
-    print(f"python {platform.python_version()} on {platform.machine()}, log in {args.dir or tempfile.gettempdir()}")
+    if args.replay_only is not None:
+        print(json.dumps(asyncio.run(_replay(args.replay_only, args.jobs))))
+        return
+    if args.state_only is not None:
+        print(json.dumps(asyncio.run(_state_only(args.state_only))))
+        return
+    sizes = [int(n) for n in args.events.split(",")]
     print(
-        f"log: {events:,} events, {built['acks']:,} acks, {figures['notifications']:,} notifications and "
-        f"{figures['decisions']:,} decisions compared, {figures['checkpoints']:,} signed checkpoints, "
-        f"{size / 1e6:.0f} MB"
+        f"python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} cores, --jobs {args.jobs}, "
+        f"logs in {args.dir or tempfile.gettempdir()}",
+        flush=True,
     )
-    print(
-        f"built through Intake in {built['intake_s']:.1f} s ({events / built['intake_s']:,.0f} events/s); "
-        f"routed in {built['route_s']:.1f} s ({events / built['route_s']:,.0f} events/s)"
-    )
-    print(
-        f"replay, full verification: read {figures['read_s']:.1f} s + verify and re-route {figures['replay_s']:.1f} s"
-        f" = {full_s:.1f} s: {events / full_s:,.0f} events/s"
-    )
-    print(f"signatures and chain only (no routing re-run): {events / figures['verify_s']:,.0f} events/s")
-    print(f"raw Ed25519 verify (cryptography, 300-byte messages): {raw:,.0f} verifies/s")
+    results = []
+    with contextlib.ExitStack() as stack:
+        tmp = (
+            tempfile.mkdtemp(prefix="jigsaw-replay-bench-", dir=args.dir)
+            if args.keep
+            else stack.enter_context(tempfile.TemporaryDirectory(prefix="jigsaw-replay-bench-", dir=args.dir))
+        )
+        for n in sizes:
+            path = Path(tmp) / f"log-{n}" / "log.db"
+            path.parent.mkdir()
+            built = asyncio.run(build_log(path, n))
+            print(
+                f"{built['events']:,} events, {built['acks']:,} acks: built through Intake in "
+                f"{built['intake_s']:.0f} s, routed and sealed in {built['route_s']:.0f} s; "
+                f"{path.stat().st_size / 1e6:,.0f} MB",
+                flush=True,
+            )
+            raw = raw_verify_rate()
+            replayed = replay_in_child(path, args.jobs)
+            raw = (raw + raw_verify_rate()) / 2  # before and after: the machine is shared
+            if not replayed["ok"]:
+                raise SystemExit("the synthetic log did not replay clean: " + "; ".join(replayed["findings"]))
+            rate = built["events"] / replayed["seconds"]
+            results.append((n, replayed))
+            print(
+                f"  replay, full verification: {replayed['seconds']:.1f} s, {rate:,.0f} events/s "
+                f"({replayed['notifications']:,} notifications, {replayed['decisions']:,} decisions compared, "
+                f"{replayed['heads']:,} tree heads); raw Ed25519 verify on one core {raw:,.0f}/s; "
+                f"ratio {rate / raw:.2f} (goal 0.45)",
+                flush=True,
+            )
+            routed = replay_in_child(path, 1, mode="--state-only")
+            alone = replayed["rss_state_kb"] = routed["rss_main_kb"]
+            print(
+                f"  the routing re-run alone (decode and route, no verification, one process): "
+                f"{built['events'] / routed['seconds']:,.0f} events/s: the ceiling of a sequential re-run; CPU of "
+                f"the main process: replay {replayed['cpu_main_s']:.1f} s, routing alone {routed['cpu_main_s']:.1f} s "
+                "(on a shared machine wall time lags CPU time)",
+                flush=True,
+            )
+            print(
+                f"  peak RSS: main process {replayed['rss_main_kb'] / 1024:,.0f} MiB, "
+                f"largest worker {replayed['rss_worker_kb'] / 1024:,.0f} MiB; the routing state alone (decode and "
+                f"route every input, nothing else) {alone / 1024:,.0f} MiB, so the replay's own memory is "
+                f"{(replayed['rss_main_kb'] - alone) / 1024:,.0f} MiB",
+                flush=True,
+            )
+            if n == max(sizes):
+                proof = asyncio.run(prove(path, built["middle"]))
+                proof["verify_s"], proof["verdict"] = verify_standalone(path, proof["doc"])
+                print(
+                    f"  inclusion proof of one event in {proof['tree_size']:,} records: {proof['path']} hashes, "
+                    f"{proof['bytes']:,} bytes with the record ({proof['bytes_hash_only']:,} without); "
+                    f"built in {proof['prove_ms']:.2f} ms from the tree file (tree built from the log in "
+                    f"{proof['tree_s']:.1f} s, event found by scan in {proof['find_s']:.1f} s); stand-alone "
+                    f"verifier {proof['verify_s']:.2f} s: {proof['verdict']}",
+                    flush=True,
+                )
+    if len(results) > 1:
+        small, large = results[0], results[-1]
+        ratio = large[1]["rss_main_kb"] / small[1]["rss_main_kb"]
+        own = (large[1]["rss_main_kb"] - large[1]["rss_state_kb"]) / max(
+            1, small[1]["rss_main_kb"] - small[1]["rss_state_kb"]
+        )
+        state = large[1]["rss_state_kb"] / small[1]["rss_state_kb"]
+        print(
+            f"peak RSS {large[0]:,} vs {small[0]:,} events: {ratio:.2f}x (goal <= 1.5x); the routing state alone "
+            f"{state:.2f}x; the replay's own memory beyond it {own:.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ ENV_VARS: dict[str, str | None] = {
     "JIGSAW_CREDENTIALS_FILE": None,
     "JIGSAW_SIGNING_KEY_FILE": None,
     "JIGSAW_CHECKPOINT_EVERY": "100",
+    "JIGSAW_TREE_HEAD_INTERVAL": "10",
     "JIGSAW_APPEND_TIMEOUT": "10",
     "JIGSAW_KAFKA_PARTITIONS": "6",
     "JIGSAW_KAFKA_TOPIC_PREFIX": None,
@@ -143,7 +144,8 @@ class Settings:
     max_batch: int = 500
     credentials_file: Path | None = None
     signing_key_file: Path | None = None
-    checkpoint_every: int = 100  # a signed hash-chain checkpoint after this many input records
+    checkpoint_every: int = 100  # a signed tree head after this many input records
+    tree_head_interval: int = 10  # ... or after this many seconds with input records no head covers yet
     append_timeout: int = 10  # seconds a submission may wait for the log before it is answered log_unavailable
     kafka_partitions: int = 6  # partitions of the notifications topic (dispatchers share them as a group)
     kafka_topic_prefix: str = ""  # put before every topic and group name: several deployments on one cluster
@@ -269,6 +271,7 @@ class Settings:
             credentials_file=secrets["JIGSAW_CREDENTIALS_FILE"],
             signing_key_file=secrets["JIGSAW_SIGNING_KEY_FILE"],
             checkpoint_every=_int(env, "JIGSAW_CHECKPOINT_EVERY"),
+            tree_head_interval=_int(env, "JIGSAW_TREE_HEAD_INTERVAL"),
             append_timeout=_int(env, "JIGSAW_APPEND_TIMEOUT"),
             kafka_partitions=_int(env, "JIGSAW_KAFKA_PARTITIONS"),
             kafka_topic_prefix=env.get("JIGSAW_KAFKA_TOPIC_PREFIX") or "",

@@ -17,7 +17,6 @@ from broker.log.base import Record
 __all__ = [
     "ACCESS",
     "ACK",
-    "CHECKPOINTS",
     "DECISIONS",
     "DELIVERIES",
     "EVENT",
@@ -27,6 +26,7 @@ __all__ = [
     "RECORD_HEADER",
     "REJECTED",
     "SOURCE_KIND_HEADER",
+    "TREE_HEADS",
     "is_ack",
     "is_event",
 ]
@@ -40,7 +40,7 @@ REJECTED = "jigsaw.rejected"
 NOTIFICATIONS = "jigsaw.notifications"
 DECISIONS = "jigsaw.decisions"
 DELIVERIES = "jigsaw.deliveries"
-CHECKPOINTS = "jigsaw.checkpoints"
+TREE_HEADS = "jigsaw.tree-heads"  # signed tree heads (seals) of the Merkle tree over INPUT, from the one sealer
 ACCESS = "jigsaw.access"  # who read which notification or chronology, when
 
 ORG_KINDS = (

@@ -1,82 +1,178 @@
-"""Reading the log for an audit: everything the replay needs, as plain records.
+"""Reading the log for an audit: the shell that streams it through a ``Replayer``.
 
-``read_snapshot(log)`` is the only part of the audit that awaits: it reads
-the input topic (accepted events and acknowledgements, in the offset order the
-router applies them), the router's notifications and decisions, and the
-checkpoints. It also reads how far the router has committed on the input
-(``routed``), so records the router has not reached yet are not expected to
-have notifications.
+``replay_log`` reads, in this order and a batch at a time:
+
+1. the notification and decision records, into the replay's temporary index;
+2. the input topic from its first record (or from a router snapshot's offset)
+   to where it ends when the replay starts, with the tree heads topic read just
+   ahead of it, each batch's events verified on worker processes while the
+   main process routes the batch before it.
+
+It also reads how far the router has committed on the input (records past it
+are not expected to have notifications yet) and where every audited topic ends.
+Memory stays that of the routing state and a few batches, however long the log.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from broker import topics
+from broker.audit.outputs import OutputIndex
+from broker.audit.replay import Replayer
+from broker.audit.report import Report
+from broker.audit.sealer import DEFAULT_EVERY, SEALED_TOPICS
+from broker.audit.state_snapshot import RouterSnapshot
+from broker.audit.window import Bound, resolve_window
+from broker.audit.workers import Verifier
+from broker.envelope.keys import KeyRegistry
+from broker.errors import ConfigError
 from broker.log.base import Log, Record
-from broker.log.scan import scan
+from broker.log.scan import read_available, scan
 from broker.routing.service import GROUP
 
-__all__ = ["Snapshot", "read_snapshot", "read_topic"]
+__all__ = ["read_topic", "replay_log"]
 
 TopicPartition = tuple[str, int]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Snapshot:
-    """What the log held when it was read."""
-
-    partitions: Mapping[TopicPartition, list[Record]]  # the input topic's partition, in offset order
-    inputs: list[Record]  # the router's inputs, in its order (the input topic's offset order)
-    notifications: list[Record]
-    decisions: list[Record]
-    checkpoints: list[Record]
-    ends: Mapping[TopicPartition, int]  # end offset of every partition read
-    routed: Mapping[TopicPartition, int] | None = None  # the router's committed offsets (None: unknown)
-
-    def is_routed(self, record: Record) -> bool:
-        """True when the router had committed past this input record (or nothing says how far it got)."""
-        if self.routed is None:
-            return True
-        return record.offset < self.routed.get((record.topic, record.partition), 0)
-
-    @property
-    def event_count(self) -> int:
-        return sum(1 for r in self.inputs if topics.is_event(r))
-
-
-async def read_topic(
-    log: Log, topic: str, *, progress: Callable[[int], None] | None = None
-) -> dict[TopicPartition, list[Record]]:
-    """Every record of every partition of a topic (none when it does not exist)."""
-    out: dict[TopicPartition, list[Record]] = {(topic, p): [] for p in range(await log.partitions(topic))}
+async def read_topic(log: Log, topic: str) -> list[Record]:
+    """Every record of every partition of a topic, partition by partition (a small topic only)."""
+    out: list[Record] = []
     async for batch in scan(log, topic):
-        out[(topic, batch[0].partition)] += batch
-        if progress is not None:
-            progress(len(batch))
+        out += batch
     return out
 
 
-async def read_snapshot(log: Log, *, progress: Callable[[int], None] | None = None) -> Snapshot:
-    """Read what an audit needs from a started log."""
-    partitions = await read_topic(log, topics.INPUT, progress=progress)
-    ends = {tp: (records[-1].offset + 1 if records else 0) for tp, records in partitions.items()}
-    outputs: dict[str, list[Record]] = {}
-    for topic in (topics.NOTIFICATIONS, topics.DECISIONS, topics.CHECKPOINTS):
-        read = await read_topic(log, topic)
-        outputs[topic] = [r for _, records in sorted(read.items()) for r in records]
-        ends.update({tp: (records[-1].offset + 1 if records else 0) for tp, records in read.items()})
-    for partition in range(await log.partitions(topics.REJECTED)):  # only its length matters here
-        ends[(topics.REJECTED, partition)] = await log.end_offset(topics.REJECTED, partition=partition)
-    committed = {tp: await log.committed(GROUP, tp[0], partition=tp[1]) for tp in partitions}
-    routed = {tp: c for tp, c in committed.items() if c is not None}
-    return Snapshot(
-        routed=routed or None,
-        partitions=partitions,
-        inputs=[r for _, records in sorted(partitions.items()) for r in records],
-        notifications=outputs[topics.NOTIFICATIONS],
-        decisions=outputs[topics.DECISIONS],
-        checkpoints=outputs[topics.CHECKPOINTS],
-        ends=ends,
+async def _record_at(log: Log, bound: Bound) -> Record | None:
+    if bound.topic is None:
+        return None
+    records = await read_available(log, topics.INPUT, bound.offset, limit=1)
+    return records[0] if records and records[0].offset == bound.offset else None
+
+
+async def _settle(log: Log, replayer: Replayer) -> None:
+    """Read back the few output records the comparison doubts (their digests differ, or they are named)."""
+    if not replayer.outputs.doubts:
+        return
+    values: dict[int, bytes | None] = {}
+    for rowid, topic, partition, offset, *_ in replayer.outputs.rows_needed():
+        found = await log.read(topic, offset, partition=partition, limit=1)
+        values[rowid] = found[0].value if found and found[0].offset == offset else None
+    replayer.outputs.settle(values, replayer.about)
+
+
+async def replay_log(
+    log: Log,
+    *,
+    keys: KeyRegistry,
+    checkpoint_key: Ed25519PublicKey | None,
+    start: Bound | None = None,
+    end: Bound | None = None,
+    every: int = DEFAULT_EVERY,
+    jobs: int = 1,
+    keep: bool = False,
+    resume: RouterSnapshot | None = None,
+    save: bool = False,
+    batch: int = 2000,
+    temp_dir: Path | None = None,
+    progress: Callable[[int], None] | None = None,
+    total: Callable[[int], None] | None = None,
+    peaks: list[int] | None = None,
+) -> Report:
+    """Verify a started log and compare the policy's re-run with what it records.
+
+    Args:
+        start, end: the ``--from``/``--to`` bounds (None: the whole log).
+        every: the sealer's head interval in records.
+        jobs: worker processes verifying signatures.
+        keep: keep what a chronology needs (grows with the log).
+        resume: a router snapshot to start from (only the tail after its offset is read and re-run).
+        save: keep a snapshot of the routing state after the last input in ``report.snapshot``.
+        progress: called with the number of inputs processed; ``total`` once with how many there are.
+        peaks: if given, the workers' peak resident memory (KiB) is appended to it at the end.
+
+    Raises:
+        ConfigError: a position bound names no input record, or the window ends before it starts.
+    """
+    at = {b: await _record_at(log, b) for b in (start, end) if b is not None}
+    try:
+        window = resolve_window(start, end, lambda b: at.get(b)) if start or end else None
+    except ValueError as exc:
+        raise ConfigError(f"--from/--to: {exc}") from None
+    # The router's position first, then where each topic ends, and nothing read past those ends: every input
+    # the router had committed had its outputs written before the ends were taken, and outputs of later inputs
+    # (a live router) are neither read nor expected.
+    routed = await log.committed(GROUP, topics.INPUT, partition=0)
+    ends: dict[TopicPartition, int] = {}
+    for topic in (topics.INPUT, topics.NOTIFICATIONS, topics.DECISIONS, *SEALED_TOPICS):
+        for partition in range(await log.partitions(topic)):
+            ends[(topic, partition)] = await log.end_offset(topic, partition=partition)
+    input_end = ends.get((topics.INPUT, 0), 0)
+    resume_at = resume.input_offset if resume is not None else 0
+    if resume_at > input_end:
+        raise ConfigError(f"the snapshot reflects {resume_at} input records; the input topic holds {input_end}")
+    if total is not None:
+        total(max(0, input_end - resume_at))
+    index = OutputIndex(temp_dir)
+    verifier = Verifier(keys, jobs=jobs)
+    replayer = Replayer(
+        keys=keys,
+        checkpoint_key=checkpoint_key,
+        index=index,
+        window=window,
+        every=every,
+        routed=routed,
+        resume=resume,
+        save=save,
+        keep=keep,
     )
+    try:
+        for topic, what in ((topics.NOTIFICATIONS, "notification"), (topics.DECISIONS, "decision")):
+            async for records in scan(log, topic):
+                until = ends.get((topic, records[0].partition), 0)
+                replayer.outputs.recorded(what, [r for r in records if r.offset < until])
+        replayer.outputs.recorded_done()
+        await _settle(log, replayer)
+        heads_at, heads_end = 0, await log.end_offset(topics.TREE_HEADS)
+
+        async def heads_upto(offset: int) -> None:
+            nonlocal heads_at
+            while heads_at < heads_end and replayer.check.covered <= offset:
+                found = await log.read(topics.TREE_HEADS, heads_at, limit=32)
+                if not found:
+                    break
+                replayer.feed_seals(r for r in found if r.offset < heads_end)
+                heads_at = found[-1].offset + 1
+
+        queued: deque[list[Record]] = deque()
+        offset = resume_at
+        while offset < input_end:
+            records = [r for r in await log.read(topics.INPUT, offset, limit=batch) if r.offset < input_end]
+            if not records:
+                break
+            offset = records[-1].offset + 1
+            await heads_upto(records[-1].offset)
+            verifier.submit(replayer.to_check(records))
+            queued.append(records)
+            if len(queued) > verifier.ahead:
+                replayer.feed(queued.popleft(), verifier.results(), progress)
+                await _settle(log, replayer)
+        while queued:
+            replayer.feed(queued.popleft(), verifier.results(), progress)
+            await _settle(log, replayer)
+        await heads_upto(1 << 62)
+        if peaks is not None:
+            peaks.append(verifier.worker_peak_kb())
+        replayer.finish_routing()
+        await _settle(log, replayer)
+        report = replayer.finish(ends)
+        report.snapshot = replayer.snapshot
+        return report
+    finally:
+        verifier.close()
+        index.close()

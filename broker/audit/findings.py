@@ -12,7 +12,7 @@ import dataclasses
 __all__ = ["ERROR", "NOTE", "Finding"]
 
 ERROR = "error"  # something does not verify or does not match: the replay fails
-NOTE = "note"  # worth knowing, not a failure (e.g. the newest records are not yet under a checkpoint)
+NOTE = "note"  # worth knowing, not a failure (e.g. the newest records are not yet under a signed tree head)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -6,9 +6,9 @@ tree; ``find_record`` looks a record up by a header (``event_id``) with a scan,
 until the serving views index it; ``prove_record`` builds the inclusion proof
 document of one record against a signed tree head.
 
-Today the tree covers any one partition (``jigsaw proof`` uses an events
-topic); once the router reads one ordered input topic, the elected sealer keeps
-this tree over that topic and publishes the heads.
+The elected sealer (``sealer.py``) keeps the tree over the input topic and
+publishes its heads; ``jigsaw proof`` rebuilds the same tree from the log and
+proves against the newest published head (or over a notifications partition).
 """
 
 from __future__ import annotations

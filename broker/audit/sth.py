@@ -1,12 +1,12 @@
 """Signed tree heads: the size and root of the Merkle tree over the log, signed by Jigsaw (pure).
 
 The signature is Ed25519 by Jigsaw's own key (the key that signs webhooks and
-checkpoints: ``JIGSAW_SIGNING_KEY_FILE``), over::
+seals: ``JIGSAW_SIGNING_KEY_FILE``), over::
 
     F("jigsaw.sth.v1") || F(u64 tree_size) || F(root_hash) || F(i64 timestamp_ms) || F(key_id, UTF-8)
 
 where ``F(x)`` is the u64 big-endian length of ``x`` followed by ``x``. The tag
-keeps a tree head signature from ever being taken for a checkpoint's or a
+keeps a tree head signature from ever being taken for a seal's (``seal.py``) or a
 webhook's made with the same key. ``key_id`` is ``checkpoint_key_id`` of the
 public key (``jigsaw.`` and the first 12 hex digits of its SHA-256).
 

@@ -8,9 +8,8 @@ revocation does not, whatever its ``issued_at`` claims. It adds what only
 the log can show: the record sits on its publisher's topic, under the subject
 key, with headers that match the envelope.
 
-``compare_outputs`` diffs what the policy gives against the notifications or
-decision records on the log: missing, unexpected and altered ones (by id), and
-records that do not decode or whose id header disagrees with their body.
+``matches`` says whether a notification or decision record holds exactly what
+the policy gives (``replay.Replayer`` compares them by id).
 """
 
 from __future__ import annotations
@@ -18,12 +17,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence, Set
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from broker import topics
 from broker.audit.findings import Finding
-from broker.audit.window import Window
 from broker.envelope.keys import KeyRegistry
 from broker.errors import Refusal, SchemaInvalid
 from broker.log.base import Record
@@ -33,7 +31,7 @@ from broker.schemas import Catalogue
 from broker.validation import event_of, subject_key, verify
 from broker.wire import encode_json
 
-__all__ = ["Recorded", "check_event", "compare_outputs", "parse_recorded", "record_time"]
+__all__ = ["Recorded", "canonical", "check_event", "matches", "output_bytes", "parse_recorded", "record_time"]
 
 Output = Notification | Decision
 
@@ -132,7 +130,8 @@ def parse_recorded(records: Iterable[Record], id_field: str) -> list[Recorded]:
     return [Recorded(record, id_field) for record in records]
 
 
-def _canonical(item: Output) -> Mapping[str, Any]:
+def canonical(item: Output) -> Mapping[str, Any]:
+    """What the router writes for an output, as a JSON object."""
     value = json.loads(encode_json(item.to_dict()))
     assert isinstance(value, dict)
     return value
@@ -141,10 +140,10 @@ def _canonical(item: Output) -> Mapping[str, Any]:
 _NOTIFICATION_FIELDS = tuple(f.name for f in dataclasses.fields(Notification))
 
 
-def _fast_bytes(item: Output) -> bytes:
+def output_bytes(item: Output) -> bytes:
     """The bytes the router writes for an output (``encode_json(item.to_dict())``) without ``asdict``'s deep copy.
 
-    A fast path only: when these differ from the record, ``_canonical`` decides.
+    A fast path only: when these differ from the record, ``canonical`` decides.
     """
     if not isinstance(item, Notification):
         return encode_json(item.to_dict())
@@ -155,141 +154,6 @@ def _fast_bytes(item: Output) -> bytes:
 
 def matches(item: Output, recorded: Recorded) -> bool:
     """True when a record holds exactly what the policy gives for ``item``."""
-    if recorded.record.value == _fast_bytes(item):
+    if recorded.record.value == output_bytes(item):
         return True
-    return _canonical(item) == recorded.body
-
-
-def _gaps(recorded: Sequence[Recorded]) -> list[Finding]:
-    found = []
-    expected: dict[int, int] = {}
-    for r in recorded:
-        rec = r.record
-        nxt = expected.get(rec.partition, 0)
-        if rec.offset > nxt:
-            found.append(
-                Finding(
-                    "record_missing",
-                    f"offsets {nxt} to {rec.offset - 1} are missing: records removed",
-                    rec.topic,
-                    rec.partition,
-                    nxt,
-                )
-            )
-        expected[rec.partition] = rec.offset + 1
-    return found
-
-
-def compare_outputs(
-    produced: Mapping[str, tuple[Output, int]],
-    recorded: Sequence[Recorded],
-    *,
-    what: str,
-    window: Window,
-    events: Mapping[str, tuple[Record, int]],
-    place: Callable[[dt.datetime], int],
-    optional: Set[str] = frozenset(),
-) -> tuple[list[Finding], int]:
-    """Compare what the policy gives (id -> (output, sort rank)) with the log; findings and how many compared.
-
-    Args:
-        what: ``notification`` or ``decision`` (the id field is ``<what>_id``).
-        events: event id -> (its record, its sort rank), to name and place the event an output is about.
-        place: where in the merged inputs a time falls (to sort outputs about events the log no longer holds).
-        optional: ids the router may not have written yet (it had not committed past their inputs): not missing.
-    """
-    found = _gaps(recorded)
-    on_log: dict[str, Recorded] = {}
-    for r in recorded:
-        rec = r.record
-        if r.ident is None:
-            found.append(
-                Finding(
-                    f"{what}_undecodable", f"the {what} record does not decode", rec.topic, rec.partition, rec.offset
-                )
-            )
-            continue
-        first = on_log.get(r.ident)
-        if first is not None:
-            if first.record.value != rec.value and first.body != r.body:
-                event = r.body.get("event_id") if r.body is not None else None
-                found.append(
-                    Finding(
-                        f"{what}_conflict",
-                        f"{what} {r.ident} is on the log twice with different content",
-                        rec.topic,
-                        rec.partition,
-                        rec.offset,
-                        str(event) if event else None,
-                    )
-                )
-            continue
-        on_log[r.ident] = r
-    compared = 0
-    for ident, (item, index) in produced.items():
-        if not window.covers_time(item.at):
-            continue
-        compared += 1
-        about = events.get(item.event_id)
-        order = about[1] if about else index
-        held = on_log.get(ident)
-        who = f" to {item.recipient}" if isinstance(item, Notification) else ""
-        if held is None and ident in optional:
-            compared -= 1
-            continue
-        if held is None:
-            where = about[0] if about else None
-            found.append(
-                Finding(
-                    f"missing_{what}",
-                    f"the policy gives a {item.kind} {what}{who} ({what} {ident}, rule "
-                    f"{item.rule}) that is not on the log",
-                    where.topic if where else None,
-                    where.partition if where else None,
-                    where.offset if where else None,
-                    item.event_id,
-                    order=order,
-                )
-            )
-            continue
-        if not matches(item, held):
-            expected, body = _canonical(item), held.body
-            if body is None:
-                how = "does not decode"
-            else:
-                fields = sorted(k for k in set(expected) | set(body) if expected.get(k) != body.get(k))
-                how = f"differs from what the policy gives in: {', '.join(fields)}"
-            rec = held.record
-            found.append(
-                Finding(
-                    f"altered_{what}",
-                    f"{what} {ident}{who} {how}",
-                    rec.topic,
-                    rec.partition,
-                    rec.offset,
-                    item.event_id,
-                    order=order,
-                )
-            )
-    for ident, held in on_log.items():
-        if ident in produced or not window.covers_time(held.at):
-            continue
-        compared += 1
-        body = held.body or {}
-        event_id = str(body.get("event_id"))
-        about = events.get(event_id)
-        rec = held.record
-        who = f" to {body.get('recipient')}" if what == "notification" else ""
-        found.append(
-            Finding(
-                f"unexpected_{what}",
-                f"{what} {ident}{who} is on the log but the policy does not give it"
-                + ("" if about else " (its event is not on the log)"),
-                rec.topic,
-                rec.partition,
-                rec.offset,
-                event_id,
-                order=about[1] if about else place(held.at),
-            )
-        )
-    return found, compared
+    return canonical(item) == recorded.body

@@ -6,20 +6,20 @@ timestamp (when Jigsaw accepted it), or a **position**: the offset of a record
 on the input topic, written ``OFFSET``, ``input:OFFSET``, ``jigsaw.input:OFFSET``
 or ``jigsaw.input:0:OFFSET`` (as findings print it). Both bounds are inclusive.
 
-The routing state always has to be rebuilt from the start of the log (who is
-whose GP, child or carer comes from the whole history), so the replay reads
-everything before the window too; the window limits which events have their
-signatures checked and which notifications and decisions are compared (those
-whose ``at`` falls inside it). The hash chain and checkpoints are always
-checked from the first record, since everything in a window hangs on them.
+The routing state has to be the state as it stood at ``--from`` (who is whose
+GP, child or carer comes from the whole history): the replay re-runs the
+policy over everything before the window too, or starts from a router
+snapshot; the window limits which events have their signatures checked and
+which notifications and decisions are compared (those whose ``at`` falls inside
+it). Every record is still checked against the signed tree heads, since
+everything in a window hangs on them.
 """
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable
 
 from broker import topics
 from broker.log.base import Record
@@ -77,25 +77,44 @@ def parse_bound(text: str) -> Bound:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Window:
-    """A stretch of the router's merged inputs, and the times it spans."""
+    """A stretch of the input topic, and the times it spans.
 
-    first: int  # merge-order index of the first input inside
-    last: int  # ... and of the last (first > last: nothing inside)
-    start: dt.datetime | None  # outputs with at >= start are compared (None: from the beginning)
-    end: dt.datetime | None  # ... and at <= end (None: to the end)
+    An input is inside when its offset lies between ``first`` and ``last`` (position bounds) and its log
+    timestamp between ``start`` and ``end`` (time bounds); outputs are compared when their ``at`` lies
+    between ``start`` and ``end``.
+    """
+
+    first: int | None = None  # the first input offset inside (None: from the beginning)
+    last: int | None = None  # ... and the last (None: to the end)
+    start: dt.datetime | None = None  # outputs with at >= start are compared (None: from the beginning)
+    end: dt.datetime | None = None  # ... and at <= end (None: to the end)
 
     @classmethod
-    def everything(cls, count: int) -> Window:
-        return cls(0, count - 1, None, None)
+    def everything(cls) -> Window:
+        """The whole log."""
+        return cls()
 
     @property
     def whole(self) -> bool:
-        return self.start is None and self.end is None
+        """True when nothing is left out."""
+        return self.start is None and self.end is None and self.first is None and self.last is None
 
-    def covers(self, index: int) -> bool:
-        return self.first <= index <= self.last
+    def covers(self, record: Record) -> bool:
+        """True when an input record lies inside."""
+        if self.first is not None and record.offset < self.first:
+            return False
+        if self.last is not None and record.offset > self.last:
+            return False
+        return self.covers_time(_time(record))
+
+    def past(self, record: Record) -> bool:
+        """True when an input record lies after the end (nothing later can change an output due by then)."""
+        if self.last is not None and record.offset > self.last:
+            return True
+        return self.end is not None and record.timestamp_ms > int(self.end.timestamp() * 1000)
 
     def covers_time(self, moment: dt.datetime) -> bool:
+        """True when an output's time lies inside."""
         return (self.start is None or moment >= self.start) and (self.end is None or moment <= self.end)
 
 
@@ -103,37 +122,31 @@ def _time(record: Record) -> dt.datetime:
     return dt.datetime.fromtimestamp(record.timestamp_ms / 1000, dt.UTC)
 
 
-def _index_of(bound: Bound, inputs: Sequence[Record]) -> int:
-    for i, record in enumerate(inputs):
-        if (record.topic, record.partition, record.offset) == (bound.topic, bound.partition, bound.offset):
-            return i
-    raise ValueError(f"there is no input record at {bound.text}")
-
-
-def resolve_window(start: Bound | None, end: Bound | None, inputs: Sequence[Record]) -> Window:
-    """The window two bounds give over the merged inputs.
+def resolve_window(start: Bound | None, end: Bound | None, at: Callable[[Bound], Record | None]) -> Window:
+    """The window two bounds give; ``at`` finds the input record a position bound names.
 
     Raises:
         ValueError: a position names no record, or the window ends before it starts.
     """
-    stamps = [r.timestamp_ms for r in inputs]
-    first, last = 0, len(inputs) - 1
-    since: dt.datetime | None = None
-    until: dt.datetime | None = None
-    if start is not None:
-        if start.time is not None:
-            since = start.time
-            first = bisect.bisect_left(stamps, int(since.timestamp() * 1000))
+    first = last = None
+    since = until = None
+    for bound, is_start in ((start, True), (end, False)):
+        if bound is None:
+            continue
+        moment = bound.time
+        if moment is None:
+            record = at(bound)
+            if record is None:
+                raise ValueError(f"there is no input record at {bound.text}")
+            moment = _time(record)
+            if is_start:
+                first = record.offset
+            else:
+                last = record.offset
+        if is_start:
+            since = moment
         else:
-            first = _index_of(start, inputs)
-            since = _time(inputs[first])
-    if end is not None:
-        if end.time is not None:
-            until = end.time
-            last = bisect.bisect_right(stamps, int(until.timestamp() * 1000)) - 1
-        else:
-            last = _index_of(end, inputs)
-            until = _time(inputs[last])
+            until = moment
     if since is not None and until is not None and until < since:
         raise ValueError(f"--to {end.text if end else ''} is before --from {start.text if start else ''}")
     return Window(first, last, since, until)

@@ -1,13 +1,16 @@
 """``jigsaw replay``: verify a log and re-run the routing policy over it; write a child's chronology.
 
-    jigsaw replay --log FILE [--keys DIR] [--from BOUND] [--to BOUND]
-    jigsaw replay --kafka BOOTSTRAP --keys DIR [--topic-prefix P] [--from BOUND] [--to BOUND]
+    jigsaw replay --log FILE [--keys DIR] [--from BOUND] [--to BOUND] [--jobs N]
+    jigsaw replay --kafka BOOTSTRAP --keys DIR [--topic-prefix P] [--from BOUND] [--to BOUND] [--jobs N]
     jigsaw replay --log FILE --chronology NHS_NUMBER [--format json|csv|html] [--out FILE]
+    jigsaw replay --log FILE --save-snapshot STATE.json      (later:)  jigsaw replay --log FILE --resume STATE.json
 
-Prints a summary and one line per finding; exits 0 only when every signature,
-the hash chain and its signed checkpoints verify and the re-run policy gives
-exactly the notifications and decision records on the log, else 1, naming the
-first bad event by id and position.
+Streams the log in bounded memory (``audit.collect.replay_log``), verifying
+signatures on ``--jobs`` worker processes. Prints a summary and one line per
+finding; exits 0 only when every signature verifies, every record is the one
+Jigsaw's signed tree heads list (and every head is consistent with the one
+before), and the re-run policy gives exactly the notifications and decision
+records on the log, else 1, naming the first bad event by id and position.
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ from typing import TextIO
 from broker.audit.checkpoint import PUBLIC_KEY_FILE, load_public_key
 from broker.audit.chronology import build_chronology, to_csv, to_json
 from broker.audit.chronology_html import to_html
-from broker.audit.collect import Snapshot, read_snapshot
-from broker.audit.replay import Report, replay
-from broker.audit.window import parse_bound, resolve_window
+from broker.audit.collect import replay_log
+from broker.audit.report import Report
+from broker.audit.state_snapshot import RouterSnapshot, SnapshotInvalid, decode_snapshot
+from broker.audit.verify import parse_recorded, record_time
+from broker.audit.window import parse_bound
 from broker.envelope.keys import KeyStore
 from broker.errors import ConfigError
 from broker.log.base import Log
@@ -48,12 +53,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = (
         "What is checked: every event's signature against the key registry as it stood when the event\n"
-        "was accepted (a key revoked later still verifies what it signed before); the hash chain of every\n"
-        "events partition and Jigsaw's signed checkpoints; and the routing policy, re-run over the events\n"
-        "and acknowledgements in the router's order, against the notifications and decision records on\n"
-        "the log. --from/--to choose which events are verified and which notifications and decisions\n"
-        "(by their time) are compared; the routing state is always rebuilt from the start of the log,\n"
-        "and the chain always checked from its first record.\n\n"
+        "was accepted (a key revoked later still verifies what it signed before); every input record\n"
+        "against the leaf hashes Jigsaw's signed tree heads list, and each head's consistency with the\n"
+        "one before (RFC 9162); and the routing policy, re-run over the events and acknowledgements in\n"
+        "the router's order, against the notifications and decision records on the log. --from/--to\n"
+        "choose which events are verified and which notifications and decisions (by their time) are\n"
+        "compared; the routing state is rebuilt from the start of the log, so it is the state as it\n"
+        "stood at --from, and every record is still checked against the tree heads.\n\n"
         "Jigsaw's public key: jigsaw simulate --keep-log writes it to FILE.keys/jigsaw-checkpoint.pub; a\n"
         "running gateway publishes it at GET /v1/webhook-key (save its public_key line to a file).\n\n"
         "Exit status: 0 when everything verifies and matches; 1 otherwise (the first bad event is named)."
@@ -72,10 +78,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"Jigsaw's public key, whpk_... or PEM (default: DIR/{PUBLIC_KEY_FILE})",
     )
     parser.add_argument(
-        "--checkpoint-every", type=int, metavar="N", help="the intake's checkpoint interval (JIGSAW_CHECKPOINT_EVERY)"
+        "--checkpoint-every", type=int, metavar="N", help="the sealer's tree head interval (JIGSAW_CHECKPOINT_EVERY)"
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="worker processes verifying signatures (default: the core count; 1: none)",
     )
     parser.add_argument("--from", dest="start", metavar="BOUND", help="start of the stretch to check: " + _RANGE_HELP)
     parser.add_argument("--to", dest="end", metavar="BOUND", help="end of the stretch to check (same forms)")
+    parser.add_argument(
+        "--resume",
+        type=Path,
+        metavar="SNAPSHOT",
+        help="start from a router snapshot (jigsaw.router-snapshot.v1 JSON): check and re-run only the tail after it",
+    )
+    parser.add_argument(
+        "--save-snapshot", type=Path, metavar="FILE", help="write the routing state after the last input here"
+    )
     parser.add_argument("--chronology", metavar="NHS_NUMBER", help="also write this child's chronology")
     parser.add_argument("--format", choices=("json", "csv", "html"), default="json", help="chronology format")
     parser.add_argument("--out", type=Path, metavar="FILE", help="write the chronology here (default: stdout)")
@@ -102,19 +124,42 @@ def _open(args: argparse.Namespace, settings: Settings) -> Log:
     return log
 
 
-async def _snapshot(log: Log) -> Snapshot:
+async def _replay(log: Log, **options: object) -> Report:
     await log.start()
+    bar: Progress | None = None
+
+    def total(n: int) -> None:
+        nonlocal bar
+        bar = Progress("replay", n, unit="inputs", minimum=5000)
+
+    def progress(n: int) -> None:
+        if bar is not None:
+            bar.advance(n)
+
     try:
-        return await read_snapshot(log)
+        return await replay_log(log, progress=progress, total=total, **options)  # type: ignore[arg-type]
     finally:
+        if bar is not None:
+            bar.close()
         await log.close()
+
+
+def _load_snapshot(path: Path) -> RouterSnapshot:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the router snapshot {path}: {exc}") from exc
+    try:
+        return decode_snapshot(data)
+    except SnapshotInvalid as exc:
+        raise ConfigError(f"--resume {path}: {exc.message}") from exc
 
 
 def _integrity_sentence(report: Report) -> str:
     if report.ok:
         return (
-            f"Verified: {report.verified} events' signatures, the hash chain and {report.checkpoints} signed "
-            "checkpoints check out, and the routing policy re-run over the log gives exactly the "
+            f"Verified: {report.verified} events' signatures and {report.heads} signed tree heads "
+            "check out, and the routing policy re-run over the log gives exactly the "
             "notifications and decisions on record."
         )
     return (
@@ -127,9 +172,11 @@ def _write_chronology(args: argparse.Namespace, report: Report, out: TextIO) -> 
     nhs = normalise_nhs_number(args.chronology)
     if not is_valid_nhs_number(nhs):
         raise ConfigError(f"--chronology {args.chronology!r} is not a valid NHS number")
-    notes = [Notification.from_dict(r.body) for r in report.recorded_notifications if r.body is not None]
-    decisions = [Decision.from_dict(r.body) for r in report.recorded_decisions if r.body is not None]
-    events = [(dt.datetime.fromtimestamp(r.timestamp_ms / 1000, dt.UTC), e) for r, e in report.decoded]
+    recorded_notes = parse_recorded(report.notification_records, "notification_id")
+    notes = [Notification.from_dict(r.body) for r in recorded_notes if r.body is not None]
+    recorded_decisions = parse_recorded(report.decision_records, "decision_id")
+    decisions = [Decision.from_dict(r.body) for r in recorded_decisions if r.body is not None]
+    events = [(record_time(r), e) for r, e in report.decoded]
     chronology = build_chronology(
         nhs,
         events,
@@ -162,20 +209,22 @@ def run(args: argparse.Namespace) -> int:
     registry = KeyStore(keys_dir).load()
     key_file = args.checkpoint_key or keys_dir / PUBLIC_KEY_FILE
     checkpoint_key = load_public_key(key_file) if args.checkpoint_key or key_file.is_file() else None
-    snapshot = asyncio.run(_snapshot(_open(args, settings)))
-    try:
-        window = resolve_window(start, end, snapshot.inputs) if start or end else None
-    except ValueError as exc:
-        raise ConfigError(f"--from/--to: {exc}") from None
-    with Progress("replay", len(snapshot.inputs), unit="inputs", minimum=5000) as bar:
-        report = replay(
-            snapshot,
+    report = asyncio.run(
+        _replay(
+            _open(args, settings),
             keys=registry,
             checkpoint_key=checkpoint_key,
-            window=window,
+            start=start,
+            end=end,
             every=args.checkpoint_every or settings.checkpoint_every,
-            progress=bar.advance,
+            jobs=args.jobs,
+            keep=bool(args.chronology),
+            resume=_load_snapshot(args.resume) if args.resume else None,
+            save=args.save_snapshot is not None,
         )
+    )
+    if args.save_snapshot is not None and report.snapshot is not None:
+        args.save_snapshot.write_bytes(report.snapshot)
     # With a chronology on standard output, the verdict goes to standard error.
     out = sys.stderr if args.chronology and args.out is None else sys.stdout
     for line in report.summary():

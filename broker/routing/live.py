@@ -11,9 +11,9 @@ Escalation timers survive restarts: they are rebuilt from the log on start,
 and each escalation's id is derived from what it escalates, so it is raised
 once however often the router restarts.
 
-The router is also the sealer: every ``checkpoint_every`` input records, and
-when the role stops, it writes a checkpoint signed with Jigsaw's key.
-
+The router is also the sealer: every ``checkpoint_every`` input records (or
+``tree_head_interval`` seconds after the first record no head covers), and
+when the role stops, it publishes a signed tree head.
 **One active, any number standing by.** Every router process joins the
 consumer group ``jigsaw-router`` over the single input partition
 (``log.member``): the group gives the partition to one of them, the active
@@ -214,6 +214,8 @@ async def run_router(ctx: RoleContext) -> None:
         ctx.log,
         key=lambda: webhook_key_for(settings.signing_key_file, settings.data_dir).private_key,
         every=settings.checkpoint_every,
+        interval=settings.tree_head_interval,
+        tree=settings.data_dir / "merkle" / "jigsaw.input.0.tree",
     )
     from broker.delivery.workers import notification_partitions
 

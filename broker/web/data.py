@@ -278,8 +278,7 @@ def names_of(entries: Sequence[Entry]) -> dict[str, Entry]:
 async def read_deliveries(log: Log) -> list[DeliveryRecord]:
     """Every delivery record on the log, in order."""
     out: list[DeliveryRecord] = []
-    for records in (await read_topic(log, topics.DELIVERIES)).values():
-        out += [d for d in map(decode_delivery, records) if d is not None]
+    out += [d for d in map(decode_delivery, await read_topic(log, topics.DELIVERIES)) if d is not None]
     out.sort(key=lambda d: d.at)
     return out
 

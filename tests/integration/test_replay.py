@@ -101,7 +101,7 @@ def test_a_clean_simulated_log_replays_clean(kept: dict[str, Path], name: str) -
 
 
 def test_altering_one_payload_byte_is_detected_and_the_event_named(child1: Path) -> None:
-    """A flipped byte inside an event's payload fails its signature and its chain link, both at that record."""
+    """A flipped byte inside an event's payload fails its signature and its signed leaf, both at that record."""
     offset, value, headers, _ = rows(child1, POLICE)[1]
     payload = decode_envelope(value).payload
     at = value.index(payload) + len(payload) // 2
@@ -111,30 +111,30 @@ def test_altering_one_payload_byte_is_detected_and_the_event_named(child1: Path)
     eid = event_id(headers)
     assert run.code == 1
     assert any(f"{POLICE}:0:{offset} event {eid}" in line for line in run.findings("signature_invalid"))
-    assert any(f"{POLICE}:0:{offset} event {eid}" in line for line in run.findings("chain_broken"))
+    assert any(f"{POLICE}:0:{offset} event {eid}" in line for line in run.findings("record_altered"))
     assert f"first bad: {eid} at {POLICE}:0:{offset}" in run.out
 
 
 def test_deleting_an_event_is_detected_and_named(child1: Path) -> None:
-    """A removed event leaves an offset gap, breaks the next link, and its notifications no longer follow."""
+    """A removed event leaves an offset its signed leaf names, and its notifications no longer follow."""
     offset, _, headers, _ = rows(child1, POLICE)[0]
     execute(child1, "DELETE FROM records WHERE topic = ? AND offset = ?", POLICE, offset)
     run = jigsaw("replay", "--log", child1)
     assert run.code == 1
     assert any(f"{POLICE}:0:{offset}" in line for line in run.findings("record_missing"))
-    assert any(f"{POLICE}:0:{offset + 1}" in line for line in run.findings("chain_broken"))
+    assert not run.findings("record_altered")  # the records around it are untouched
     assert any(f"event {event_id(headers)}" in line for line in run.findings("unexpected_notification"))
 
 
 def test_reordering_two_events_is_detected_and_both_named(child1: Path) -> None:
-    """Swapping two events of a partition breaks the chain at both of them."""
+    """Swapping two events: neither is the record the signed tree head lists at its offset."""
     (a, _, ha, _), (b, _, hb, _) = rows(child1, POLICE)[:2]
     execute(child1, "UPDATE records SET offset = -1 WHERE topic = ? AND offset = ?", POLICE, a)
     execute(child1, "UPDATE records SET offset = ? WHERE topic = ? AND offset = ?", a, POLICE, b)
     execute(child1, "UPDATE records SET offset = ? WHERE topic = ? AND offset = -1", b, POLICE)
     run = jigsaw("replay", "--log", child1)
     assert run.code == 1
-    broken = run.findings("chain_broken")
+    broken = run.findings("record_altered")
     assert any(f"{POLICE}:0:{a} event {event_id(hb)}" in line for line in broken)
     assert any(f"{POLICE}:0:{b} event {event_id(ha)}" in line for line in broken)
 
@@ -201,7 +201,7 @@ def test_a_notification_record_that_no_longer_decodes_is_named(child1: Path) -> 
 
 
 def test_cutting_the_last_notifications_off_is_detected(child1: Path) -> None:
-    """The final checkpoint recorded where the notifications ended, so a shortened topic is named."""
+    """The final tree head recorded where the notifications ended, so a shortened topic is named."""
     last = rows(child1, "jigsaw.notifications")[-1][0]
     execute(child1, "DELETE FROM records WHERE topic = 'jigsaw.notifications' AND offset = ?", last)
     run = jigsaw("replay", "--log", child1)
@@ -225,7 +225,7 @@ def test_events_the_router_has_not_reached_are_verified_but_owe_nothing(child1: 
 
 
 def test_without_jigsaws_public_key_the_log_does_not_verify(child1: Path) -> None:
-    """The checkpoints cannot be trusted without the key that signed them."""
+    """The tree heads cannot be trusted without the key that signed them."""
     Path(f"{child1}.keys/jigsaw-checkpoint.pub").unlink()
     run = jigsaw("replay", "--log", child1)
     assert run.code == 1 and run.findings("checkpoint_key_missing")
@@ -255,7 +255,7 @@ def test_an_event_signed_after_its_key_was_revoked_is_named(child1: Path) -> Non
 
 
 def test_a_window_verifies_only_its_stretch(child1: Path) -> None:
-    """With --from/--to only the events inside are checked; a bad byte outside is still caught by the chain."""
+    """With --from/--to only the events inside are checked; a bad byte outside is still caught by the tree heads."""
     offset, value, headers, _ = rows(child1, POLICE)[0]
     payload = decode_envelope(value).payload
     at = value.index(payload) + 2
@@ -264,7 +264,7 @@ def test_a_window_verifies_only_its_stretch(child1: Path) -> None:
     run = jigsaw("replay", "--log", child1, "--from", "2021-05-01", "--to", "2021-12-31T00:00:00Z")
     assert "from 2021-05-01T00:00:00Z to 2021-12-31T00:00:00Z" in run.out
     assert not run.findings("signature_invalid")
-    assert any(f"event {event_id(headers)}" in line for line in run.findings("chain_broken"))
+    assert any(f"event {event_id(headers)}" in line for line in run.findings("record_altered"))
     clean = jigsaw("replay", "--log", child1, "--from", f"{POLICE}:0:{offset + 1}", "--to", "2022-01-01")
     assert "events checked" in clean.out
 
@@ -300,3 +300,25 @@ def test_the_chronology_on_standard_output_keeps_the_verdict_on_standard_error(k
     assert run.code == 0
     assert json.loads(run.out)["nhs_number"] == CHILD_1
     assert "OK: everything verifies and matches" in run.err
+
+
+def test_one_process_and_every_core_give_the_same_verdict_line_for_line(child1: Path) -> None:
+    """--jobs 1 and --jobs 2 print the same summary and findings, on a clean and on a tampered log."""
+    assert jigsaw("replay", "--log", child1, "--jobs", "1").out == jigsaw("replay", "--log", child1, "--jobs", "2").out
+    offset, value, _, _ = rows(child1, POLICE)[1]
+    execute(child1, "UPDATE records SET value = ? WHERE topic = ? AND offset = ?", value[:-1] + b"\x00", POLICE, offset)
+    one, two = jigsaw("replay", "--log", child1, "--jobs", "1"), jigsaw("replay", "--log", child1, "--jobs", "2")
+    assert one.code == two.code == 1 and one.out == two.out
+
+
+def test_a_saved_snapshot_resumes_the_replay_at_its_offset(child1: Path, tmp_path: Path) -> None:
+    """--save-snapshot writes the routing state as JSON; --resume starts from it and checks only what follows."""
+    state = tmp_path / "state.json"
+    assert jigsaw("replay", "--log", child1, "--save-snapshot", state).code == 0
+    assert json.loads(state.read_text())["format"] == "jigsaw.router-snapshot.v1"
+    run = jigsaw("replay", "--log", child1, "--resume", state)
+    assert run.code == 0, run.out
+    assert "resumed at input offset" in run.out
+    state.write_text('{"format": "jigsaw.router-snapshot.v1", "state": {"$": "o", "c": "os:system"}}')
+    refused = jigsaw("replay", "--log", child1, "--resume", state)
+    assert refused.code != 0 and "routing state class" in refused.err

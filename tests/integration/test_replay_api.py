@@ -204,5 +204,5 @@ async def test_a_live_gateways_log_replays_clean_with_the_key_it_publishes(tmp_p
     public.write_text(key["public_key"] + "\n")
     run = jigsaw("replay", "--log", tmp_path / "log.db", "--keys", tmp_path / "keys", "--checkpoint-key", public)
     assert run.code == 0, run.out + run.err
-    counts = re.search(r"(\d+) signed checkpoints.*?(\d+) notifications and (\d+) decision", run.out, re.S)
+    counts = re.search(r"leaves of (\d+) signed tree heads.*?(\d+) notifications and (\d+) decision", run.out, re.S)
     assert counts is not None and all(int(n) > 0 for n in counts.groups()), run.out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -10,8 +11,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from broker import topics
 from broker.audit.checkpoint import PUBLIC_KEY_FILE, load_public_key
-from broker.audit.collect import read_snapshot
-from broker.audit.replay import Report, replay
+from broker.audit.collect import replay_log
+from broker.audit.report import Report
 from broker.envelope.keys import KeyRegistry, KeyStore
 from broker.log import EmbeddedLog, Log
 from broker.log.kafka import KafkaLog
@@ -29,7 +30,7 @@ ALL_TOPICS = (
     topics.INPUT,
     topics.NOTIFICATIONS,
     topics.DECISIONS,
-    topics.CHECKPOINTS,
+    topics.TREE_HEADS,
     topics.REJECTED,
 )
 
@@ -60,10 +61,9 @@ async def _copy(source: Log, target: Log) -> int:
 async def _replay(log: Log, registry: KeyRegistry, key: Ed25519PublicKey) -> Report:
     await log.start()
     try:
-        snapshot = await read_snapshot(log)
+        return await replay_log(log, keys=registry, checkpoint_key=key, jobs=2)
     finally:
         await log.close()
-    return replay(snapshot, keys=registry, checkpoint_key=key)
 
 
 def _tamper(log: Path) -> None:
@@ -110,3 +110,15 @@ async def test_replay_on_kafka_matches_replay_on_the_embedded_log(
     run = jigsaw("replay", "--kafka", kafka_bootstrap, "--topic-prefix", prefix, "--keys", keys_dir)
     assert run.code == (1 if tampered else 0), run.out + run.err
     assert run.out.splitlines()[0] == on_sqlite.summary()[0]
+    if not tampered:  # an event's inclusion proof from Kafka, against the head the sealer published, verifies
+        with sqlite3.connect(path) as db:
+            (headers,) = db.execute(
+                "SELECT headers FROM records WHERE topic = ? AND offset = 3", (topics.INPUT,)
+            ).fetchone()
+        event_id = next(bytes.fromhex(v).decode() for k, v in json.loads(headers) if k == "event_id")
+        proof = tmp_path / "proof.json"
+        made = jigsaw("proof", event_id, "--kafka", kafka_bootstrap, "--topic-prefix", prefix, "--out", proof)
+        assert made.code == 0, made.out + made.err
+        assert json.loads(proof.read_text())["leaf_index"] == 3
+        checked = jigsaw("proof", "--verify", proof, "--key", keys_dir / PUBLIC_KEY_FILE)
+        assert checked.code == 0 and checked.out.startswith("OK"), checked.out

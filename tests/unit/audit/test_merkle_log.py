@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from broker.audit.checkpoint import public_key_line
 from broker.audit.merkle import MemoryTree, ProofInvalid
 from broker.audit.merkle_leaf import record_leaf_hash
 from broker.audit.merkle_log import extend_tree, find_record, prove_record
+from broker.audit.sealer import Sealer
 from broker.audit.sth import SignedTreeHead, sign_tree_head
 from broker.audit.tree_store import TreeStore
 from broker.cli import main
@@ -59,17 +61,30 @@ async def test_the_tree_follows_the_log_and_proves_a_found_record(tmp_path: Path
 def test_jigsaw_proof_event_id_on_an_embedded_log(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The command proves an event against a head it signs, or a head given; both verify stand-alone."""
+    """The command proves an event against the newest head the sealer published, or a head given."""
 
-    async def build() -> None:
+    async def build(sealed: bool) -> None:
         log = EmbeddedLog(tmp_path / "log.db")
         await log.start()
         try:
             await _fill(log, 0, 25)
+            if sealed:
+                sealer = Sealer(log, key=KEY, every=10)
+                await sealer.start()
+                for record in await log.read(TOPIC, 0, limit=100):
+                    sealer.observe(record)
+                    if sealer.due():
+                        await sealer.seal(dt.datetime.now(dt.UTC))
+                await sealer.seal(dt.datetime.now(dt.UTC))
         finally:
             await log.close()
 
-    asyncio.run(build())
+    asyncio.run(build(sealed=False))
+    capsys.readouterr()
+    assert main(["proof", "event-9", "--log", str(tmp_path / "log.db")]) == 1
+    assert "no tree head" in capsys.readouterr().err
+    (tmp_path / "log.db").unlink()
+    asyncio.run(build(sealed=True))
     key_file = tmp_path / "signing-key"
     key_file.write_text("whsk_" + base64.b64encode(SEED).decode() + "\n")
     key_file.chmod(0o600)
@@ -94,6 +109,38 @@ def test_jigsaw_proof_event_id_on_an_embedded_log(
     assert main(["proof", "--verify", str(out)]) == 0
     assert main(["proof", "event-404", "--log", str(tmp_path / "log.db")]) == 1
     assert "not_found" in capsys.readouterr().err
-    monkeypatch.delenv("JIGSAW_SIGNING_KEY_FILE")
-    assert main(["proof", "event-3", "--log", str(tmp_path / "log.db")]) == 1
-    assert "JIGSAW_SIGNING_KEY_FILE" in capsys.readouterr().err
+    monkeypatch.delenv("JIGSAW_SIGNING_KEY_FILE")  # an event's proof needs no private key: the head is published
+    assert main(["proof", "event-3", "--log", str(tmp_path / "log.db")]) == 0
+
+
+def test_jigsaw_proof_since_an_older_head_shows_the_log_only_grew(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--since gives an RFC 9162 consistency proof from a saved head to the newest published one, and it verifies."""
+
+    async def grow(first: int, count: int) -> None:
+        log = EmbeddedLog(tmp_path / "log.db")
+        await log.start()
+        try:
+            await _fill(log, first, count)
+            sealer = Sealer(log, key=KEY, every=1000)
+            await sealer.start()
+            for record in await log.read(TOPIC, 0, limit=1000):
+                sealer.observe(record)
+            await sealer.seal(dt.datetime.now(dt.UTC))
+        finally:
+            await log.close()
+
+    asyncio.run(grow(0, 7))
+    old = tmp_path / "old.json"
+    assert main(["proof", "event-2", "--log", str(tmp_path / "log.db"), "--out", str(old)]) == 0
+    asyncio.run(grow(7, 6))
+    grown = tmp_path / "grown.json"
+    assert main(["proof", "--since", str(old), "--log", str(tmp_path / "log.db"), "--out", str(grown)]) == 0
+    doc = json.loads(grown.read_text())
+    assert (doc["type"], doc["first"]["tree_size"], doc["second"]["tree_size"]) == ("consistency", 7, 13)
+    capsys.readouterr()
+    key = tmp_path / "jigsaw.pub"
+    key.write_text(public_key_line(KEY) + "\n")
+    assert main(["proof", "--verify", str(grown), "--key", str(key)]) == 0
+    assert capsys.readouterr().out.startswith("OK")

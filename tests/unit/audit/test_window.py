@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from broker.audit.window import Window, parse_bound, resolve_window
+from broker.audit.window import Bound, Window, parse_bound, resolve_window
 from broker.log.base import Record
 
 T0 = dt.datetime(2022, 1, 1, tzinfo=dt.UTC)
@@ -59,30 +59,36 @@ def test_anything_else_is_refused_with_the_forms_it_takes(text: str) -> None:
         parse_bound(text)
 
 
+def _at(bound: Bound) -> Record | None:
+    return next((r for r in INPUTS if r.offset == bound.offset), None)
+
+
 def test_time_bounds_select_inputs_and_outputs_inclusively() -> None:
     """Both ends are inclusive, for the inputs verified and the outputs compared."""
-    window = resolve_window(parse_bound("2022-01-01T01:00:00Z"), parse_bound("2022-01-01T02:00:00Z"), INPUTS)
-    assert (window.first, window.last) == (1, 2)
-    assert window.covers(1) and window.covers(2) and not window.covers(3)
+    window = resolve_window(parse_bound("2022-01-01T01:00:00Z"), parse_bound("2022-01-01T02:00:00Z"), _at)
+    assert [r.offset for r in INPUTS if window.covers(r)] == [1, 2]
+    assert window.past(INPUTS[3]) and not window.past(INPUTS[2])
     assert window.covers_time(T0 + dt.timedelta(hours=2)) and not window.covers_time(T0 + dt.timedelta(hours=3))
 
 
 def test_position_bounds_resolve_to_their_record_and_its_time() -> None:
-    """A position selects from (or to) that record in merge order, and its timestamp bounds the outputs."""
-    window = resolve_window(parse_bound("input:1"), parse_bound("3"), INPUTS)
+    """A position selects from (or to) that record, and its timestamp bounds the outputs."""
+    window = resolve_window(parse_bound("input:1"), parse_bound("3"), _at)
     assert (window.first, window.last) == (1, 3)
+    assert [r.offset for r in INPUTS if window.covers(r)] == [1, 2, 3]
     assert window.start == T0 + dt.timedelta(hours=1) and window.end == T0 + dt.timedelta(hours=3)
 
 
 def test_a_position_with_no_record_or_a_backwards_window_is_refused() -> None:
     """The auditor hears which bound is wrong."""
     with pytest.raises(ValueError, match="input:9"):
-        resolve_window(parse_bound("input:9"), None, INPUTS)
+        resolve_window(parse_bound("input:9"), None, _at)
     with pytest.raises(ValueError, match="before"):
-        resolve_window(parse_bound("2022-01-02"), parse_bound("2022-01-01"), INPUTS)
+        resolve_window(parse_bound("2022-01-02"), parse_bound("2022-01-01"), _at)
 
 
 def test_the_whole_log_window_covers_everything() -> None:
     """Without bounds every input and every time is inside."""
-    window = Window.everything(len(INPUTS))
-    assert window.whole and all(window.covers(i) for i in range(4)) and window.covers_time(T0)
+    window = Window.everything()
+    assert window.whole and all(window.covers(r) for r in INPUTS) and window.covers_time(T0)
+    assert not any(window.past(r) for r in INPUTS)
