@@ -76,13 +76,14 @@ class OutputCheck:
         self._next: dict[TopicPartition, int] = {}  # recorded partition -> next offset expected (gaps)
         self.doubts: list[Doubt] = []
         self.values = False  # keep every record's bytes in the index (for a chronology)
+        self.gaps = True  # an offset no record holds is a removal (not on Kafka: transaction markers take offsets)
 
     def recorded(self, what: str, records: Iterable[Record]) -> None:
         """Index a batch of notification (``what="notification"``) or decision records, in log order."""
         items = []
         for record in records:
             expected = self._next.get((record.topic, record.partition), 0)
-            if record.offset > expected:
+            if record.offset > expected and self.gaps:
                 self.findings.append(
                     Finding(
                         "record_missing",
