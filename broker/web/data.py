@@ -37,10 +37,11 @@ from broker.errors import ConfigError, NotPermitted
 from broker.gateway.auth import Caller
 from broker.log.base import Log
 from broker.routing.model import Ack, Notification
-from broker.store import InboxQuery
+from broker.store import Store
+from broker.web.listing import PAGE_SIZE, Filters, Page, item_of, known_total, page_of, store_query
 from broker.web.people import Person
 
-__all__ = ["Acknowledged", "StoreWebData", "WebData", "caller_of", "names_of"]
+__all__ = ["Acknowledged", "StoreWebData", "WebData", "caller_of", "names_of", "read_inbox_page"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -54,8 +55,8 @@ class Acknowledged:
 class WebData(Protocol):
     """Everything the pages need, for one organisation at a time."""
 
-    async def notifications(self, org_id: str) -> tuple[list[Notification], dict[str, Ack]]:
-        """The organisation's notifications in log order, and their acknowledgements by notification id."""
+    async def inbox_page(self, org_id: str, filters: Filters, now: dt.datetime) -> Page:
+        """The page of the organisation's inbox the filters ask for, newest first."""
         ...
 
     async def notification(self, org_id: str, notification_id: str) -> tuple[Notification, Ack | None] | None:
@@ -161,20 +162,9 @@ class StoreWebData:
             credentials_file=app[SETTINGS].credentials_file,
         )
 
-    async def notifications(self, org_id: str) -> tuple[list[Notification], dict[str, Ack]]:
+    async def inbox_page(self, org_id: str, filters: Filters, now: dt.datetime) -> Page:
         await self.inbox.follower.refresh()
-        notes: list[Notification] = []
-        acks: dict[str, Ack] = {}
-        after: str | None = None
-        while True:  # the pages filter and page themselves (broker.web.listing): every row, page by page
-            page = await self.inbox.store.list_inbox(InboxQuery(org_id, limit=1000, after=after, oldest_first=True))
-            for item in page.items:
-                notes.append(notification_of(item))
-                if (ack := ack_of(item)) is not None:
-                    acks[item.notification.notification_id] = ack
-            if page.next is None:
-                return notes, acks
-            after = page.next
+        return await read_inbox_page(self.inbox.store, org_id, filters, now)
 
     async def notification(self, org_id: str, notification_id: str) -> tuple[Notification, Ack | None] | None:
         await self.inbox.follower.refresh()
@@ -268,6 +258,26 @@ class StoreWebData:
 
     def credentials(self) -> list[tuple[str, str, str]]:
         return read_credentials(self.credentials_file)
+
+
+async def read_inbox_page(
+    store: Store, org_id: str, filters: Filters, now: dt.datetime, *, page_size: int = PAGE_SIZE
+) -> Page:
+    """One page of an inbox from the store: the page (one indexed query), the counts, the total if filtered."""
+    query = store_query(org_id, filters, now, page_size=page_size)
+    listed = await store.list_inbox(query)
+    counts = await store.count_inbox(org_id, now=now)
+    total = known_total(filters, counts)
+    if total is None:
+        total = await store.count_listing(query)
+    originals = {r.notification.follows for r in listed.items if r.notification.kind == "escalation"}
+    acknowledged: set[str] = set()
+    for nid in sorted(o for o in originals if o):  # the few escalations on the page: is their original answered?
+        original = await store.notification(org_id, nid)
+        if original is not None and original.ack is not None:
+            acknowledged.add(nid)
+    items = [item_of(r, now, acknowledged) for r in listed.items]
+    return page_of(items, filters=filters, more=listed.next, total=total, counts=counts, page_size=page_size)
 
 
 def names_of(entries: Sequence[Entry]) -> dict[str, Entry]:
