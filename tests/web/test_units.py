@@ -13,11 +13,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from broker.errors import ConfigError, SignInFailed
-from broker.routing.model import Ack, Notification
-from broker.web import explain
+from broker.routing.model import Notification
 from broker.routing.records import encode_json
 from broker.store import InboxAck, InboxNotification, SqliteStore
 from broker.store.model import encode_cursor
+from broker.web import explain
 from broker.web.data import read_inbox_page
 from broker.web.listing import PAGE_SIZE, Filters, status_of
 from broker.web.oidc import Provider, authorization_url, pkce_pair, verify_id_token
