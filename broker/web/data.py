@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-import json
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,10 +31,10 @@ from broker.delivery.directory import DirectoryFollower, Entry
 from broker.delivery.inbox import InboxService
 from broker.delivery.inboxes import ack_of, notification_of
 from broker.delivery.records import DeliveryRecord, decode_delivery
-from broker.envelope.keys import KeyRecord, KeyStore, SigningKey, load_signing_key
+from broker.envelope.keys import KeyRecord, KeyStore, SigningKey, load_signing_key, new_key
 from broker.envelope.model import Envelope, encode_envelope
 from broker.errors import ConfigError, NotPermitted
-from broker.gateway.auth import Caller
+from broker.gateway.auth import Caller, add_credential, hash_token, list_credentials, revoke_credential
 from broker.log.base import Log
 from broker.routing.model import Ack, Notification
 from broker.store import Store
@@ -108,8 +108,28 @@ class WebData(Protocol):
         """Revoke a signing key from ``now`` (raises ConfigError for an unknown or revoked key)."""
         ...
 
-    def credentials(self) -> list[tuple[str, str, str]]:
-        """(organisation, role, label) of every API credential (never the hashes)."""
+    def issue_key(self, org_id: str, kind: str, now: dt.datetime) -> tuple[KeyRecord, bytes]:
+        """A new signing key valid from ``now``, saved as ``jigsaw keys new`` does; its record and private file.
+
+        Raises:
+            ConfigError: the org id or kind is not acceptable, or there is no key registry.
+        """
+        ...
+
+    def credentials(self) -> list[dict[str, str]]:
+        """Every API credential: id (12 hex digits of its hash), organisation, role, label (never the hashes)."""
+        ...
+
+    def issue_credential(self, org_id: str, role: str, label: str) -> tuple[str, str]:
+        """A new API credential in force at once; (its id, the token: shown once, never kept).
+
+        Raises:
+            ConfigError: the role is unknown, the org id is not acceptable, or there is no credentials file.
+        """
+        ...
+
+    def revoke_credential(self, credential_id: str) -> dict[str, str]:
+        """Remove an API credential, at once; what was removed (ConfigError for an unknown id)."""
         ...
 
 
@@ -117,6 +137,8 @@ def caller_of(person: Person) -> Caller:
     """The organisation and credential role the API services check, for a person."""
     return Caller(person.org_id, person.api_role)
 
+
+_ORG_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")  # the rule ``broker.envelope.keys.new_key`` applies
 
 Submit = Callable[[Envelope, str, dt.datetime], Awaitable[Any]]  # (envelope, caller org, now) -> intake Outcome
 
@@ -133,6 +155,7 @@ class StoreWebData:
         keys: KeyStore | None = None,
         submit: Submit | None = None,
         credentials_file: Path | None = None,
+        reload_credentials: Callable[[], object] = lambda: None,
     ) -> None:
         self.inbox = inbox
         self.audit = audit
@@ -140,6 +163,7 @@ class StoreWebData:
         self.keys_store = keys
         self.submit = submit
         self.credentials_file = credentials_file
+        self.reload_credentials = reload_credentials  # the gateway's credentials re-read now, not in a few seconds
         self._directory = DirectoryFollower(log)
         self._directory_lock = asyncio.Lock()
 
@@ -148,7 +172,7 @@ class StoreWebData:
         """Over the services a gateway app (``broker.gateway.app.create_app``) has mounted."""
         from broker.audit.api import AUDIT
         from broker.delivery.inbox import INBOX
-        from broker.gateway.app import INTAKE, KEYS, LOG, SETTINGS
+        from broker.gateway.app import CREDENTIALS, INTAKE, KEYS, LOG, SETTINGS
 
         async def submit(envelope: Envelope, caller: str, now: dt.datetime) -> Any:
             return await app[INTAKE].submit(encode_envelope(envelope), caller=caller, now=now)
@@ -160,6 +184,7 @@ class StoreWebData:
             keys=app[KEYS],
             submit=submit,
             credentials_file=app[SETTINGS].credentials_file,
+            reload_credentials=getattr(app[CREDENTIALS], "reload", lambda: None),
         )
 
     async def inbox_page(self, org_id: str, filters: Filters, now: dt.datetime) -> Page:
@@ -256,8 +281,38 @@ class StoreWebData:
             raise ConfigError("this Jigsaw has no key registry")
         self.keys_store.revoke(key_id, now)
 
-    def credentials(self) -> list[tuple[str, str, str]]:
-        return read_credentials(self.credentials_file)
+    def issue_key(self, org_id: str, kind: str, now: dt.datetime) -> tuple[KeyRecord, bytes]:
+        if self.keys_store is None:
+            raise ConfigError("this Jigsaw has no key registry")
+        record, signing = new_key(org_id, kind, valid_from=now)
+        self.keys_store.save(record, signing)  # as `jigsaw keys new`: the registry sees it on its next look
+        return record, self.keys_store.private_path(record.key_id).read_bytes()
+
+    def _credentials_path(self) -> Path:
+        if self.credentials_file is None:
+            raise ConfigError("this Jigsaw has no credentials file (JIGSAW_CREDENTIALS_FILE)")
+        return self.credentials_file
+
+    def credentials(self) -> list[dict[str, str]]:
+        path = self.credentials_file
+        if path is None or not path.is_file():
+            return []
+        try:
+            return sorted(list_credentials(path), key=lambda c: (c["org_id"], c["role"], c["label"], c["id"]))
+        except ConfigError:
+            return []
+
+    def issue_credential(self, org_id: str, role: str, label: str) -> tuple[str, str]:
+        if not _ORG_ID.match(org_id):
+            raise ConfigError(f"org id {org_id!r} must be letters, digits, '-' or '_' (at most 64)")
+        token = add_credential(self._credentials_path(), org_id, role, label)
+        self.reload_credentials()
+        return hash_token(token)[:12], token
+
+    def revoke_credential(self, credential_id: str) -> dict[str, str]:
+        removed = revoke_credential(self._credentials_path(), credential_id)
+        self.reload_credentials()
+        return removed
 
 
 async def read_inbox_page(
@@ -292,14 +347,3 @@ async def read_deliveries(log: Log) -> list[DeliveryRecord]:
         out += [d for d in map(decode_delivery, records) if d is not None]
     out.sort(key=lambda d: d.at)
     return out
-
-
-def read_credentials(path: Path | None) -> list[tuple[str, str, str]]:
-    """(organisation, role, label) from a credentials file."""
-    if path is None or not path.is_file():
-        return []
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return sorted((str(e["org_id"]), str(e["role"]), str(e.get("label", ""))) for e in data["credentials"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return []
