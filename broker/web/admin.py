@@ -1,25 +1,24 @@
 """The partnership admin's page: the directory, delivery status per organisation, signing keys and credentials.
 
-What today needs ``jigsaw keys`` and JSON files, on one page for a person
-with the ``admin`` role: every organisation in the directory with its
-endpoint (webhook or inbox) and safeguarding lead; how delivery to it is going
-(last delivery, failed attempts, dead letters, notifications waiting in the
-inbox); its signing keys, each revocable from here (a revocation reaches the
-gateway within a second, and what the key signed before stays valid); and the
-API credentials issued to it (labels and roles only: the file holds hashes).
-``delivery_status`` is pure.
+What otherwise needs ``jigsaw keys`` and JSON files, on one page for a person
+with the ``admin`` role (anyone else gets 404): every organisation in the
+directory with its endpoint (webhook or inbox) and safeguarding lead; how
+delivery to it is going, from the store's delivery ledger (last delivery,
+failed attempts, dead letters, notifications left in the inbox); its signing
+keys, issued here (the private file shown once, to download; Jigsaw keeps the
+copy ``jigsaw keys new`` keeps) and revoked here; and its API credentials,
+issued here (the token shown once; the file holds its hash) and revoked here.
+Every form carries the session's CSRF token, every change is recorded on
+``jigsaw.access`` with the person, and the running gateway uses it at once.
 """
 
 from __future__ import annotations
 
 import base64
-import dataclasses
-import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 from aiohttp import web
 
-from broker.delivery.records import DEAD_LETTER, INBOX, DeliveryRecord
 from broker.errors import ConfigError
 from broker.gateway.auth import ROLES
 from broker.logging import get_logger
@@ -27,40 +26,9 @@ from broker.topics import ORG_KINDS
 from broker.web.app import PREFIX, SESSION, WEB, redirect, render
 from broker.web.signin import require_person
 
-__all__ = ["OrgDelivery", "add_routes", "delivery_status"]
+__all__ = ["add_routes"]
 
 _log = get_logger("jigsaw.web.admin")
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class OrgDelivery:
-    """How delivery to one organisation is going."""
-
-    delivered: int = 0
-    last_delivered: dt.datetime | None = None
-    failed_attempts: int = 0
-    last_error: str | None = None
-    dead_letters: int = 0
-    inbox: int = 0
-
-
-def delivery_status(records: Iterable[DeliveryRecord]) -> dict[str, OrgDelivery]:
-    """Per recipient organisation, from the deliveries topic in log order."""
-    out: dict[str, OrgDelivery] = {}
-    for r in records:
-        s = out.get(r.recipient, OrgDelivery())
-        if r.kind == INBOX:
-            s = dataclasses.replace(s, inbox=s.inbox + 1)
-        elif r.kind == DEAD_LETTER:
-            s = dataclasses.replace(s, dead_letters=s.dead_letters + 1, last_error=r.error or s.last_error)
-        elif r.outcome == "delivered":
-            s = dataclasses.replace(s, delivered=s.delivered + 1, last_delivered=r.at)
-        else:
-            s = dataclasses.replace(
-                s, failed_attempts=s.failed_attempts + 1, last_error=r.error or f"{r.outcome} ({r.status})"
-            )
-        out[r.recipient] = s
-    return out
 
 
 def _require_admin(request: web.Request) -> None:
@@ -74,10 +42,10 @@ async def admin_page(request: web.Request) -> web.StreamResponse:
     state = request.app[WEB]
     person = require_person(request)
     directory = await state.data.directory()
-    status = delivery_status(await state.data.deliveries())
     keys = state.data.keys()
     credentials = state.data.credentials()
-    orgs = sorted({*(e.org_id for e in directory), *status, *(k.org_id for k in keys)})
+    orgs = sorted({*(e.org_id for e in directory), *(k.org_id for k in keys), *(c["org_id"] for c in credentials)})
+    status = await state.data.delivery_status(orgs)
     await state.data.record_access(person, "admin", [])
     return render(
         request,

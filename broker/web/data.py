@@ -25,19 +25,18 @@ from aiohttp import web
 from broker import topics
 from broker.audit.api import AuditService
 from broker.audit.chronology import Chronology
-from broker.audit.collect import read_topic
 from broker.client import build_envelope
 from broker.delivery.directory import DirectoryFollower, Entry
 from broker.delivery.inbox import InboxService
 from broker.delivery.inboxes import ack_of, notification_of
-from broker.delivery.records import DeliveryRecord, decode_delivery
 from broker.envelope.keys import KeyRecord, KeyStore, SigningKey, load_signing_key, new_key
 from broker.envelope.model import Envelope, encode_envelope
 from broker.errors import ConfigError, NotPermitted
 from broker.gateway.auth import Caller, add_credential, hash_token, list_credentials, revoke_credential
 from broker.log.base import Log
 from broker.routing.model import Ack, Notification
-from broker.store import Store
+from broker.store import OrgDeliveryStatus, Store
+from broker.store.follow import DeliveriesFollower
 from broker.web.listing import PAGE_SIZE, Filters, Page, item_of, known_total, page_of, store_query
 from broker.web.people import Person
 
@@ -96,8 +95,8 @@ class WebData(Protocol):
         """
         ...
 
-    async def deliveries(self) -> list[DeliveryRecord]:
-        """Every record on the deliveries topic, in log order (the admin page)."""
+    async def delivery_status(self, org_ids: Sequence[str]) -> dict[str, OrgDeliveryStatus]:
+        """How delivery to each organisation is going, from the store's delivery ledger (the admin page)."""
         ...
 
     def keys(self) -> list[KeyRecord]:
@@ -166,6 +165,8 @@ class StoreWebData:
         self.reload_credentials = reload_credentials  # the gateway's credentials re-read now, not in a few seconds
         self._directory = DirectoryFollower(log)
         self._directory_lock = asyncio.Lock()
+        self._deliveries = DeliveriesFollower(log, inbox.store)
+        self._deliveries_topic = False
 
     @classmethod
     def for_gateway(cls, app: web.Application) -> StoreWebData:
@@ -270,8 +271,12 @@ class StoreWebData:
             raise outcome.error
         return str(outcome.event_id)
 
-    async def deliveries(self) -> list[DeliveryRecord]:
-        return await read_deliveries(self.log)
+    async def delivery_status(self, org_ids: Sequence[str]) -> dict[str, OrgDeliveryStatus]:
+        if not self._deliveries_topic:
+            await self.log.create_topic(topics.DELIVERIES)
+            self._deliveries_topic = True
+        await self._deliveries.refresh()  # the ledger caught up with the deliveries topic (bounded)
+        return {org: await self.inbox.store.delivery_status(org) for org in org_ids}
 
     def keys(self) -> list[KeyRecord]:
         return [] if self.keys_store is None else sorted(self.keys_store.load(), key=lambda r: (r.org_id, r.valid_from))
@@ -338,12 +343,3 @@ async def read_inbox_page(
 def names_of(entries: Sequence[Entry]) -> dict[str, Entry]:
     """Directory entries by organisation id."""
     return {e.org_id: e for e in entries}
-
-
-async def read_deliveries(log: Log) -> list[DeliveryRecord]:
-    """Every delivery record on the log, in order."""
-    out: list[DeliveryRecord] = []
-    for records in (await read_topic(log, topics.DELIVERIES)).values():
-        out += [d for d in map(decode_delivery, records) if d is not None]
-    out.sort(key=lambda d: d.at)
-    return out

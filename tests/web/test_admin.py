@@ -1,4 +1,4 @@
-"""The partnership admin's page: directory, delivery status, signing keys (revocable) and credentials."""
+"""The partnership admin's page: directory, delivery status from the ledger, keys and credentials issued and revoked."""
 
 from __future__ import annotations
 
@@ -10,35 +10,47 @@ from pathlib import Path
 
 import aiohttp
 
+from broker import topics
 from broker.client import build_envelope
-from broker.delivery.records import DeliveryRecord
+from broker.delivery.records import DeliveryRecord, encode_delivery
 from broker.envelope.batch import ENVELOPE_CONTENT_TYPE
 from broker.envelope.keys import KeyStore, load_signing_key
 from broker.envelope.model import encode_envelope
 from broker.envelope.testing import sample_data
-from broker.web.admin import OrgDelivery, delivery_status
-from tests.web.support import GP, NOW, serve_case
+from broker.gateway.app import LOG
+from tests.web.support import GP, NOW, SCHOOL, serve_case
 from tests.web.test_pages import Browser, _access
 
 POLICE = "POLICE-WYP"
 
 
-def _record(kind: str, org: str, outcome: str, minute: int, error: str | None = None) -> DeliveryRecord:
-    return DeliveryRecord(kind, f"n{minute}", org, NOW + dt.timedelta(minutes=minute), outcome, 0, minute, error=error)
+def _record(kind: str, org: str, outcome: str, minute: int, attempt: int, error: str | None = None) -> DeliveryRecord:
+    at = NOW - dt.timedelta(hours=1) + dt.timedelta(minutes=minute)
+    return DeliveryRecord(kind, f"n{minute}", org, at, outcome, 0, minute, attempt, error=error)
 
 
-def test_delivery_status_counts_per_organisation() -> None:
-    """Deliveries, failed attempts, dead letters and inbox drops are counted per recipient."""
-    status = delivery_status(
-        [
-            _record("attempt", "A", "failed", 1, "timeout"),
-            _record("attempt", "A", "delivered", 2),
-            _record("dead_letter", "A", "dead_letter", 3, "retries ran out"),
-            _record("inbox", "B", "inbox", 4),
-        ]
-    )
-    assert status["A"] == OrgDelivery(1, NOW + dt.timedelta(minutes=2), 1, "retries ran out", 1, 0)
-    assert status["B"] == OrgDelivery(inbox=1)
+async def test_delivery_status_comes_from_the_ledger(tmp_path: Path) -> None:
+    """Deliveries, failed attempts and dead letters on the deliveries topic show per organisation on the admin page."""
+    async with serve_case(tmp_path) as site:
+        log = site.app[LOG]
+        for record in (
+            _record("attempt", GP, "failed", 1, 1, "timed out"),
+            _record("attempt", GP, "delivered", 1, 2),
+            _record("attempt", GP, "delivered", 2, 1),
+            _record("dead_letter", GP, "dead_letter", 3, 0, "retries ran out"),
+            _record("inbox", SCHOOL, "inbox", 4, 0),
+        ):
+            key, value, headers = encode_delivery(record)
+            await log.append(topics.DELIVERIES, value, key=key, headers=headers)
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+            browser = Browser(site, session)
+            await browser.sign_in("admin")
+            status, text, _ = await browser.get("/web/admin")
+    assert status == 200
+    rows = dict(re.findall(r'data-org="([^"]+)">(.*?)</tr>', text, re.S))
+    assert "2 delivered" in rows[GP] and "1 failed attempts" in rows[GP] and "1 dead letters" in rows[GP]
+    assert "timed out" in rows[GP]
+    assert "1 left in the inbox" in rows[SCHOOL]
 
 
 async def test_the_admin_sees_the_partnership_and_revokes_a_key(tmp_path: Path) -> None:
