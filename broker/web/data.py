@@ -8,6 +8,14 @@ directory), so the pages see exactly what the JSON API sees, acknowledge
 through the same path (the store decides the first, then the log), and every
 read is recorded on ``jigsaw.access`` the same way, with the person as well as
 the organisation.
+
+An inbox page is read a page at a time (``read_inbox_page``: one indexed
+``Store.list_inbox`` query for the rows, ``count_inbox`` for the filter
+labels, ``count_listing`` only when a priority or child filter needs its own
+total), never the whole inbox. The admin page's delivery status comes from the
+store's delivery ledger, which a ``DeliveriesFollower`` keeps up with the
+deliveries topic; keys and credentials are issued and revoked through the same
+functions as ``jigsaw keys``, and the gateway is told to re-read them at once.
 """
 
 from __future__ import annotations
