@@ -135,6 +135,9 @@ class Store(Protocol):
     async def list_inbox(self, query: InboxQuery) -> Page[InboxItem]:
         """The recipient's notifications, newest first, filtered, one page at a time (by index, never a scan)."""
 
+    async def count_listing(self, query: InboxQuery) -> int:
+        """How many notifications a listing's filters match across every page (its cursor and limit ignored)."""
+
     async def count_inbox(self, recipient: str, *, now: dt.datetime) -> InboxCounts:
         """How many notifications the recipient has, by status; overdue at ``now``."""
 

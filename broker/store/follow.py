@@ -15,13 +15,14 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 
+from broker import topics
 from broker.errors import JigsawError
 from broker.log.base import Log
 from broker.logging import get_logger
 from broker.store.base import Store
-from broker.store.materialise import Derive, catch_up
+from broker.store.materialise import Derive, catch_up, deliveries
 
-__all__ = ["ViewFollower"]
+__all__ = ["DeliveriesFollower", "ViewFollower"]
 
 _log = get_logger("jigsaw.store")
 
@@ -89,3 +90,11 @@ class ViewFollower:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+class DeliveriesFollower(ViewFollower):
+    """Keeps the store's delivery ledger (``Store.delivery_status``, ``Store.delivery``) up with its topic."""
+
+    def __init__(self, log: Log, store: Store, *, refresh_timeout: float = 2.0, interval: float = 1.0) -> None:
+        sources = ((topics.DELIVERIES, deliveries),)
+        super().__init__(log, store, "deliveries", sources, refresh_timeout=refresh_timeout, interval=interval)

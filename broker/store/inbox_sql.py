@@ -32,6 +32,7 @@ __all__ = [
     "add_acks",
     "add_notifications",
     "count_inbox",
+    "count_listing",
     "get_notification",
     "list_inbox",
     "listing_sql",
@@ -224,8 +225,8 @@ async def get_notification(conn: Conn, recipient: str, notification_id: str) -> 
     return None if row is None else _item(row)
 
 
-def listing_sql(query: InboxQuery) -> tuple[str, list[Any]]:
-    """The statement and arguments for one page of an inbox listing (one more row than the page, to see more)."""
+def _matching(query: InboxQuery) -> tuple[str, list[str], list[Any], str]:
+    """The FROM, the WHERE terms and their arguments for a listing's filters (not its cursor), and the key alias."""
     args: list[Any] = [query.recipient]
     if query.child is not None:
         source = "inbox_children c JOIN inbox n ON n.recipient = c.recipient AND n.notification_id = c.notification_id"
@@ -245,6 +246,12 @@ def listing_sql(query: InboxQuery) -> tuple[str, list[Any]]:
     if query.since is not None:
         where.append(f"{key}.created_ms >= ?")
         args.append(to_ms(query.since))
+    return source, where, args, key
+
+
+def listing_sql(query: InboxQuery) -> tuple[str, list[Any]]:
+    """The statement and arguments for one page of an inbox listing (one more row than the page, to see more)."""
+    source, where, args, key = _matching(query)
     before, order = (">", "ASC") if query.oldest_first else ("<", "DESC")
     if query.after is not None:
         created_ms, nid = decode_cursor(query.after, (int, str))
@@ -256,6 +263,14 @@ def listing_sql(query: InboxQuery) -> tuple[str, list[Any]]:
         f"ORDER BY {key}.created_ms {order}, {key}.notification_id {order} LIMIT ?"
     )
     return sql, args
+
+
+async def count_listing(conn: Conn, query: InboxQuery) -> int:
+    """How many notifications a listing's filters match across every page (its cursor and limit ignored)."""
+    source, where, args, _ = _matching(query)
+    row = await conn.fetchrow(f"SELECT COUNT(*) FROM {source} WHERE {' AND '.join(where)}", *args)
+    assert row is not None
+    return int(row[0])
 
 
 async def list_inbox(conn: Conn, query: InboxQuery) -> Page[InboxItem]:

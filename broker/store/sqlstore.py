@@ -183,6 +183,10 @@ class SqlStore(abc.ABC):
         async with self._read() as conn:
             return await inbox_sql.list_inbox(conn, query)
 
+    async def count_listing(self, query: InboxQuery) -> int:
+        async with self._read() as conn:
+            return await inbox_sql.count_listing(conn, query)
+
     async def count_inbox(self, recipient: str, *, now: dt.datetime) -> InboxCounts:
         async with self._read() as conn:
             return await inbox_sql.count_inbox(conn, recipient, to_ms(now))

@@ -8,6 +8,14 @@ directory), so the pages see exactly what the JSON API sees, acknowledge
 through the same path (the store decides the first, then the log), and every
 read is recorded on ``jigsaw.access`` the same way, with the person as well as
 the organisation.
+
+An inbox page is read a page at a time (``read_inbox_page``: one indexed
+``Store.list_inbox`` query for the rows, ``count_inbox`` for the filter
+labels, ``count_listing`` only when a priority or child filter needs its own
+total), never the whole inbox. The admin page's delivery status comes from the
+store's delivery ledger, which a ``DeliveriesFollower`` keeps up with the
+deliveries topic; keys and credentials are issued and revoked through the same
+functions as ``jigsaw keys``, and the gateway is told to re-read them at once.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-import json
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,22 +33,23 @@ from aiohttp import web
 from broker import topics
 from broker.audit.api import AuditService
 from broker.audit.chronology import Chronology
-from broker.audit.collect import read_topic
 from broker.callers import Caller
 from broker.client import build_envelope
 from broker.delivery.directory import DirectoryFollower, Entry
 from broker.delivery.inbox import InboxService
 from broker.delivery.inboxes import ack_of, notification_of
-from broker.delivery.records import DeliveryRecord, decode_delivery
-from broker.envelope.keys import KeyRecord, KeyStore, SigningKey, load_signing_key
+from broker.envelope.keys import KeyRecord, KeyStore, SigningKey, load_signing_key, new_key
 from broker.envelope.model import Envelope, encode_envelope
 from broker.errors import ConfigError, NotPermitted
+from broker.gateway.auth import add_credential, hash_token, list_credentials, revoke_credential
 from broker.log.base import Log
 from broker.routing.model import Ack, Notification
-from broker.store import InboxQuery
+from broker.store import OrgDeliveryStatus, Store
+from broker.store.follow import DeliveriesFollower
+from broker.web.listing import PAGE_SIZE, Filters, Page, item_of, known_total, page_of, store_query
 from broker.web.people import Person
 
-__all__ = ["Acknowledged", "StoreWebData", "WebData", "caller_of", "names_of"]
+__all__ = ["Acknowledged", "StoreWebData", "WebData", "caller_of", "names_of", "read_inbox_page"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -54,8 +63,8 @@ class Acknowledged:
 class WebData(Protocol):
     """Everything the pages need, for one organisation at a time."""
 
-    async def notifications(self, org_id: str) -> tuple[list[Notification], dict[str, Ack]]:
-        """The organisation's notifications in log order, and their acknowledgements by notification id."""
+    async def inbox_page(self, org_id: str, filters: Filters, now: dt.datetime) -> Page:
+        """The page of the organisation's inbox the filters ask for, newest first."""
         ...
 
     async def notification(self, org_id: str, notification_id: str) -> tuple[Notification, Ack | None] | None:
@@ -95,8 +104,8 @@ class WebData(Protocol):
         """
         ...
 
-    async def deliveries(self) -> list[DeliveryRecord]:
-        """Every record on the deliveries topic, in log order (the admin page)."""
+    async def delivery_status(self, org_ids: Sequence[str]) -> dict[str, OrgDeliveryStatus]:
+        """How delivery to each organisation is going, from the store's delivery ledger (the admin page)."""
         ...
 
     def keys(self) -> list[KeyRecord]:
@@ -107,8 +116,28 @@ class WebData(Protocol):
         """Revoke a signing key from ``now`` (raises ConfigError for an unknown or revoked key)."""
         ...
 
-    def credentials(self) -> list[tuple[str, str, str]]:
-        """(organisation, role, label) of every API credential (never the hashes)."""
+    def issue_key(self, org_id: str, kind: str, now: dt.datetime) -> tuple[KeyRecord, bytes]:
+        """A new signing key valid from ``now``, saved as ``jigsaw keys new`` does; its record and private file.
+
+        Raises:
+            ConfigError: the org id or kind is not acceptable, or there is no key registry.
+        """
+        ...
+
+    def credentials(self) -> list[dict[str, str]]:
+        """Every API credential: id (12 hex digits of its hash), organisation, role, label (never the hashes)."""
+        ...
+
+    def issue_credential(self, org_id: str, role: str, label: str) -> tuple[str, str]:
+        """A new API credential in force at once; (its id, the token: shown once, never kept).
+
+        Raises:
+            ConfigError: the role is unknown, the org id is not acceptable, or there is no credentials file.
+        """
+        ...
+
+    def revoke_credential(self, credential_id: str) -> dict[str, str]:
+        """Remove an API credential, at once; what was removed (ConfigError for an unknown id)."""
         ...
 
 
@@ -116,6 +145,8 @@ def caller_of(person: Person) -> Caller:
     """The organisation and credential role the API services check, for a person."""
     return Caller(person.org_id, person.api_role)
 
+
+_ORG_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")  # the rule ``broker.envelope.keys.new_key`` applies
 
 Submit = Callable[[Envelope, str, dt.datetime], Awaitable[Any]]  # (envelope, caller org, now) -> intake Outcome
 
@@ -132,6 +163,7 @@ class StoreWebData:
         keys: KeyStore | None = None,
         submit: Submit | None = None,
         credentials_file: Path | None = None,
+        reload_credentials: Callable[[], object] = lambda: None,
     ) -> None:
         self.inbox = inbox
         self.audit = audit
@@ -139,15 +171,18 @@ class StoreWebData:
         self.keys_store = keys
         self.submit = submit
         self.credentials_file = credentials_file
+        self.reload_credentials = reload_credentials  # the gateway's credentials re-read now, not in a few seconds
         self._directory = DirectoryFollower(log)
         self._directory_lock = asyncio.Lock()
+        self._deliveries = DeliveriesFollower(log, inbox.store)
+        self._deliveries_topic = False
 
     @classmethod
     def for_gateway(cls, app: web.Application) -> StoreWebData:
         """Over the services a gateway app (``broker.gateway.app.create_app``) has mounted."""
         from broker.audit.api import AUDIT
         from broker.delivery.inbox import INBOX
-        from broker.gateway.keys import INTAKE, KEYS, LOG, SETTINGS
+        from broker.gateway.keys import CREDENTIALS, INTAKE, KEYS, LOG, SETTINGS
 
         async def submit(envelope: Envelope, caller: str, now: dt.datetime) -> Any:
             return await app[INTAKE].submit(encode_envelope(envelope), caller=caller, now=now)
@@ -159,22 +194,12 @@ class StoreWebData:
             keys=app[KEYS],
             submit=submit,
             credentials_file=app[SETTINGS].credentials_file,
+            reload_credentials=getattr(app[CREDENTIALS], "reload", lambda: None),
         )
 
-    async def notifications(self, org_id: str) -> tuple[list[Notification], dict[str, Ack]]:
+    async def inbox_page(self, org_id: str, filters: Filters, now: dt.datetime) -> Page:
         await self.inbox.follower.refresh()
-        notes: list[Notification] = []
-        acks: dict[str, Ack] = {}
-        after: str | None = None
-        while True:  # the pages filter and page themselves (broker.web.listing): every row, page by page
-            page = await self.inbox.store.list_inbox(InboxQuery(org_id, limit=1000, after=after, oldest_first=True))
-            for item in page.items:
-                notes.append(notification_of(item))
-                if (ack := ack_of(item)) is not None:
-                    acks[item.notification.notification_id] = ack
-            if page.next is None:
-                return notes, acks
-            after = page.next
+        return await read_inbox_page(self.inbox.store, org_id, filters, now)
 
     async def notification(self, org_id: str, notification_id: str) -> tuple[Notification, Ack | None] | None:
         await self.inbox.follower.refresh()
@@ -255,8 +280,12 @@ class StoreWebData:
             raise outcome.error
         return str(outcome.event_id)
 
-    async def deliveries(self) -> list[DeliveryRecord]:
-        return await read_deliveries(self.log)
+    async def delivery_status(self, org_ids: Sequence[str]) -> dict[str, OrgDeliveryStatus]:
+        if not self._deliveries_topic:
+            await self.log.create_topic(topics.DELIVERIES)
+            self._deliveries_topic = True
+        await self._deliveries.refresh()  # the ledger caught up with the deliveries topic (bounded)
+        return {org: await self.inbox.store.delivery_status(org) for org in org_ids}
 
     def keys(self) -> list[KeyRecord]:
         return [] if self.keys_store is None else sorted(self.keys_store.load(), key=lambda r: (r.org_id, r.valid_from))
@@ -266,29 +295,60 @@ class StoreWebData:
             raise ConfigError("this Jigsaw has no key registry")
         self.keys_store.revoke(key_id, now)
 
-    def credentials(self) -> list[tuple[str, str, str]]:
-        return read_credentials(self.credentials_file)
+    def issue_key(self, org_id: str, kind: str, now: dt.datetime) -> tuple[KeyRecord, bytes]:
+        if self.keys_store is None:
+            raise ConfigError("this Jigsaw has no key registry")
+        record, signing = new_key(org_id, kind, valid_from=now)
+        self.keys_store.save(record, signing)  # as `jigsaw keys new`: the registry sees it on its next look
+        return record, self.keys_store.private_path(record.key_id).read_bytes()
+
+    def _credentials_path(self) -> Path:
+        if self.credentials_file is None:
+            raise ConfigError("this Jigsaw has no credentials file (JIGSAW_CREDENTIALS_FILE)")
+        return self.credentials_file
+
+    def credentials(self) -> list[dict[str, str]]:
+        path = self.credentials_file
+        if path is None or not path.is_file():
+            return []
+        try:
+            return sorted(list_credentials(path), key=lambda c: (c["org_id"], c["role"], c["label"], c["id"]))
+        except ConfigError:
+            return []
+
+    def issue_credential(self, org_id: str, role: str, label: str) -> tuple[str, str]:
+        if not _ORG_ID.match(org_id):
+            raise ConfigError(f"org id {org_id!r} must be letters, digits, '-' or '_' (at most 64)")
+        token = add_credential(self._credentials_path(), org_id, role, label)
+        self.reload_credentials()
+        return hash_token(token)[:12], token
+
+    def revoke_credential(self, credential_id: str) -> dict[str, str]:
+        removed = revoke_credential(self._credentials_path(), credential_id)
+        self.reload_credentials()
+        return removed
+
+
+async def read_inbox_page(
+    store: Store, org_id: str, filters: Filters, now: dt.datetime, *, page_size: int = PAGE_SIZE
+) -> Page:
+    """One page of an inbox from the store: the page (one indexed query), the counts, the total if filtered."""
+    query = store_query(org_id, filters, now, page_size=page_size)
+    listed = await store.list_inbox(query)
+    counts = await store.count_inbox(org_id, now=now)
+    total = known_total(filters, counts)
+    if total is None:
+        total = await store.count_listing(query)
+    originals = {r.notification.follows for r in listed.items if r.notification.kind == "escalation"}
+    acknowledged: set[str] = set()
+    for nid in sorted(o for o in originals if o):  # the few escalations on the page: is their original answered?
+        original = await store.notification(org_id, nid)
+        if original is not None and original.ack is not None:
+            acknowledged.add(nid)
+    items = [item_of(r, now, acknowledged) for r in listed.items]
+    return page_of(items, filters=filters, more=listed.next, total=total, counts=counts, page_size=page_size)
 
 
 def names_of(entries: Sequence[Entry]) -> dict[str, Entry]:
     """Directory entries by organisation id."""
     return {e.org_id: e for e in entries}
-
-
-async def read_deliveries(log: Log) -> list[DeliveryRecord]:
-    """Every delivery record on the log, in order."""
-    out: list[DeliveryRecord] = []
-    out += [d for d in map(decode_delivery, await read_topic(log, topics.DELIVERIES)) if d is not None]
-    out.sort(key=lambda d: d.at)
-    return out
-
-
-def read_credentials(path: Path | None) -> list[tuple[str, str, str]]:
-    """(organisation, role, label) from a credentials file."""
-    if path is None or not path.is_file():
-        return []
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return sorted((str(e["org_id"]), str(e["role"]), str(e.get("label", ""))) for e in data["credentials"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return []

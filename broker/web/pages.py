@@ -21,7 +21,7 @@ from broker.web import explain
 from broker.web.app import PREFIX, SESSION, WEB, redirect, render
 from broker.web.challenge import children_named
 from broker.web.data import names_of
-from broker.web.listing import STATUSES, Filters, list_page, status_of
+from broker.web.listing import STATUSES, Filters, status_of
 from broker.web.signin import require_person
 
 __all__ = ["MAX_NOTE", "add_routes"]
@@ -36,9 +36,8 @@ async def inbox(request: web.Request) -> web.StreamResponse:
     state = request.app[WEB]
     started = time.perf_counter()
     filters = Filters.from_query(request.query)
-    notes, acks = await state.data.notifications(person.org_id)
     now = state.clock()
-    page = list_page(notes, acks, filters, now)
+    page = await state.data.inbox_page(person.org_id, filters, now)
     await state.data.record_access(person, "list", [i.note.notification_id for i in page.items], query=filters.query())
     response = render(
         request,
@@ -50,7 +49,7 @@ async def inbox(request: web.Request) -> web.StreamResponse:
         now=now,
         time_left=explain.time_left,
         link=lambda **changes: f"{PREFIX}/inbox?{urlencode(filters.query(**changes))}",
-        size=len(notes),
+        size=page.size,
     )
     response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
     return response

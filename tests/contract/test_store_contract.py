@@ -245,6 +245,27 @@ async def test_listing_filters_by_status_priority_and_child(store: Store) -> Non
     )
 
 
+async def test_count_listing_counts_what_the_filters_match(store: Store) -> None:
+    """A listing's count covers every page of its filters (child, priority, status), never its cursor."""
+    await store.add_notifications(
+        [
+            note(1, priority="urgent", children=(child(1),)),
+            note(2, priority="routine", children=(child(1),)),
+            note(3, priority="urgent", children=(child(2),)),
+            note(4, priority="urgent", recipient="ORG-B", children=(child(1),)),
+        ]
+    )
+    await store.acknowledge(InboxAck("ORG-A", "nid-0001", "A. Worker", T0 + dt.timedelta(hours=1)))
+    first = await store.list_inbox(InboxQuery("ORG-A", limit=1))
+
+    assert await store.count_listing(InboxQuery("ORG-A")) == 3
+    assert await store.count_listing(InboxQuery("ORG-A", limit=1, after=first.next)) == 3
+    assert await store.count_listing(InboxQuery("ORG-A", priority="urgent")) == 2
+    assert await store.count_listing(InboxQuery("ORG-A", child=child(1))) == 2
+    assert await store.count_listing(InboxQuery("ORG-A", child=child(1), state="awaiting")) == 1
+    assert await store.count_listing(InboxQuery("ORG-A", child=child(1), priority="urgent", state="acknowledged")) == 1
+
+
 async def test_acknowledging_counts_the_first_only(store: Store) -> None:
     """The first acknowledgement is recorded with who, when and a note; later ones answer already_acknowledged."""
     await store.add_notifications([note(1), note(2, recipient="ORG-B")])

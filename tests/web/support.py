@@ -92,8 +92,12 @@ async def serve_case(
     log_path = tmp / "case.db"
     if not log_path.exists():
         await simulate_case(log_path, clock)
+    credentials = tmp / "credentials.json"
+    if not credentials.exists():
+        credentials.write_text('{"credentials": []}', encoding="utf-8")
     port = free_port()
     settings = Settings(
+        credentials_file=credentials,
         data_dir=tmp,
         log_path=log_path,
         keys_dir=tmp / "keys",

@@ -229,6 +229,19 @@ def test_every_page_passes_axe(pages: Pages) -> None:
     pages.sign_in("admin")
     pages.go("/web/admin")
     check("partnership admin")
+    pages.css("#credential-org").send_keys("POLICE-WYP")
+    pages.css("#credential-label").send_keys("niche adapter")
+    pages.css("#issue-credential button").click()
+    pages.wait_for(lambda d: "credential issued" in d.find_element("tag name", "h1").text)
+    assert str(pages.css("#secret").get_attribute("value")).startswith("jgs_")
+    check("credential issued")
+    pages.go("/web/admin")
+    pages.css("#key-org").send_keys("POLICE-WYP")
+    pages.css("#issue-key button").click()
+    pages.wait_for(lambda d: "key issued" in d.find_element("tag name", "h1").text)
+    assert str(pages.css("#download-key").get_attribute("href")).startswith("data:application/json;base64,")
+    check("key issued")
+    pages.go("/web/admin")
     pages.css(".jigsaw-account__form button").click()
     pages.wait_for(lambda d: "signed-out" in d.current_url)
     check("signed out")
@@ -237,7 +250,7 @@ def test_every_page_passes_axe(pages: Pages) -> None:
     assert "/web/sign-in" in pages.driver.current_url
     bad = {page: found for page, found in checked.items() if found}
     assert not bad, bad
-    assert len(checked) == 12
+    assert len(checked) == 14
 
 
 def test_new_notifications_are_announced_without_reloading(pages: Pages, site: Site) -> None:

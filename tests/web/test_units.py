@@ -13,9 +13,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from broker.errors import ConfigError, SignInFailed
-from broker.routing.model import Ack, Notification
+from broker.routing.model import Notification
+from broker.routing.records import encode_json
+from broker.store import InboxAck, InboxNotification, SqliteStore
+from broker.store.model import encode_cursor
 from broker.web import explain
-from broker.web.listing import Filters, list_page, status_of
+from broker.web.data import read_inbox_page
+from broker.web.listing import PAGE_SIZE, Filters, status_of
 from broker.web.oidc import Provider, authorization_url, pkce_pair, verify_id_token
 from broker.web.people import Person, UserMap
 from broker.web.sessions import SessionStore, csrf_ok
@@ -97,37 +101,67 @@ def test_content_rows_name_people_plainly() -> None:
     ]
 
 
-def test_listing_statuses_filters_and_pages() -> None:
-    """Newest first; awaiting, overdue, escalated and acknowledged are told apart; pages hold page_size."""
+async def _inbox(tmp_path: Path, notes: list[Notification]) -> SqliteStore:
+    store = SqliteStore(tmp_path / "views.db")
+    await store.start()
+    await store.add_notifications(
+        [InboxNotification.of(n, children=("9994986260",), record=encode_json(n.to_dict())) for n in notes]
+    )
+    return store
+
+
+async def test_listing_statuses_filters_and_pages(tmp_path: Path) -> None:
+    """Newest first from the store; awaiting, overdue, escalated and acknowledged counted; pages go both ways."""
     notes = [note(f"n{i}", T0 + dt.timedelta(hours=i)) for i in range(5)]
     notes.append(note("esc", T0 + dt.timedelta(hours=30), kind="escalation", follows="n0"))
-    acks = {"n1": Ack("n1", "GP-A", "Dr A", T0 + dt.timedelta(hours=2))}
+    store = await _inbox(tmp_path, notes)
+    await store.acknowledge(InboxAck("GP-A", "n1", "Dr A", T0 + dt.timedelta(hours=2)))
     now = T0 + dt.timedelta(hours=26)  # n0 and n1's deadlines have passed
-    page = list_page(notes, acks, Filters(), now, page_size=4)
-    assert [i.note.notification_id for i in page.items] == ["esc", "n4", "n3", "n2"]
-    assert (page.total, page.pages) == (6, 2)
-    assert page.counts == {"awaiting": 3, "overdue": 1, "escalated": 2, "acknowledged": 1}
-    assert [i.note.notification_id for i in list_page(notes, acks, Filters(status="overdue"), now).items] == ["n0"]
-    assert {i.note.notification_id for i in list_page(notes, acks, Filters(status="escalated"), now).items} == {
-        "esc",
-        "n0",
-    }
-    second = list_page(notes, acks, Filters(page=2), now, page_size=4)
-    assert [i.note.notification_id for i in second.items] == ["n1", "n0"]
-    assert status_of(notes[1], acks["n1"], now) == "acknowledged"
-    assert status_of(notes[-1], None, now) == "info"
-    urgent_waiting = list_page(notes, acks, Filters(status="awaiting"), now).items[0]
-    assert urgent_waiting.stands_out
-    assert page.items[0].stands_out  # the escalation: n0 is still unacknowledged
-    acks["n0"] = Ack("n0", "GP-A", "Dr A", now)
-    assert not list_page(notes, acks, Filters(), now).items[0].stands_out
+
+    async def ids(filters: Filters, size: int = PAGE_SIZE) -> list[str]:
+        page = await read_inbox_page(store, "GP-A", filters, now, page_size=size)
+        return [i.note.notification_id for i in page.items]
+
+    try:
+        page = await read_inbox_page(store, "GP-A", Filters(), now, page_size=4)
+        assert [i.note.notification_id for i in page.items] == ["esc", "n4", "n3", "n2"]
+        assert (page.total, page.pages, page.page, page.size, page.prev) == (6, 2, 1, 6, None)
+        assert page.counts == {"awaiting": 4, "overdue": 1, "escalated": 1, "acknowledged": 1}
+        assert await ids(Filters(status="overdue")) == ["n0"]
+        assert await ids(Filters(status="escalated")) == ["n0"]
+        assert await ids(Filters(status="awaiting")) == ["n4", "n3", "n2", "n0"]
+        assert await ids(Filters(priority="routine")) == []
+        assert await ids(Filters(nhs_number="9994986260"), 2) == ["esc", "n4"]
+        second = await read_inbox_page(store, "GP-A", Filters(page=2, after=page.next), now, page_size=4)
+        assert [i.note.notification_id for i in second.items] == ["n1", "n0"]
+        assert (second.page, second.next) == (2, None) and second.prev is not None
+        back = await read_inbox_page(store, "GP-A", Filters(page=1, before=second.prev), now, page_size=4)
+        assert [i.note.notification_id for i in back.items] == ["esc", "n4", "n3", "n2"]
+        assert (back.page, back.prev, back.next) == (1, None, page.next)
+        filtered = await read_inbox_page(store, "GP-A", Filters(status="awaiting", nhs_number="9994986260"), now)
+        assert filtered.total == 4
+        assert [i.status for i in second.items] == ["acknowledged", "overdue"]
+        assert second.items[0].ack is not None and second.items[0].ack.by == "Dr A"
+        assert status_of(notes[-1], None, now) == "info"
+        urgent_waiting = (await read_inbox_page(store, "GP-A", Filters(status="awaiting"), now)).items[0]
+        assert urgent_waiting.stands_out
+        assert page.items[0].stands_out and page.items[0].escalated  # the escalation: n0 is still unacknowledged
+        await store.acknowledge(InboxAck("GP-A", "n0", "Dr A", now))
+        assert not (await read_inbox_page(store, "GP-A", Filters(), now)).items[0].stands_out
+    finally:
+        await store.close()
 
 
 def test_filters_from_a_hand_edited_query() -> None:
-    """Unknown filter values are ignored rather than failing the page; the NHS number is normalised."""
+    """Unknown filter values and cursors are ignored rather than failing the page; the NHS number is normalised."""
     f = Filters.from_query({"status": "bogus", "priority": "urgent", "nhs_number": "999 498 6260", "page": "x"})
     assert f == Filters(None, "urgent", "9994986260", 1)
-    assert f.query(page=3) == {"priority": "urgent", "nhs_number": "9994986260", "page": "3"}
+    assert Filters.from_query({"page": "3", "after": "not-a-cursor"}) == Filters()
+    cursor = encode_cursor(5, "n5")
+    moved = Filters.from_query({"priority": "urgent", "after": cursor})
+    assert moved == Filters(None, "urgent", None, 2, cursor)
+    assert moved.query(page=3) == {"priority": "urgent", "after": cursor, "page": "3"}
+    assert moved.query(after=None) == {"priority": "urgent"}
 
 
 def test_the_admins_mapping_wins_over_claims(tmp_path: Path) -> None:
