@@ -53,6 +53,7 @@ ENV_VARS: dict[str, str | None] = {
     "JIGSAW_CHECKPOINT_EVERY": "100",
     "JIGSAW_TREE_HEAD_INTERVAL": "10",
     "JIGSAW_APPEND_TIMEOUT": "10",
+    "JIGSAW_SNAPSHOT_EVERY": "10000",
     "JIGSAW_KAFKA_PARTITIONS": "6",
     "JIGSAW_KAFKA_TOPIC_PREFIX": None,
     "JIGSAW_WEBHOOK_RETRY_SCHEDULE": "standard",
@@ -147,6 +148,7 @@ class Settings:
     checkpoint_every: int = 100  # a signed tree head after this many input records
     tree_head_interval: int = 10  # ... or after this many seconds with input records no head covers yet
     append_timeout: int = 10  # seconds a submission may wait for the log before it is answered log_unavailable
+    snapshot_every: int = 10_000  # input records between the router's snapshots (in the store)
     kafka_partitions: int = 6  # partitions of the notifications topic (dispatchers share them as a group)
     kafka_topic_prefix: str = ""  # put before every topic and group name: several deployments on one cluster
     webhook_retry_schedule: str = "standard"  # comma-separated seconds between retries, or standard/testing
@@ -273,6 +275,7 @@ class Settings:
             checkpoint_every=_int(env, "JIGSAW_CHECKPOINT_EVERY"),
             tree_head_interval=_int(env, "JIGSAW_TREE_HEAD_INTERVAL"),
             append_timeout=_int(env, "JIGSAW_APPEND_TIMEOUT"),
+            snapshot_every=_int(env, "JIGSAW_SNAPSHOT_EVERY"),
             kafka_partitions=_int(env, "JIGSAW_KAFKA_PARTITIONS"),
             kafka_topic_prefix=env.get("JIGSAW_KAFKA_TOPIC_PREFIX") or "",
             webhook_retry_schedule=schedule,

@@ -41,7 +41,9 @@ from broker.roles import RoleBoard, RoleContext
 from broker.routing.service import GROUP, RouterService
 from broker.routing.state import Output
 
-__all__ = ["LiveRouter", "run_router"]
+__all__ = ["SNAPSHOT_NAME", "LiveRouter", "run_router"]
+
+SNAPSHOT_NAME = "router"
 
 _log = get_logger("jigsaw.router")
 
@@ -65,6 +67,8 @@ class LiveRouter:
         board: RoleBoard | None = None,
         notification_partitions: int = 1,
         metrics: Any = None,
+        snapshots: Any = None,
+        snapshot_every: int = 10_000,
     ) -> None:
         """Args:
         log: the (started) log.
@@ -76,6 +80,8 @@ class LiveRouter:
         board: where the role reports its position and lag.
         notification_partitions: partitions of the notifications topic (when the router creates it).
         metrics: the app's ``Metrics`` (lag, events routed, notifications, escalations).
+        snapshots: a ``broker.store.Store`` to save router snapshots in and start from (None: replay the log).
+        snapshot_every: input records between snapshots.
         """
         self._log = log
         self._group = group
@@ -85,6 +91,9 @@ class LiveRouter:
         self._wait = wait
         self._board = board
         self._metrics = metrics
+        self._snapshots = snapshots
+        self._snapshot_every = snapshot_every
+        self._snapshot_at = 0  # the input offset of the newest snapshot saved or loaded
         self._started = False
         self._writer: Any = None
         self._sealing = False
@@ -168,6 +177,7 @@ class LiveRouter:
         )
         self._writer = writer
         await self.router.start()
+        await self._restore()
         self._started = self._sealing = True
         self._report(active=True)
         while True:  # catch up, polling the group between batches so it knows this process is alive
@@ -181,10 +191,47 @@ class LiveRouter:
                 break
         while True:
             await self.turn(wait=self._wait)
+            await self._snapshot()
             if 0 not in await member.poll():
                 _log.warning("router_lost_partition", position=self.router.position)
                 self._sealing = False
                 return
+
+    async def _restore(self) -> None:
+        """Start from the newest router snapshot in the store, when there is one that fits this log."""
+        if self._snapshots is None:
+            return
+        from broker.audit.state_snapshot import SnapshotInvalid, decode_snapshot
+
+        saved = await self._snapshots.latest_snapshot(SNAPSHOT_NAME)
+        if saved is None:
+            return
+        end = await self._log.end_offset(topics.INPUT)
+        committed = await self._log.committed(self._group, topics.INPUT) or 0
+        if saved.offset > min(end, committed):  # another log's, or ahead of what was committed: not ours
+            _log.warning("router_snapshot_ignored", offset=saved.offset, end=end, committed=committed)
+            return
+        try:
+            snapshot = decode_snapshot(saved.blob)
+        except SnapshotInvalid as exc:
+            _log.warning("router_snapshot_ignored", offset=saved.offset, error=exc.message)
+            return
+        await self.router.restore(snapshot.state, snapshot.input_offset, snapshot.at_ms)
+        self._snapshot_at = snapshot.input_offset
+        _log.info("router_restored", offset=snapshot.input_offset)
+
+    async def _snapshot(self) -> None:
+        """Save a snapshot every ``snapshot_every`` input records (its outputs are committed by now)."""
+        if self._snapshots is None or self.router.position - self._snapshot_at < self._snapshot_every:
+            return
+        from broker.audit.state_snapshot import RouterSnapshot, encode_snapshot
+        from broker.store import Snapshot
+
+        position = self.router.position
+        blob = encode_snapshot(RouterSnapshot(self.router.state, position, self.router.at_ms))
+        await self._snapshots.put_snapshot(Snapshot(SNAPSHOT_NAME, position, blob, self._clock()))
+        self._snapshot_at = position
+        _log.info("router_snapshot", offset=position, bytes=len(blob))
 
     async def _step_down(self) -> None:
         """Seal what this process chained (when it still can) and close its writer."""
@@ -218,12 +265,20 @@ async def run_router(ctx: RoleContext) -> None:
         tree=settings.data_dir / "merkle" / "jigsaw.input.0.tree",
     )
     from broker.delivery.workers import notification_partitions
+    from broker.store import open_store
 
+    store = open_store(settings)  # router snapshots: a router on a machine with no files starts from one
+    await store.start()
     _log.info("router_starting")
-    await LiveRouter(
-        ctx.log,
-        sealer=sealer,
-        board=ctx.board,
-        notification_partitions=notification_partitions(settings),
-        metrics=ctx.metrics,
-    ).run()
+    try:
+        await LiveRouter(
+            ctx.log,
+            sealer=sealer,
+            board=ctx.board,
+            notification_partitions=notification_partitions(settings),
+            metrics=ctx.metrics,
+            snapshots=store,
+            snapshot_every=settings.snapshot_every,
+        ).run()
+    finally:
+        await asyncio.shield(store.close())

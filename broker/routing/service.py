@@ -82,6 +82,7 @@ class RouterService:
         self._batch = batch
         self._group = group
         self.position = 0  # the next input offset to apply
+        self.at_ms = 0  # the log timestamp of the last input record applied
         self._written: set[str] = set()
         self.routed = 0
         self.caught_up = False  # the last step read the input to its end
@@ -116,6 +117,7 @@ class RouterService:
                 self.sealer.observe(record)
         if records:
             self.position = records[-1].offset + 1
+            self.at_ms = records[-1].timestamp_ms
         if now is not None:
             due = self.state.advance(now)
             if due and self._metrics is not None:
@@ -125,6 +127,16 @@ class RouterService:
         if self.sealer is not None and self.sealer.due():
             await self.sealer.seal(_ts(records[-1]) if records else now or dt.datetime.now(dt.UTC))
         return fresh
+
+    async def restore(self, state: RoutingState, position: int, at_ms: int) -> None:
+        """Go on from a snapshot (after ``start``): the state after input records ``0 .. position - 1``.
+
+        The sealer observes the records between its last head and ``position`` from the log first,
+        so none goes unsealed.
+        """
+        self.state, self.position, self.at_ms = state, position, at_ms
+        if self.sealer is not None:
+            await self.sealer.catch_up(position)
 
     async def run_until_idle(self, *, now: dt.datetime | None = None) -> list[Output]:
         """Step until the input is read to its end."""

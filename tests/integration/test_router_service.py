@@ -149,3 +149,53 @@ async def test_router_killed_mid_batch_and_restarted_loses_and_duplicates_nothin
         assert committed == await second.end_offset(topics.INPUT)
     finally:
         await second.close()
+
+
+async def test_a_router_starts_from_its_snapshot_and_routes_the_tail_exactly_as_a_full_replay(
+    kept: tuple[Path, dt.datetime], tmp_path: Path
+) -> None:
+    """A live router saves snapshots in the store; a fresh one (new process, same store) starts from the newest,
+    applies only the records after it, and the log ends with exactly the notifications a full run wrote."""
+    import shutil
+
+    from broker.routing.live import SNAPSHOT_NAME, LiveRouter
+    from broker.store.sqlite import SqliteStore
+
+    path, until = kept
+    copy = tmp_path / "log.db"
+    shutil.copy(path, copy)
+    source = EmbeddedLog(copy)
+    await source.start()
+    expected = await _ids(source)
+    inputs = await _read_all(source, topics.INPUT)
+    await source.close()
+
+    log = EmbeddedLog(tmp_path / "live.db")
+    await log.start()
+    store = SqliteStore(tmp_path / "store.db")
+    await store.start()
+    try:
+        await log.create_topic(topics.INPUT)
+        half = len(inputs) // 2
+        for r in inputs[:half]:
+            await log.append(topics.INPUT, r.value, key=r.key, headers=r.headers, timestamp_ms=r.timestamp_ms)
+        first = LiveRouter(log, snapshots=store, snapshot_every=10, clock=lambda: until)
+        await first.start()
+        await first.turn()
+        await first._snapshot()
+        saved = await store.latest_snapshot(SNAPSHOT_NAME)
+        assert saved is not None and 0 < saved.offset <= half
+        for r in inputs[half:]:
+            await log.append(topics.INPUT, r.value, key=r.key, headers=r.headers, timestamp_ms=r.timestamp_ms)
+        second = LiveRouter(log, snapshots=store, snapshot_every=10, clock=lambda: until)
+        await second.router.start()
+        await second._restore()
+        assert second.router.position == saved.offset  # it starts where the snapshot stood, not at 0
+        await second.router.run_until_idle(now=until)
+        assert second.router.routed == len([r for r in inputs[saved.offset :] if topics.is_event(r)])
+        got = await _ids(log)
+        assert [i for i, n in Counter(got).items() if n > 1] == []
+        assert set(got) == set(expected)
+    finally:
+        await store.close()
+        await log.close()
