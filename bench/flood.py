@@ -47,7 +47,7 @@ TOPICS = (
     topics.NOTIFICATIONS,
     topics.DECISIONS,
     topics.DELIVERIES,
-    topics.CHECKPOINTS,
+    topics.TREE_HEADS,
 )
 _REQUESTS = (
     ("POST", "/v1/events", b"\x00" * 1024),

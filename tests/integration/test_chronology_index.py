@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -9,9 +10,9 @@ import pytest
 
 from broker import topics
 from broker.audit.chronology import build_chronology, to_json
-from broker.audit.collect import read_snapshot
+from broker.audit.collect import read_topic
 from broker.audit.verify import parse_recorded, record_time
-from broker.log import EmbeddedLog, Log
+from broker.log import EmbeddedLog, Log, Record
 from broker.routing.model import Decision, Notification
 from broker.routing.records import decode_ack
 from broker.store import SqliteStore, Store
@@ -22,6 +23,24 @@ from tests.shared import SCENARIOS, need_shared
 
 pytestmark = need_shared(SCENARIOS)
 AT = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Everything:
+    """The whole log as a full read gives it: the input topic, the notifications and the decisions."""
+
+    inputs: list[Record]
+    notifications: list[Record]
+    decisions: list[Record]
+
+
+async def read_snapshot(log: Log) -> _Everything:
+    """Every record an index-free chronology would read."""
+    return _Everything(
+        await read_topic(log, topics.INPUT),
+        await read_topic(log, topics.NOTIFICATIONS),
+        await read_topic(log, topics.DECISIONS),
+    )
 
 
 async def _full_read(log: Log, nhs: str) -> str:
