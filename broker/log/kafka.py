@@ -41,12 +41,12 @@ from aiokafka.errors import (
     GroupLoadInProgressError,
     KafkaError,
     NotCoordinatorForGroupError,
-    OffsetOutOfRangeError,
 )
 
 from broker.errors import ConfigError, LogUnavailable
 from broker.log.base import Headers, Position, Record, partition_for
 from broker.log.durability import min_insync_replicas_for
+from broker.log.kafka_reader import READER_SETTINGS, PartitionReader, to_record
 from broker.log.kafka_security import KafkaSecurity
 
 __all__ = ["CONSUMER_SAFETY", "PRODUCER_SAFETY", "TOPIC_DEFAULTS", "KafkaLog"]
@@ -56,9 +56,6 @@ PRODUCER_SAFETY: Final[Mapping[str, Any]] = MappingProxyType({"acks": "all", "en
 CONSUMER_SAFETY: Final[Mapping[str, Any]] = MappingProxyType(
     {"enable_auto_commit": False, "isolation_level": "read_committed"}
 )
-# Readers: an offset past the end is reported (and handled here), never silently reset to 0;
-# a short broker-side wait keeps a read that follows a seek quick.
-_READER_SETTINGS: Final[Mapping[str, Any]] = MappingProxyType({"auto_offset_reset": "none", "fetch_max_wait_ms": 100})
 # Every topic keeps its records until an operator decides otherwise, as the other backends do.
 # Time retention would also judge records by their own timestamps, and Jigsaw appends records
 # stamped with when things happened, which may be long ago.
@@ -68,9 +65,7 @@ _COORDINATOR_ERRORS: Final = (GroupCoordinatorNotAvailableError, GroupLoadInProg
 _COORDINATOR_WAIT_S = 15.0
 _TOPIC_EXISTS = 36  # TOPIC_ALREADY_EXISTS
 _CONFIG_ERRORS = {17: "invalid topic name", 37: "invalid partition count", 38: "invalid replication factor"}
-_CATCH_UP_S = 10.0  # how long to wait for records the broker holds but the consumer has not fetched yet
 _POLL_S = 0.1
-_MARKER_POLL_S = 0.002  # short fetches while looking whether only transaction markers are left
 _PARTITIONS_TTL_S = 10.0  # how long a partition count is taken as known (describing every topic is costly)
 
 
@@ -84,44 +79,6 @@ def _describe(exc: BaseException) -> str:
     """An aiokafka error as one line (some already start with their class name, some are empty)."""
     text, name = str(exc), type(exc).__name__
     return text if text.startswith(name) else f"{name}: {text}" if text else name
-
-
-def _record(message: Any) -> Record:
-    """An aiokafka ``ConsumerRecord`` as a neutral ``Record`` (converted at the edge)."""
-    headers: Headers = tuple((str(k), bytes(v)) for k, v in (message.headers or ()))
-    return Record(
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        key=message.key,
-        value=message.value,
-        headers=headers,
-        timestamp_ms=message.timestamp,
-    )
-
-
-class _Reader:
-    """One manually assigned consumer for one topic partition, with where it stands."""
-
-    def __init__(self, consumer: Any, tp: TopicPartition) -> None:
-        self.consumer = consumer
-        self.tp = tp
-        self.next_offset: int | None = None  # where the consumer will continue without a seek
-        self.lock = asyncio.Lock()
-        self.closed = False  # evicted (too many readers); whoever still holds it asks for a new one
-        self.dry: tuple[int, int] | None = None  # (offset, end): only transaction markers lie between them
-
-    def seek(self, offset: int) -> None:
-        if self.next_offset != offset:
-            self.consumer.seek(self.tp, offset)
-            self.next_offset = offset
-
-    async def fetch(self, offset: int, limit: int, wait_s: float) -> list[Any]:
-        batch = await self.consumer.getmany(self.tp, timeout_ms=int(wait_s * 1000), max_records=limit)
-        messages = [m for m in batch.get(self.tp, []) if m.offset >= offset]
-        if messages:
-            self.next_offset = messages[-1].offset + 1
-        return messages
 
 
 class _Committer:
@@ -162,7 +119,7 @@ class KafkaLog:
         self._producer: Any = None
         self._admin: Any = None
         self._meta: Any = None  # a group-less consumer that only asks for end offsets
-        self._readers: collections.OrderedDict[tuple[str, int], _Reader] = collections.OrderedDict()
+        self._readers: collections.OrderedDict[tuple[str, int], PartitionReader] = collections.OrderedDict()
         self._committers: dict[str, _Committer] = {}
         self._ensured: set[str] = set()  # topics this object created or saw created
         self._partition_counts: dict[str, int] = {}
@@ -369,19 +326,19 @@ class KafkaLog:
 
     # -- reading --------------------------------------------------------------
 
-    async def _reader(self, topic: str, partition: int) -> _Reader:
+    async def _reader(self, topic: str, partition: int) -> PartitionReader:
         key = (topic, partition)
         async with self._lock:
             reader = self._readers.get(key)
             if reader is not None:
                 self._readers.move_to_end(key)
                 return reader
-            consumer = self._consumer(None, **_READER_SETTINGS)
+            consumer = self._consumer(None, **READER_SETTINGS)
             with self._errors(f"open a reader on {topic}"):
                 await consumer.start()
             tp = TopicPartition(topic, partition)
             consumer.assign([tp])
-            reader = self._readers[key] = _Reader(consumer, tp)
+            reader = self._readers[key] = PartitionReader(consumer, tp)
             evicted = []
             while len(self._readers) > self._max_readers:
                 evicted.append(self._readers.popitem(last=False)[1])
@@ -408,69 +365,8 @@ class KafkaLog:
                 if reader.closed:
                     continue
                 with self._errors(f"read {topic}[{partition}]"):
-                    messages = await self._read(reader, offset, limit, deadline)
-            return [_record(m) for m in messages]
-
-    async def _read(self, reader: _Reader, offset: int, limit: int, deadline: float) -> list[Any]:
-        loop = asyncio.get_running_loop()
-        reader.seek(offset)
-        while True:
-            try:
-                messages = await reader.fetch(offset, limit, max(0.0, deadline - loop.time()))
-            except OffsetOutOfRangeError:
-                reader.next_offset = None  # the consumer's position is no longer known
-                start = (await reader.consumer.beginning_offsets([reader.tp]))[reader.tp]
-                if offset < start:  # removed by retention: carry on from the oldest record left
-                    offset = start
-                    reader.seek(offset)
-                    continue
-                # Past the end: nothing there yet. Wait for it like any other empty read.
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    return []
-                await asyncio.sleep(min(remaining, _POLL_S))
-                reader.seek(offset)
-                continue
-            if messages:
-                return await self._fill(reader, messages, limit)
-            # Nothing buffered; but right after a seek the broker may hold records the
-            # consumer has not fetched yet. Those must come back even when timeout is 0.
-            end = (await reader.consumer.end_offsets([reader.tp]))[reader.tp]
-            if end > offset and reader.dry != (offset, end):
-                catch_up = loop.time() + max(_CATCH_UP_S, deadline - loop.time())
-                while loop.time() < catch_up:
-                    messages = await reader.fetch(offset, limit, _MARKER_POLL_S)
-                    if messages:
-                        return await self._fill(reader, messages, limit)
-                    # What is left may be only transaction markers (a transactional writer's commits):
-                    # the consumer steps over them without returning a record.
-                    if await reader.consumer.position(reader.tp) >= end:
-                        reader.dry = (offset, end)  # asked again from here, with the same end: nothing to fetch
-                        break
-                if loop.time() >= deadline:
-                    return []
-                continue
-            if loop.time() >= deadline:
-                return []
-
-    async def _fill(self, reader: _Reader, messages: list[Any], limit: int) -> list[Any]:
-        """Top a read up towards ``limit`` while the broker holds more than one fetch brought.
-
-        One fetch stops at a log segment's end; the other backends return
-        ``min(limit, available)`` and so should this. The consumer's last stable
-        offset from its latest fetch says whether more is there, at no extra cost.
-        """
-        while messages and len(messages) < limit:
-            stable = reader.consumer.last_stable_offset(reader.tp)
-            if stable is None or reader.next_offset is None or reader.next_offset >= stable:
-                break
-            if await reader.consumer.position(reader.tp) >= stable:  # only transaction markers were left
-                break
-            more = await reader.fetch(reader.next_offset, limit - len(messages), _CATCH_UP_S)
-            if not more:
-                break
-            messages += more
-        return messages
+                    messages = await reader.read(offset, limit, deadline)
+            return [to_record(m) for m in messages]
 
     async def end_offset(self, topic: str, *, partition: int = 0) -> int:
         await self._started()
