@@ -189,6 +189,11 @@ async def measure(args: argparse.Namespace, *, shared: bool) -> int:
         "JIGSAW_HTTP_PORT": str(port),
         "JIGSAW_LOG_LEVEL": "info" if args.serve_log else "warning",
         "JIGSAW_LOG_FORMAT": "json",
+        # One agency posting 200 events a second is the load here, not an abuse to throttle.
+        "JIGSAW_RATE_PER_ADDRESS": "100000",
+        "JIGSAW_RATE_BURST_PER_ADDRESS": "100000",
+        "JIGSAW_RATE_PER_CREDENTIAL": "100000",
+        "JIGSAW_RATE_BURST_PER_CREDENTIAL": "100000",
     }
     jigsaw = str(ROOT / ".venv" / "bin" / "jigsaw")
     serve_log = open(args.serve_log, "wb") if args.serve_log else None
