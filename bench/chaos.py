@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import contextlib
 import datetime as dt
 import json
 import os
@@ -54,18 +53,15 @@ from aiohttp import web
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.latency import _free_port, own_broker
+from bench.scene import directory_entry, incident, jigsaw_key, organisations, registration, victim, wait_healthy
 from broker import topics
-from broker.audit.checkpoint import PUBLIC_KEY_FILE, public_key_line
 from broker.client import JigsawClient
 from broker.delivery.records import decode_delivery
-from broker.delivery.signing import WebhookKey
-from broker.envelope.keys import KeyStore, SigningKey, new_key
+from broker.envelope.keys import SigningKey
 from broker.envelope.model import Envelope
-from broker.gateway.auth import add_credential
 from broker.log.base import Log, Record
 from broker.log.kafka import KafkaLog
 from broker.log.namespace import NamespacedLog
-from broker.nhs import synthetic_nhs_number
 from broker.routing.model import notification_id
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -149,17 +145,6 @@ class Fleet:
         return [f"http://127.0.0.1:{self.ports[i]}" for i, role in enumerate(ROLES) if role == "gateway"]
 
 
-async def _healthy(session: aiohttp.ClientSession, url: str, *, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-            async with session.get(f"{url}/healthz") as response:
-                if response.status == 200:
-                    return
-        await asyncio.sleep(0.2)
-    raise RuntimeError(f"{url} did not become healthy in {seconds:g} s")
-
-
 class Agency:
     """Publishes through any gateway; re-sends the same bytes until one answers 2xx."""
 
@@ -216,17 +201,8 @@ async def run(args: argparse.Namespace, bootstrap: str, prefix: str) -> int:
     kinds = {police: "police", gp: "gp_practice", partnership: "partnership"}
     tmp = Path(tempfile.mkdtemp(prefix="jigsaw-chaos-"))
     (tmp / "logs").mkdir()
-    store = KeyStore(tmp / "keys")
-    signing: dict[str, SigningKey] = {}
-    tokens: dict[str, str] = {}
-    for org, kind in kinds.items():
-        record, signing[org] = new_key(org, kind, valid_from=dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
-        store.save(record)
-        tokens[org] = add_credential(tmp / "credentials.json", org, "publisher", "chaos")
-    key = WebhookKey.generate()
-    (tmp / "jigsaw.key").write_text(key.secret_text())
-    (tmp / "jigsaw.key").chmod(0o600)
-    (tmp / "keys" / PUBLIC_KEY_FILE).write_text(public_key_line(key.private_key) + "\n")
+    signing, tokens = organisations(tmp, kinds)
+    jigsaw_key(tmp)
     env = {
         **os.environ,
         "JIGSAW_LOG_BACKEND": "kafka",
@@ -253,28 +229,19 @@ async def run(args: argparse.Namespace, bootstrap: str, prefix: str) -> int:
     try:
         async with aiohttp.ClientSession(timeout=timeout) as session:
             for url in fleet.gateway_urls():
-                await _healthy(session, url)
+                await wait_healthy(session, url)
             urls = fleet.gateway_urls()
             agencies = {o: Agency(session, urls, tokens[o], signing[o]) for o in kinds}
             for org, kind in kinds.items():
-                entry = {
-                    "org_id": org,
-                    "kind": kind,
-                    "name": f"Chaos {org}",
-                    "area": f"chaos-{run_id.lower()}",
-                    "endpoint": receiver.url if org == gp else None,
-                    "endpoint_internal": org == gp,
-                    "safeguarding_lead": "Chaos lead",
-                }
+                entry = directory_entry(
+                    org, kind, f"chaos-{run_id.lower()}", endpoint=receiver.url if org == gp else None
+                )
                 envelope = agencies[partnership].clients[0].build("directory.organisation", entry, occurred_at=_now())
                 await agencies[partnership].until_accepted(envelope)
             base = random.randrange(0, 700_000)
-            victims = [
-                {"nhs_number": synthetic_nhs_number(base + i), "name": f"Victim {i}", "date_of_birth": "1990-01-01"}
-                for i in range(20)
-            ]
-            for victim in victims:
-                data = {"person": victim, "practice": gp, "status": "registered", "effective_date": "2015-01-01"}
+            victims = [victim(base + i) for i in range(20)]
+            for person in victims:
+                data = registration(person, gp)
                 envelope = agencies[gp].clients[0].build("gp.registration", data, occurred_at=_now())
                 await agencies[gp].until_accepted(envelope)
             print(f"set up: {len(ROLES)} processes ({', '.join(ROLES)}), Kafka at {bootstrap}, prefix {prefix!r}")
@@ -316,19 +283,10 @@ async def _post_under_fire(
     while time.monotonic() - started < args.seconds:
         now = time.monotonic()
         if now >= next_kill:
-            victim = random.randrange(len(ROLES))
-            await fleet.kill_and_restart(victim)
+            chosen = random.randrange(len(ROLES))
+            await fleet.kill_and_restart(chosen)
             next_kill += args.kill_every
-        data = {
-            "incident_ref": f"C{run_id}-{index}",
-            "victim": victims[index % len(victims)],
-            "perpetrator": None,
-            "children_present": [],
-            "children_in_household": [],
-            "risk_level": "medium",
-            "marac_referral": False,
-            "summary": "Synthetic incident for the chaos bench.",
-        }
+        data = incident(f"C{run_id}-{index}", victims[index % len(victims)])
         envelope = police.clients[0].build("police.domestic_abuse_incident", data, occurred_at=_now())
         sent.append(envelope.event_id)
         task = asyncio.create_task(police.send(envelope))

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import json
 import os
 import shutil
@@ -34,15 +33,12 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.latency import _free_port, own_broker
+from bench.scene import directory_entry, incident, jigsaw_key, organisations, registration, victim, wait_healthy
 from broker import topics
 from broker.client import JigsawClient
-from broker.delivery.signing import WebhookKey
-from broker.envelope.keys import KeyStore, new_key
-from broker.gateway.auth import add_credential
 from broker.log.kafka import KafkaLog
 from broker.log.kafka_group import GROUP_SETTINGS
 from broker.log.namespace import NamespacedLog
-from broker.nhs import synthetic_nhs_number
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -73,15 +69,8 @@ async def run(args: argparse.Namespace, bootstrap: str) -> int:
     prefix = f"failover{uuid.uuid4().hex[:8]}."
     tmp = Path(tempfile.mkdtemp(prefix="jigsaw-failover-"))
     orgs = {"POLICE-F": "police", "GP-F": "gp_practice", "PARTNERSHIP-F": "partnership"}
-    store = KeyStore(tmp / "keys")
-    keys, tokens = {}, {}
-    for org, kind in orgs.items():
-        record, keys[org] = new_key(org, kind, valid_from=dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
-        store.save(record)
-        tokens[org] = add_credential(tmp / "credentials.json", org, "publisher", "failover")
-    key_file = tmp / "jigsaw.key"
-    key_file.write_text(WebhookKey.generate().secret_text())
-    key_file.chmod(0o600)
+    keys, tokens = organisations(tmp, orgs)
+    key_file = jigsaw_key(tmp)
     env = {
         **os.environ,
         "JIGSAW_LOG_BACKEND": "kafka",
@@ -110,42 +99,16 @@ async def run(args: argparse.Namespace, bootstrap: str) -> int:
     times: list[float] = []
     try:
         async with aiohttp.ClientSession() as session:
-            for _ in range(300):
-                try:
-                    async with session.get(url + "/healthz") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
+            await wait_healthy(session, url)
             clients = {o: JigsawClient(url, tokens[o], key=keys[o], session=session) for o in orgs}
             for org, kind in orgs.items():
-                entry = {
-                    "org_id": org,
-                    "kind": kind,
-                    "name": org,
-                    "area": "failover",
-                    "endpoint": None,
-                    "endpoint_internal": False,
-                    "safeguarding_lead": "Lead",
-                }
+                entry = directory_entry(org, kind, "failover")
                 assert (await clients["PARTNERSHIP-F"].publish("directory.organisation", entry)).accepted
-            victim = {"nhs_number": synthetic_nhs_number(777), "name": "Victim", "date_of_birth": "1990-01-01"}
-            data = {"person": victim, "practice": "GP-F", "status": "registered", "effective_date": "2015-01-01"}
-            assert (await clients["GP-F"].publish("gp.registration", data)).accepted
+            person = victim(777)
+            assert (await clients["GP-F"].publish("gp.registration", registration(person, "GP-F"))).accepted
 
-            async def incident(ref: str) -> str:
-                body = {
-                    "incident_ref": ref,
-                    "victim": victim,
-                    "perpetrator": None,
-                    "children_present": [],
-                    "children_in_household": [],
-                    "risk_level": "medium",
-                    "marac_referral": False,
-                    "summary": "Synthetic incident for the failover bench.",
-                }
-                envelope = clients["POLICE-F"].build("police.domestic_abuse_incident", body)
+            async def post_incident(ref: str) -> str:
+                envelope = clients["POLICE-F"].build("police.domestic_abuse_incident", incident(ref, person))
                 assert (await clients["POLICE-F"].send(envelope)).accepted
                 return envelope.event_id
 
@@ -157,14 +120,14 @@ async def run(args: argparse.Namespace, bootstrap: str) -> int:
                     await asyncio.sleep(0.1)
                 raise RuntimeError(f"event {event_id} not routed within {limit:g} s")
 
-            await wait_routed(await incident("F-warm"))
+            await wait_routed(await post_incident("F-warm"))
             for trial in range(args.trials):
                 active = _active(router_logs)
                 assert active is not None, "no router became active"
                 routers[active].send_signal(signal.SIGKILL)
                 await routers[active].wait()
                 killed = time.monotonic()
-                event_id = await incident(f"F-{trial}")
+                event_id = await post_incident(f"F-{trial}")
                 await wait_routed(event_id)
                 times.append(time.monotonic() - killed)
                 routers[active] = await start("router", _free_port(), router_logs[active])  # the new standby

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import datetime as dt
 import os
 import shutil
 import signal
@@ -38,11 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.chaos import Agency, Receiver
 from bench.latency import _free_port
-from broker.audit.checkpoint import PUBLIC_KEY_FILE, public_key_line
-from broker.delivery.signing import WebhookKey
-from broker.envelope.keys import KeyStore, new_key
-from broker.gateway.auth import add_credential
-from broker.nhs import synthetic_nhs_number
+from bench.scene import directory_entry, incident, jigsaw_key, organisations, registration, victim, wait_healthy
 from broker.routing.model import notification_id
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,23 +65,15 @@ async def run(args: argparse.Namespace) -> int:
     _kafka("start.sh", kafka_env)
     bootstrap = f"127.0.0.1:{port}"
     orgs = {"POLICE-O": "police", "GP-O": "gp_practice", "PARTNERSHIP-O": "partnership"}
-    store = KeyStore(tmp / "keys")
-    keys, tokens = {}, {}
-    for org, kind in orgs.items():
-        record, keys[org] = new_key(org, kind, valid_from=dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
-        store.save(record)
-        tokens[org] = add_credential(tmp / "credentials.json", org, "publisher", "outage")
-    key = WebhookKey.generate()
-    (tmp / "jigsaw.key").write_text(key.secret_text())
-    (tmp / "jigsaw.key").chmod(0o600)
-    (tmp / "keys" / PUBLIC_KEY_FILE).write_text(public_key_line(key.private_key) + "\n")
+    keys, tokens = organisations(tmp, orgs)
+    key_file = jigsaw_key(tmp)
     env = {
         **os.environ,
         "JIGSAW_LOG_BACKEND": "kafka",
         "JIGSAW_KAFKA_BOOTSTRAP": bootstrap,
         "JIGSAW_DATA_DIR": str(tmp),
         "JIGSAW_CREDENTIALS_FILE": str(tmp / "credentials.json"),
-        "JIGSAW_SIGNING_KEY_FILE": str(tmp / "jigsaw.key"),
+        "JIGSAW_SIGNING_KEY_FILE": str(key_file),
         "JIGSAW_LOG_FORMAT": "json",
         "JIGSAW_WEBHOOK_RETRY_SCHEDULE": "testing",
     }
@@ -108,31 +95,16 @@ async def run(args: argparse.Namespace) -> int:
     outage: dict[str, Any] = {}
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
-            for _ in range(600):
-                try:
-                    async with session.get(url + "/healthz") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
+            await wait_healthy(session, url)
             agencies = {o: Agency(session, [url], tokens[o], keys[o]) for o in orgs}
             for org, kind in orgs.items():
-                entry = {
-                    "org_id": org,
-                    "kind": kind,
-                    "name": org,
-                    "area": "outage",
-                    "endpoint": receiver.url if org == "GP-O" else None,
-                    "endpoint_internal": org == "GP-O",
-                    "safeguarding_lead": "Lead",
-                }
-                await agencies["PARTNERSHIP-O"].until_accepted(
-                    agencies["PARTNERSHIP-O"].clients[0].build("directory.organisation", entry)
-                )
-            victim = {"nhs_number": synthetic_nhs_number(31337), "name": "Victim", "date_of_birth": "1990-01-01"}
-            reg = {"person": victim, "practice": "GP-O", "status": "registered", "effective_date": "2015-01-01"}
-            await agencies["GP-O"].until_accepted(agencies["GP-O"].clients[0].build("gp.registration", reg))
+                entry = directory_entry(org, kind, "outage", endpoint=receiver.url if org == "GP-O" else None)
+                partnership = agencies["PARTNERSHIP-O"]
+                await partnership.until_accepted(partnership.clients[0].build("directory.organisation", entry))
+            person = victim(31337)
+            await agencies["GP-O"].until_accepted(
+                agencies["GP-O"].clients[0].build("gp.registration", registration(person, "GP-O"))
+            )
             police = agencies["POLICE-O"]
             answers: list[tuple[float, float, int]] = []  # (sent at, seconds waited, status)
             original_send = police.clients[0].send
@@ -165,17 +137,7 @@ async def run(args: argparse.Namespace) -> int:
                     lines_at_up = _lines(logs)
                     _kafka("start.sh", kafka_env, "--resume")
                     up_at = time.monotonic()
-                data = {
-                    "incident_ref": f"O-{index}",
-                    "victim": victim,
-                    "perpetrator": None,
-                    "children_present": [],
-                    "children_in_household": [],
-                    "risk_level": "medium",
-                    "marac_referral": False,
-                    "summary": "Synthetic incident for the outage bench.",
-                }
-                envelope = police.clients[0].build("police.domestic_abuse_incident", data)
+                envelope = police.clients[0].build("police.domestic_abuse_incident", incident(f"O-{index}", person))
                 sent.append(envelope.event_id)
                 task = asyncio.create_task(police.send(envelope))
                 tasks.add(task)

@@ -8,7 +8,6 @@ same broker again (start.sh --resume). Nothing is restarted by hand.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 import os
 import socket
@@ -22,13 +21,11 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bench.scene import directory_entry, incident, organisations, registration, victim, wait_healthy
 from broker import topics
 from broker.client import ENVELOPE_CONTENT_TYPE, JigsawClient
-from broker.envelope.keys import KeyStore, new_key
 from broker.envelope.model import encode_envelope
-from broker.gateway.auth import add_credential
 from broker.log.kafka import KafkaLog
-from broker.nhs import synthetic_nhs_number
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -123,12 +120,7 @@ async def test_an_outage_gets_bounded_503s_and_everything_is_routed_afterwards(b
     little; once it is back, re-sent events are accepted once and every accepted incident reaches the GP's
     inbox, with no process restarted by hand."""
     orgs = {"POLICE-OUT": "police", "GP-OUT": "gp_practice", "PARTNERSHIP-OUT": "partnership"}
-    store = KeyStore(tmp_path / "keys")
-    keys, tokens = {}, {}
-    for org, kind in orgs.items():
-        record, keys[org] = new_key(org, kind, valid_from=dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
-        store.save(record)
-        tokens[org] = add_credential(tmp_path / "credentials.json", org, "publisher", "outage")
+    keys, tokens = organisations(tmp_path, orgs)
     port = _free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("JIGSAW_")},
@@ -145,53 +137,22 @@ async def test_an_outage_gets_bounded_503s_and_everything_is_routed_afterwards(b
     url = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-            for _ in range(200):
-                try:
-                    async with session.get(url + "/healthz") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.1)
+            await wait_healthy(session, url)
             clients = {o: JigsawClient(url, tokens[o], key=keys[o], session=session) for o in orgs}
             for org, kind in orgs.items():
-                entry = {
-                    "org_id": org,
-                    "kind": kind,
-                    "name": org,
-                    "area": "outage",
-                    "endpoint": None,
-                    "endpoint_internal": False,
-                    "safeguarding_lead": "Lead",
-                }
+                entry = directory_entry(org, kind, "outage")
                 assert (await clients["PARTNERSHIP-OUT"].publish("directory.organisation", entry)).accepted
-            victim = {"nhs_number": synthetic_nhs_number(4242), "name": "Victim", "date_of_birth": "1990-01-01"}
-            registration = {
-                "person": victim,
-                "practice": "GP-OUT",
-                "status": "registered",
-                "effective_date": "2015-01-01",
-            }
-            assert (await clients["GP-OUT"].publish("gp.registration", registration)).accepted
+            person = victim(4242)
+            assert (await clients["GP-OUT"].publish("gp.registration", registration(person, "GP-OUT"))).accepted
 
-            def incident(i: int) -> object:
-                data = {
-                    "incident_ref": f"OUT-{i}",
-                    "victim": victim,
-                    "perpetrator": None,
-                    "children_present": [],
-                    "children_in_household": [],
-                    "risk_level": "medium",
-                    "marac_referral": False,
-                    "summary": "Synthetic incident for the outage test.",
-                }
-                return clients["POLICE-OUT"].build("police.domestic_abuse_incident", data)
+            def post(i: int) -> Any:
+                return clients["POLICE-OUT"].build("police.domestic_abuse_incident", incident(f"OUT-{i}", person))
 
-            before = [incident(i) for i in range(3)]
+            before = [post(i) for i in range(3)]
             for envelope in before:
                 assert (await clients["POLICE-OUT"].send(envelope)).accepted  # type: ignore[arg-type]
             broker.run("stop.sh", "--keep-data")
-            during = [incident(i) for i in range(3, 6)]
+            during = [post(i) for i in range(3, 6)]
             waits = []
             headers = {"Authorization": f"Bearer {tokens['POLICE-OUT']}", "Content-Type": ENVELOPE_CONTENT_TYPE}
             for envelope in during:

@@ -1,0 +1,98 @@
+"""A small partnership on a running service, for the benches and fault tests that drive real processes.
+
+Organisations with signing keys and API credentials, Jigsaw's own key, waiting
+for a service to answer ``/healthz``, the partnership's directory entries, a
+synthetic victim registered at a GP practice, and police incidents about her.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from broker.audit.checkpoint import PUBLIC_KEY_FILE, public_key_line
+from broker.delivery.signing import WebhookKey
+from broker.envelope.keys import KeyStore, SigningKey, new_key
+from broker.gateway.auth import add_credential
+from broker.nhs import synthetic_nhs_number
+
+__all__ = ["directory_entry", "incident", "jigsaw_key", "organisations", "registration", "victim", "wait_healthy"]
+
+
+def organisations(directory: Path, kinds: Mapping[str, str]) -> tuple[dict[str, SigningKey], dict[str, str]]:
+    """Signing keys (public halves in ``directory/keys``) and publisher tokens (``directory/credentials.json``)."""
+    store = KeyStore(directory / "keys")
+    keys: dict[str, SigningKey] = {}
+    tokens: dict[str, str] = {}
+    for org, kind in kinds.items():
+        record, keys[org] = new_key(org, kind, valid_from=dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
+        store.save(record)
+        tokens[org] = add_credential(directory / "credentials.json", org, "publisher", "bench")
+    return keys, tokens
+
+
+def jigsaw_key(directory: Path) -> Path:
+    """Jigsaw's own signing key (0600) at ``directory/jigsaw.key``, its public half beside the agency keys."""
+    key = WebhookKey.generate()
+    path = directory / "jigsaw.key"
+    path.write_text(key.secret_text())
+    path.chmod(0o600)
+    (directory / "keys").mkdir(exist_ok=True)
+    (directory / "keys" / PUBLIC_KEY_FILE).write_text(public_key_line(key.private_key) + "\n")
+    return path
+
+
+async def wait_healthy(session: aiohttp.ClientSession, url: str, *, seconds: float = 60) -> None:
+    """Until ``url/healthz`` answers 200."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            async with session.get(f"{url}/healthz") as response:
+                if response.status == 200:
+                    return
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"{url} did not become healthy in {seconds:g} s")
+
+
+def directory_entry(org: str, kind: str, area: str, *, endpoint: str | None = None) -> dict[str, Any]:
+    """An organisation's directory entry; a webhook ``endpoint`` on this machine is marked internal."""
+    return {
+        "org_id": org,
+        "kind": kind,
+        "name": f"Bench {org}",
+        "area": area,
+        "endpoint": endpoint,
+        "endpoint_internal": endpoint is not None,
+        "safeguarding_lead": "Bench lead",
+    }
+
+
+def victim(index: int) -> dict[str, Any]:
+    """A synthetic adult (999-range NHS number)."""
+    return {"nhs_number": synthetic_nhs_number(index), "name": f"Victim {index}", "date_of_birth": "1990-01-01"}
+
+
+def registration(person: Mapping[str, Any], practice: str) -> dict[str, Any]:
+    """``gp.registration`` data: the person registered at the practice."""
+    return {"person": dict(person), "practice": practice, "status": "registered", "effective_date": "2015-01-01"}
+
+
+def incident(ref: str, person: Mapping[str, Any]) -> dict[str, Any]:
+    """``police.domestic_abuse_incident`` data about one victim, no children."""
+    return {
+        "incident_ref": ref,
+        "victim": dict(person),
+        "perpetrator": None,
+        "children_present": [],
+        "children_in_household": [],
+        "risk_level": "medium",
+        "marac_referral": False,
+        "summary": "Synthetic incident for a bench.",
+    }
