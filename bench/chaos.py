@@ -48,12 +48,20 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.latency import _free_port, own_broker
-from bench.scene import directory_entry, incident, jigsaw_key, organisations, registration, victim, wait_healthy
+from bench.scene import (
+    Receiver,
+    directory_entry,
+    incident,
+    jigsaw_key,
+    organisations,
+    registration,
+    victim,
+    wait_healthy,
+)
 from broker import topics
 from broker.client import JigsawClient
 from broker.delivery.records import decode_delivery
@@ -66,36 +74,6 @@ from broker.routing.model import notification_id
 
 ROOT = Path(__file__).resolve().parent.parent
 ROLES = ("gateway", "gateway", "router", "router", "dispatcher", "dispatcher")
-
-
-class Receiver:
-    """The GP practice's webhook endpoint: notes every arrival of every ``webhook-id``."""
-
-    def __init__(self) -> None:
-        self.arrivals: dict[str, list[int]] = collections.defaultdict(list)  # webhook-id -> arrival times (ms)
-        self.events: dict[str, str] = {}  # webhook-id -> event id
-        self.url = ""
-        self._runner: web.AppRunner | None = None
-
-    async def _hook(self, request: web.Request) -> web.Response:
-        body = json.loads(await request.read())
-        webhook_id = request.headers.get("webhook-id", "")
-        self.arrivals[webhook_id].append(int(time.time() * 1000))
-        self.events[webhook_id] = str(body.get("event_id"))
-        return web.Response(status=204)
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/hook", self._hook)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        port = _free_port()
-        await web.TCPSite(self._runner, "127.0.0.1", port).start()
-        self.url = f"http://127.0.0.1:{port}/hook"
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
 
 @dataclass

@@ -8,14 +8,18 @@ synthetic victim registered at a GP practice, and police incidents about her.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime as dt
+import json
+import socket
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
 from broker.audit.checkpoint import PUBLIC_KEY_FILE, public_key_line
 from broker.delivery.signing import WebhookKey
@@ -23,7 +27,16 @@ from broker.envelope.keys import KeyStore, SigningKey, new_key
 from broker.gateway.auth import add_credential
 from broker.nhs import synthetic_nhs_number
 
-__all__ = ["directory_entry", "incident", "jigsaw_key", "organisations", "registration", "victim", "wait_healthy"]
+__all__ = [
+    "Receiver",
+    "directory_entry",
+    "incident",
+    "jigsaw_key",
+    "organisations",
+    "registration",
+    "victim",
+    "wait_healthy",
+]
 
 
 def organisations(directory: Path, kinds: Mapping[str, str]) -> tuple[dict[str, SigningKey], dict[str, str]]:
@@ -96,3 +109,38 @@ def incident(ref: str, person: Mapping[str, Any]) -> dict[str, Any]:
         "marac_referral": False,
         "summary": "Synthetic incident for a bench.",
     }
+
+
+class Receiver:
+    """A GP practice's webhook endpoint on this machine: notes every arrival of every ``webhook-id``."""
+
+    def __init__(self) -> None:
+        self.arrivals: dict[str, list[int]] = collections.defaultdict(list)  # webhook-id -> arrival times (ms)
+        self.events: dict[str, str] = {}  # webhook-id -> event id
+        self.arrived: dict[str, float] = {}  # event id -> when its first webhook arrived (perf_counter)
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    async def _hook(self, request: web.Request) -> web.Response:
+        body = json.loads(await request.read())
+        now = time.perf_counter()
+        webhook_id = request.headers.get("webhook-id", "")
+        self.arrivals[webhook_id].append(int(time.time() * 1000))
+        self.events[webhook_id] = str(body.get("event_id"))
+        self.arrived.setdefault(str(body.get("event_id")), now)
+        return web.Response(status=204)
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/hook", self._hook)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        await web.TCPSite(self._runner, "127.0.0.1", port).start()
+        self.url = f"http://127.0.0.1:{port}/hook"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
