@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
-import hashlib
 import tempfile
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -51,10 +50,9 @@ from broker.errors import (
 )
 from broker.log.base import Headers, Log, Position
 from broker.logging import get_logger
-from broker.routing.model import iso
 from broker.schemas import Catalogue, default_catalogue
 from broker.store import AcceptedId, SqliteStore, Store
-from broker.submissions import Outcome, Pending, conflict, content_digest, event_headers, lost_claim
+from broker.submissions import Outcome, Pending, conflict, content_digest, event_headers, lost_claim, refusal_record
 from broker.validation import DEFAULT_RULES, Accepted, Rules, subject_key, verify
 
 __all__ = ["Intake", "Outcome", "content_digest"]
@@ -390,18 +388,7 @@ class Intake:
         self, error: Refusal, *, caller: str | None, body: bytes, now: dt.datetime, client: str | None = None
     ) -> Position:
         """Record a refusal: what, from whom (and which address), why; the body only as its size and SHA-256."""
-        record = {
-            "event_id": error.evidence.get("event_id"),
-            "source": error.evidence.get("source"),
-            "event_type": error.evidence.get("event_type"),
-            "caller": caller,
-            "error": error.code,
-            "message": error.message,
-            "received_at": iso(now),
-            "body_sha256": hashlib.sha256(body).hexdigest(),
-            "body_bytes": len(body),
-            **({"client": client} if client else {}),
-        }
+        record = refusal_record(error, caller=caller, body=body, now=now, client=client)
         key = str(record["event_id"] or record["body_sha256"]).encode()
         value = wire.encode_json(record)
         async with self._bounded("record a refusal"):

@@ -31,7 +31,7 @@ from broker.log.base import Log
 from broker.logging import get_logger
 from broker.settings import Settings
 
-__all__ = ["ROLE_RUNNERS", "RoleBoard", "RoleContext", "RoleRunner", "restart_delay", "run_roles"]
+__all__ = ["ROLE_RUNNERS", "RoleBoard", "RoleContext", "RoleRunner", "raise_if_cancelled", "restart_delay", "run_roles"]
 
 _log = get_logger("jigsaw.roles")
 
@@ -135,3 +135,15 @@ async def run_roles(ctx: RoleContext, roles: tuple[str, ...]) -> AsyncIterator[l
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def raise_if_cancelled() -> None:
+    """Stop a worker loop that was cancelled even if an inner await swallowed the CancelledError.
+
+    Python 3.11's ``asyncio.wait_for`` can lose a cancellation that races with
+    the awaited thing completing (a log read woken by an append); the task's
+    ``cancelling()`` count still says it was asked to stop.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

@@ -9,17 +9,29 @@ re-sent id can meet.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
+from typing import Any
 
 from broker import topics, wire
 from broker.envelope.model import Envelope, to_millis
 from broker.errors import DuplicateEvent, EventPending, Refusal
 from broker.log.base import Headers, Position
 from broker.model import Event
+from broker.routing.model import iso
 from broker.store import Claim
 from broker.validation import Accepted
 
-__all__ = ["Outcome", "Pending", "conflict", "content_digest", "event_headers", "lost_claim", "pending"]
+__all__ = [
+    "Outcome",
+    "Pending",
+    "conflict",
+    "content_digest",
+    "event_headers",
+    "lost_claim",
+    "pending",
+    "refusal_record",
+]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -119,3 +131,22 @@ def lost_claim(claim: Claim, digest: str, accepted: Accepted) -> Outcome:
     if claim.row.digest != digest:
         raise conflict(env.event_id)
     return Outcome("duplicate", env.event_id, claim.row.position, event=accepted.event)
+
+
+def refusal_record(
+    error: Refusal, *, caller: str | None, body: bytes, now: dt.datetime, client: str | None
+) -> dict[str, Any]:
+    """What ``jigsaw.rejected`` keeps of a refusal: what, from whom (and which address), why; the body only
+    as its size and SHA-256, never its content."""
+    return {
+        "event_id": error.evidence.get("event_id"),
+        "source": error.evidence.get("source"),
+        "event_type": error.evidence.get("event_type"),
+        "caller": caller,
+        "error": error.code,
+        "message": error.message,
+        "received_at": iso(now),
+        "body_sha256": hashlib.sha256(body).hexdigest(),
+        "body_bytes": len(body),
+        **({"client": client} if client else {}),
+    }

@@ -46,12 +46,13 @@ from broker.delivery.signing import WebhookKey
 from broker.delivery.webhook import AttemptResult, WebhookSender
 from broker.errors import JigsawError
 from broker.log.base import Log, Record
-from broker.log.scan import read_available
+from broker.log.scan import read_any, read_available, read_new
 from broker.logging import get_logger
 from broker.observability import Metrics
+from broker.roles import raise_if_cancelled
 from broker.routing.model import Notification
 
-__all__ = ["GROUP", "Dispatcher", "raise_if_cancelled"]
+__all__ = ["GROUP", "Dispatcher"]
 
 GROUP = "jigsaw-dispatcher"
 _log = get_logger("jigsaw.dispatcher")
@@ -62,18 +63,6 @@ _LAG_EVERY_S = 5.0  # how often the consumer lag metric is brought up to date
 
 def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def raise_if_cancelled() -> None:
-    """Stop a worker loop that was cancelled even if an inner await swallowed the CancelledError.
-
-    Python 3.11's ``asyncio.wait_for`` can lose a cancellation that races with
-    the awaited thing completing (a log read woken by an append); the task's
-    ``cancelling()`` count still says it was asked to stop.
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError
 
 
 class Dispatcher:
@@ -155,15 +144,10 @@ class Dispatcher:
 
     async def _read_ledger(self) -> None:
         """Apply what the deliveries topic gained since the last look (other dispatchers' work included)."""
-        for partition in range(max(1, await self.log.partitions(topics.DELIVERIES))):
-            offset = self._ledger_read.get(partition, 0)
-            while records := await read_available(self.log, topics.DELIVERIES, offset, partition=partition, limit=5000):
-                for record in records:
-                    delivery = decode_delivery(record)
-                    if delivery is not None:
-                        self.ledger.apply(delivery)
-                offset = records[-1].offset + 1
-            self._ledger_read[partition] = offset
+        async for records in read_new(self.log, topics.DELIVERIES, self._ledger_read):
+            for delivery in map(decode_delivery, records):
+                if delivery is not None:
+                    self.ledger.apply(delivery)
 
     async def _rebalance(self) -> None:
         """Take up partitions the group gave this dispatcher; let go of the ones it took away."""
@@ -251,7 +235,9 @@ class Dispatcher:
             )
             fetched += [(partition, record) for record in records]
         if not fetched and timeout > 0:
-            fetched = await self._wait_for_any(timeout)
+            # Wait on every partition held at once (a standby holds none: it only keeps polling the group).
+            records = await read_any(self.log, topics.NOTIFICATIONS, self._positions, min(timeout, 0.5))
+            fetched = [(record.partition, record) for record in records]
         # After the read: the router wrote these after it read the directory entries they depend on.
         await self.directory.refresh()
         inbox: list[DeliveryRecord] = []
@@ -278,26 +264,6 @@ class Dispatcher:
                 self._spawn(job)
         await self._commit()
         return len(fetched)
-
-    async def _wait_for_any(self, timeout: float) -> list[tuple[int, Record]]:
-        """Wait up to ``timeout`` s for a notification on any partition held (the first that has one wins)."""
-        if not self._positions:  # a standby: nothing held, keep polling the group
-            await asyncio.sleep(min(timeout, 0.5))
-            return []
-        reads = {
-            asyncio.create_task(
-                self.log.read(topics.NOTIFICATIONS, position, partition=partition, timeout=timeout)
-            ): partition
-            for partition, position in self._positions.items()
-        }
-        done, pending = await asyncio.wait(reads, return_when=asyncio.FIRST_COMPLETED)
-        for task in pending:  # a cancelled read loses nothing: the next read seeks to the same position
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-        fetched: list[tuple[int, Record]] = []
-        for task in done:
-            fetched += [(reads[task], record) for record in task.result()]
-        return fetched
 
     def _admit(self, partition: int, offset: int, value: bytes) -> Job | None:
         """A first attempt for a notification just read, or None (done already, a copy, or a retry that waits)."""
@@ -410,16 +376,8 @@ class Dispatcher:
                 self.metrics.dead_lettered()
             elif record.kind == "inbox":
                 self.inboxed += 1
-            _log.info(
-                "delivery",
-                notification_id=record.notification_id,
-                recipient=record.recipient,
-                kind=record.kind,
-                outcome=record.outcome,
-                attempt=record.attempt,
-                status=record.status,
-                error=record.error,
-            )
+            facts = ("notification_id", "recipient", "kind", "outcome", "attempt", "status", "error")
+            _log.info("delivery", **{name: getattr(record, name) for name in facts})
 
     async def _commit(self) -> None:
         """Commit each partition held up to the first notification whose first outcome is not yet recorded."""

@@ -10,11 +10,12 @@ auditor rebuild their state this way).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from broker.log.base import Log, Record
 
-__all__ = ["read_available", "scan"]
+__all__ = ["read_any", "read_available", "read_new", "scan"]
 
 
 async def read_available(log: Log, topic: str, offset: int, *, partition: int = 0, limit: int = 1000) -> list[Record]:
@@ -31,3 +32,35 @@ async def scan(log: Log, topic: str, *, limit: int = 5000) -> AsyncIterator[list
         while records := await read_available(log, topic, offset, partition=partition, limit=limit):
             yield records
             offset = records[-1].offset + 1
+
+
+async def read_new(
+    log: Log, topic: str, positions: dict[int, int], *, limit: int = 5000
+) -> AsyncIterator[list[Record]]:
+    """Batches of what every partition of ``topic`` gained since ``positions`` (updated as it goes), no waiting."""
+    for partition in range(max(1, await log.partitions(topic))):
+        offset = positions.get(partition, 0)
+        while records := await read_available(log, topic, offset, partition=partition, limit=limit):
+            yield records
+            offset = records[-1].offset + 1
+            positions[partition] = offset
+
+
+async def read_any(log: Log, topic: str, positions: dict[int, int], timeout: float) -> list[Record]:
+    """Wait up to ``timeout`` s for records on any of these partitions (from their positions); the first wins.
+
+    The reads on the other partitions are cancelled: a cancelled read loses nothing, the next read of that
+    partition starts from the same position.
+    """
+    if not positions:
+        await asyncio.sleep(timeout)
+        return []
+    reads = [
+        asyncio.create_task(log.read(topic, position, partition=partition, timeout=timeout))
+        for partition, position in positions.items()
+    ]
+    done, pending = await asyncio.wait(reads, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    return [record for task in done for record in task.result()]
