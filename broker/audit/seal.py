@@ -38,6 +38,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from broker import wire
 from broker.audit.merkle import HASH_SIZE, Frontier, ProofInvalid
 from broker.audit.sth import SignedTreeHead, sign_tree_head, tree_head_valid
 from broker.log.base import Headers, Record
@@ -133,7 +134,7 @@ def seal_valid(seal: Seal, key: Ed25519PublicKey) -> bool:
 
 def encode_seal(seal: Seal) -> tuple[bytes, bytes, Headers]:
     """``(key, value, headers)`` for the tree heads topic, keyed by the tree's name."""
-    value = json.dumps(seal.to_json(), sort_keys=True, separators=(",", ":")).encode()
+    value = wire.encode_json(seal.to_json())
     return seal.tree.encode("utf-8"), value, (("kind", b"tree_head"),)
 
 
@@ -144,7 +145,7 @@ def decode_seal(record: Record) -> Seal:
         ProofInvalid: the record holds no well-formed seal.
     """
     try:
-        data = json.loads(record.value or b"")
+        data = wire.decode_json(record.value or b"")
         if not isinstance(data, dict) or not isinstance(data.get("tree_head"), dict):
             raise ValueError("not a JSON object with a tree_head")
         first = data["first"]

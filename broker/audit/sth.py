@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-import json
 import struct
 from collections.abc import Mapping
 from typing import Any
@@ -29,6 +28,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from broker import wire
 from broker.audit.checkpoint import checkpoint_key_id
 from broker.audit.merkle import HASH_SIZE, ProofInvalid
 from broker.log.base import Headers, Record
@@ -145,7 +145,7 @@ def tree_head_valid(head: SignedTreeHead, key: Ed25519PublicKey) -> bool:
 
 def encode_tree_head(head: SignedTreeHead, tree: str) -> tuple[bytes, bytes, Headers]:
     """``(key, value, headers)`` for a tree heads topic: keyed by the tree's name (e.g. the topic it covers)."""
-    value = json.dumps(head.to_json(), sort_keys=True, separators=(",", ":")).encode()
+    value = wire.encode_json(head.to_json())
     return tree.encode("utf-8"), value, (("kind", b"tree_head"),)
 
 
@@ -156,7 +156,7 @@ def decode_tree_head(record: Record) -> SignedTreeHead:
         ProofInvalid: the record holds no well-formed head.
     """
     try:
-        data = json.loads(record.value or b"")
+        data = wire.decode_json(record.value or b"")
     except ValueError as exc:
         raise ProofInvalid(f"malformed tree head record at offset {record.offset}: {exc}") from exc
     if not isinstance(data, dict):

@@ -20,7 +20,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from broker import topics
+from broker import topics, wire
 from broker.audit.findings import Finding
 from broker.envelope.keys import KeyRegistry
 from broker.errors import Refusal, SchemaInvalid
@@ -118,7 +118,7 @@ class Recorded:
         if not self._parsed:
             self._parsed = True
             try:
-                value = json.loads(self.record.value or b"")
+                value = wire.decode_json(self.record.value or b"")
                 self._body = value if isinstance(value, dict) and self._id_field in value and "at" in value else None
             except ValueError:
                 self._body = None

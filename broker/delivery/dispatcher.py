@@ -30,13 +30,12 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
-import json
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from broker import topics
+from broker import topics, wire
 from broker.delivery import breaker as breakers
 from broker.delivery.backoff import STANDARD, Schedule
 from broker.delivery.directory import DirectoryFollower
@@ -267,7 +266,7 @@ class Dispatcher:
 
     def _admit(self, partition: int, offset: int, value: bytes) -> Job | None:
         """A first attempt for a notification just read, or None (done already, a copy, or a retry that waits)."""
-        note = Notification.from_dict(json.loads(value))
+        note = Notification.from_dict(wire.decode_json(value))
         nid = note.notification_id
         if not self.ledger.owes(nid) or nid in self._bodies:
             return None  # done already, or a second copy of a record (a producer retry)

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from broker import wire
 from broker.nhs import is_valid_nhs_number, normalise_nhs_number
 from broker.routing.model import ACK_KINDS, Ack, Notification, iso
 from broker.store import InboxItem, InboxQuery
@@ -52,7 +52,7 @@ def store_query(recipient: str, query: Query) -> InboxQuery:
 
 def notification_of(item: InboxItem) -> Notification:
     """The routed notification an inbox row keeps (its record, as it is on the log)."""
-    return Notification.from_dict(json.loads(item.notification.record))
+    return Notification.from_dict(wire.decode_json(item.notification.record))
 
 
 def ack_of(item: InboxItem) -> Ack | None:

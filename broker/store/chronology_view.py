@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from broker import topics
+from broker import topics, wire
 from broker.errors import JigsawError
 from broker.log.base import Log, Record
 from broker.model import Event
@@ -93,7 +92,7 @@ def input_keys(record: Record) -> list[tuple[str, str]]:
 def notification_keys(record: Record) -> list[tuple[str, str]]:
     """(key, kind) of a notification: its event, and each ``(label)`` its reason names."""
     try:
-        note = Notification.from_dict(json.loads(record.value or b""))
+        note = Notification.from_dict(wire.decode_json(record.value or b""))
     except _DAMAGED:
         return []
     labels = sorted(set(_LABEL.findall(note.reason)))
@@ -103,7 +102,7 @@ def notification_keys(record: Record) -> list[tuple[str, str]]:
 def decision_keys(record: Record) -> list[tuple[str, str]]:
     """(key, kind) of a decision: its event."""
     try:
-        return [("event:" + str(json.loads(record.value or b"")["event_id"]), "decision")]
+        return [("event:" + str(wire.decode_json(record.value or b"")["event_id"]), "decision")]
     except _DAMAGED:
         return []
 
@@ -232,7 +231,7 @@ def _notes(records: Iterator[Record] | Sequence[Record]) -> list[Notification]:
     out = []
     for record in records:
         try:
-            out.append(Notification.from_dict(json.loads(record.value or b"")))
+            out.append(Notification.from_dict(wire.decode_json(record.value or b"")))
         except _DAMAGED:
             continue
     return out
@@ -249,7 +248,7 @@ def _assemble(records: Mapping[Where, Record], events: Mapping[str, tuple[Record
             if topic == topics.INPUT and topics.is_ack(record):
                 acks.append(decode_ack(record))
             elif topic == topics.DECISIONS and record.value is not None:
-                decisions.append(Decision.from_dict(json.loads(record.value)))
+                decisions.append(Decision.from_dict(wire.decode_json(record.value)))
         except _DAMAGED:
             continue
     return ChildRecords(
