@@ -15,10 +15,11 @@ How the protocol maps onto Kafka:
 - a topic is created (with the configured replication factor) on its first
   append, so the log does not rely on the broker's ``auto.create.topics.enable``.
 - reads use one group-less, manually assigned consumer per topic partition,
-  kept between calls: a reader walking forward needs no seek and is served
-  from what the consumer already fetched.
-- commits go through one consumer per group, manually assigned and paused (it
-  never fetches); committed positions are read with the admin client.
+  kept between calls (``kafka_reader``).
+- commits go through one consumer per group, manually assigned and paused
+  (``kafka_group.Committer``); committed positions are read with the admin
+  client. Roles that run as several processes use group members and
+  transactions instead (``kafka_group``).
 
 A send that timed out may still have landed: everything downstream dedupes on
 ids. aiokafka's errors become ``LogUnavailable`` (with the cause chained).
@@ -29,65 +30,38 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
-from types import MappingProxyType
-from typing import Any, Final
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import (
     ConsumerStoppedError,
-    GroupCoordinatorNotAvailableError,
-    GroupLoadInProgressError,
     KafkaError,
-    NotCoordinatorForGroupError,
 )
 
 from broker.errors import ConfigError, LogUnavailable
-from broker.log.base import Headers, Position, Record, partition_for
+from broker.log.base import Headers, Position, Record
 from broker.log.durability import min_insync_replicas_for
+from broker.log.kafka_group import Committer, committed_offset
 from broker.log.kafka_reader import READER_SETTINGS, PartitionReader, to_record
+from broker.log.kafka_safety import (
+    CONSUMER_SAFETY,
+    PRODUCER_SAFETY,
+    TOPIC_DEFAULTS,
+    describe_error,
+    partitioner,
+    safety_report,
+)
 from broker.log.kafka_security import KafkaSecurity
+from broker.log.scan import latest_by_key
 
 __all__ = ["CONSUMER_SAFETY", "PRODUCER_SAFETY", "TOPIC_DEFAULTS", "KafkaLog"]
 
-# Never rely on aiokafka's defaults for these (see the module docstring).
-PRODUCER_SAFETY: Final[Mapping[str, Any]] = MappingProxyType({"acks": "all", "enable_idempotence": True})
-CONSUMER_SAFETY: Final[Mapping[str, Any]] = MappingProxyType(
-    {"enable_auto_commit": False, "isolation_level": "read_committed"}
-)
-# Every topic keeps its records until an operator decides otherwise, as the other backends do.
-# Time retention would also judge records by their own timestamps, and Jigsaw appends records
-# stamped with when things happened, which may be long ago.
-TOPIC_DEFAULTS: Final[Mapping[str, str]] = MappingProxyType({"retention.ms": "-1", "retention.bytes": "-1"})
-# A fresh broker answers "coordinator not available" (or "loading") until its offsets topic is ready.
-_COORDINATOR_ERRORS: Final = (GroupCoordinatorNotAvailableError, GroupLoadInProgressError, NotCoordinatorForGroupError)
-_COORDINATOR_WAIT_S = 15.0
 _TOPIC_EXISTS = 36  # TOPIC_ALREADY_EXISTS
 _CONFIG_ERRORS = {17: "invalid topic name", 37: "invalid partition count", 38: "invalid replication factor"}
 _POLL_S = 0.1
 _PARTITIONS_TTL_S = 10.0  # how long a partition count is taken as known (describing every topic is costly)
-
-
-def _partitioner(key: bytes | None, all_partitions: Sequence[int], available: Sequence[int]) -> int:
-    """aiokafka partitioner that places keys exactly as the other backends do."""
-    ordered = sorted(all_partitions)
-    return ordered[partition_for(key, len(ordered))]
-
-
-def _describe(exc: BaseException) -> str:
-    """An aiokafka error as one line (some already start with their class name, some are empty)."""
-    text, name = str(exc), type(exc).__name__
-    return text if text.startswith(name) else f"{name}: {text}" if text else name
-
-
-class _Committer:
-    """A consumer in one group that only commits: manually assigned, paused, never fetching."""
-
-    def __init__(self, consumer: Any) -> None:
-        self.consumer = consumer
-        self.assigned: set[TopicPartition] = set()
-        self.lock = asyncio.Lock()
 
 
 class KafkaLog:
@@ -120,7 +94,7 @@ class KafkaLog:
         self._admin: Any = None
         self._meta: Any = None  # a group-less consumer that only asks for end offsets
         self._readers: collections.OrderedDict[tuple[str, int], PartitionReader] = collections.OrderedDict()
-        self._committers: dict[str, _Committer] = {}
+        self._committers: dict[str, Committer] = {}
         self._ensured: set[str] = set()  # topics this object created or saw created
         self._partition_counts: dict[str, int] = {}
         self._counted_at: dict[str, float] = {}
@@ -134,7 +108,7 @@ class KafkaLog:
             yield
         except (KafkaError, ConsumerStoppedError, TimeoutError) as exc:  # closed while a read waited; a bare timeout
             raise LogUnavailable(
-                f"Kafka at {self.bootstrap} could not {doing}: {_describe(exc)}",
+                f"Kafka at {self.bootstrap} could not {doing}: {describe_error(exc)}",
                 bootstrap=self.bootstrap,
                 kafka_error=type(exc).__name__,
                 kafka_retriable=bool(getattr(exc, "retriable", False)),
@@ -155,7 +129,7 @@ class KafkaLog:
         async with self._lock:
             if self._producer is not None:
                 return
-            producer = AIOKafkaProducer(**self._common(), **PRODUCER_SAFETY, partitioner=_partitioner)
+            producer = AIOKafkaProducer(**self._common(), **PRODUCER_SAFETY, partitioner=partitioner)
             admin = AIOKafkaAdminClient(**self._common())
             # It meets each topic on its first question, then waits out a metadata retry backoff.
             meta = self._consumer(None, retry_backoff_ms=20)
@@ -202,17 +176,9 @@ class KafkaLog:
         Reads private attributes of aiokafka 0.14, so a missing one shows as None
         rather than raising.
         """
-        producer = self._producer
-        txn = getattr(producer, "_txn_manager", None)  # aiokafka keeps idempotence state here
         consumers = [self._meta, *(r.consumer for r in self._readers.values())]
         consumers += [c.consumer for c in self._committers.values()]
-        return {
-            "producer_acks": getattr(getattr(producer, "_sender", None), "_acks", None),  # "all" is -1
-            "producer_idempotent": txn is not None,
-            "producer_id": getattr(txn, "producer_id", None),  # assigned by the broker once it has sent
-            "consumers_auto_commit": [getattr(c, "_enable_auto_commit", None) for c in consumers if c],
-            "consumers_isolation": [getattr(c, "_isolation_level", None) for c in consumers if c],
-        }
+        return safety_report(self._producer, [c for c in consumers if c])
 
     # -- topics ---------------------------------------------------------------
 
@@ -378,23 +344,7 @@ class KafkaLog:
         return int(offsets[tp])
 
     async def read_compacted(self, topic: str) -> dict[bytes, Record]:
-        latest: dict[bytes, Record] = {}
-        for partition in range(await self.partitions(topic)):
-            end = await self.end_offset(topic, partition=partition)
-            offset = 0
-            while offset < end:
-                batch = await self.read(topic, offset, partition=partition, limit=1000)
-                if not batch:
-                    break
-                for record in batch:
-                    if record.key is None:
-                        continue
-                    if record.value is None:
-                        latest.pop(record.key, None)
-                    else:
-                        latest[record.key] = record
-                offset = batch[-1].offset + 1
-        return latest
+        return await latest_by_key(self, topic)
 
     # -- consumer groups ------------------------------------------------------
 
@@ -406,36 +356,14 @@ class KafkaLog:
                 consumer = self._consumer(group, auto_offset_reset="earliest")
                 with self._errors(f"join group {group} for commits"):
                     await consumer.start()
-                committer = self._committers[group] = _Committer(consumer)
-        tp = TopicPartition(topic, partition)
-        async with committer.lock:
-            if tp not in committer.assigned:
-                committer.assigned.add(tp)
-                committer.consumer.assign(sorted(committer.assigned))
-                committer.consumer.pause(*committer.assigned)  # it commits; it never fetches
-            with self._errors(f"commit {topic}[{partition}]@{offset} for group {group}"):
-                await committer.consumer.commit({tp: offset})
+                committer = self._committers[group] = Committer(consumer)
+        with self._errors(f"commit {topic}[{partition}]@{offset} for group {group}"):
+            await committer.commit(TopicPartition(topic, partition), offset)
 
     async def committed(self, group: str, topic: str, *, partition: int = 0) -> int | None:
         await self._started()
-        tp = TopicPartition(topic, partition)
-        loop = asyncio.get_running_loop()
-        deadline, pause = loop.time() + _COORDINATOR_WAIT_S, 0.05
         with self._errors(f"read the committed offset of group {group}"):
-            while True:
-                try:
-                    offsets = await self._admin.list_consumer_group_offsets(group, partitions=[tp])
-                    break
-                except _COORDINATOR_ERRORS:
-                    # A fresh broker has no group coordinator until its offsets topic exists: wait, bounded.
-                    if loop.time() + pause > deadline:
-                        raise
-                    await asyncio.sleep(pause)
-                    pause = min(pause * 2, 1.0)
-        found = offsets.get(tp)
-        if found is None or found.offset < 0:
-            return None
-        return int(found.offset)
+            return await committed_offset(self._admin, group, TopicPartition(topic, partition))
 
     def member(self, group: str, topic: str) -> Any:
         """A consumer-group member of ``group`` over ``topic`` (``kafka_group.KafkaMember``)."""
@@ -459,7 +387,7 @@ class KafkaLog:
         try:
             cluster = await asyncio.wait_for(self._admin.describe_cluster(), 5)
         except (KafkaError, TimeoutError) as exc:
-            report["error"] = _describe(exc)
+            report["error"] = describe_error(exc)
             return report
         report.update(ok=True, brokers=len(cluster.get("brokers", [])))
         return report

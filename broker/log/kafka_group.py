@@ -19,12 +19,17 @@ import contextlib
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    GroupCoordinatorNotAvailableError,
+    GroupLoadInProgressError,
+    KafkaError,
+    NotCoordinatorForGroupError,
+)
 
 from broker.errors import LogUnavailable
 from broker.logging import get_logger
 
-__all__ = ["GROUP_SETTINGS", "KafkaMember", "KafkaTransactions"]
+__all__ = ["GROUP_SETTINGS", "Committer", "KafkaMember", "KafkaTransactions", "committed_offset"]
 
 # Heartbeats every second, declared dead after 10 s without one: the failover time a standby waits.
 GROUP_SETTINGS = {
@@ -123,11 +128,11 @@ class KafkaTransactions:
     def __init__(self, common: dict[str, Any], transactional_id: str) -> None:
         from aiokafka import AIOKafkaProducer
 
-        from broker.log.kafka import PRODUCER_SAFETY, _partitioner
+        from broker.log.kafka_safety import PRODUCER_SAFETY, partitioner
 
         self.transactional_id = transactional_id
         self.producer = AIOKafkaProducer(
-            **common, **PRODUCER_SAFETY, partitioner=_partitioner, transactional_id=transactional_id
+            **common, **PRODUCER_SAFETY, partitioner=partitioner, transactional_id=transactional_id
         )
         self._started = False
 
@@ -177,3 +182,49 @@ class KafkaTransactions:
                 f"the transaction of {self.transactional_id} failed ({type(exc).__name__}: {exc}); "
                 "if another process took over it was fenced, and nothing it wrote is visible"
             ) from exc
+
+
+class Committer:
+    """A consumer in one group that only commits: manually assigned, paused, never fetching.
+
+    ``KafkaLog.commit`` uses one per group for roles that commit without being group members
+    (a single router, replay tools, tests). Its commits are refused once members have joined.
+    """
+
+    def __init__(self, consumer: Any) -> None:
+        self.consumer = consumer
+        self.assigned: set[TopicPartition] = set()
+        self.lock = asyncio.Lock()
+
+    async def commit(self, tp: TopicPartition, offset: int) -> None:
+        """Commit ``offset`` on ``tp`` (aiokafka's errors pass through: the caller converts them)."""
+        async with self.lock:
+            if tp not in self.assigned:
+                self.assigned.add(tp)
+                self.consumer.assign(sorted(self.assigned))
+                self.consumer.pause(*self.assigned)  # it commits; it never fetches
+            await self.consumer.commit({tp: offset})
+
+
+_COORDINATOR_ERRORS = (GroupCoordinatorNotAvailableError, GroupLoadInProgressError, NotCoordinatorForGroupError)
+_COORDINATOR_WAIT_S = 15.0
+
+
+async def committed_offset(admin: Any, group: str, tp: TopicPartition) -> int | None:
+    """A group's committed offset on ``tp`` (None: none), waiting (bounded) for a fresh broker's coordinator."""
+    loop = asyncio.get_running_loop()
+    deadline, pause = loop.time() + _COORDINATOR_WAIT_S, 0.05
+    while True:
+        try:
+            offsets = await admin.list_consumer_group_offsets(group, partitions=[tp])
+            break
+        except _COORDINATOR_ERRORS:
+            # A fresh broker has no group coordinator until its offsets topic exists: wait, bounded.
+            if loop.time() + pause > deadline:
+                raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 1.0)
+    found = offsets.get(tp)
+    if found is None or found.offset < 0:
+        return None
+    return int(found.offset)

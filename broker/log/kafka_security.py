@@ -251,7 +251,7 @@ class KafkaSecurity:
 
     def _handshake_advice(self, host: str, port: int, exc: BaseException) -> str:
         """What to check when the connection fails during or just after the TLS handshake."""
-        from broker.log.kafka import _describe  # one way to put an aiokafka error in words
+        from broker.log.kafka_safety import describe_error  # one way to put an aiokafka error in words
 
         if self.cert_file:
             advice = (
@@ -264,7 +264,7 @@ class KafkaSecurity:
                 "JIGSAW_KAFKA_SSL_KEY_FILE to one issued by a CA the broker trusts"
             )
         return (
-            f"the connection failed during or just after the TLS handshake ({_describe(exc)}); {advice}; "
+            f"the connection failed during or just after the TLS handshake ({describe_error(exc)}); {advice}; "
             f"and check that {host}:{port} is a {self.protocol} listener"
         )
 

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 
 from broker.log.base import Log, Record
 
-__all__ = ["read_any", "read_available", "read_new", "scan"]
+__all__ = ["latest_by_key", "read_any", "read_available", "read_new", "scan"]
 
 
 async def read_available(log: Log, topic: str, offset: int, *, partition: int = 0, limit: int = 1000) -> list[Record]:
@@ -64,3 +64,17 @@ async def read_any(log: Log, topic: str, positions: dict[int, int], timeout: flo
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
     return [record for task in done for record in task.result()]
+
+
+async def latest_by_key(log: Log, topic: str) -> dict[bytes, Record]:
+    """The latest record per key across a topic as it stands, tombstones dropping their key (a compacted read)."""
+    latest: dict[bytes, Record] = {}
+    async for records in scan(log, topic, limit=1000):
+        for record in records:
+            if record.key is None:
+                continue
+            if record.value is None:
+                latest.pop(record.key, None)
+            else:
+                latest[record.key] = record
+    return latest

@@ -13,7 +13,7 @@ from aiokafka.errors import GroupCoordinatorNotAvailableError
 from aiokafka.structs import OffsetAndMetadata
 
 from broker.errors import ConfigError, LogUnavailable
-from broker.log import kafka as kafka_module
+from broker.log import kafka_group as kafka_module  # where the coordinator wait lives
 from broker.log import open_log
 from broker.log.durability import min_insync_replicas_for
 from broker.log.kafka import KafkaLog

@@ -1,0 +1,61 @@
+"""The settings Jigsaw never leaves to aiokafka's defaults, and reading them back from the live clients.
+
+aiokafka's producer defaults to ``acks=1`` without idempotence and its consumer
+commits automatically every 5 s: not safe for a record of safeguarding events.
+The safe settings are data here so a test can check them, and ``safety_report``
+reads them back from the live objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, Final
+
+from broker.log.base import partition_for
+
+__all__ = [
+    "CONSUMER_SAFETY",
+    "PRODUCER_SAFETY",
+    "TOPIC_DEFAULTS",
+    "describe_error",
+    "partitioner",
+    "safety_report",
+]
+
+# Never rely on aiokafka's defaults for these (see the module docstring).
+PRODUCER_SAFETY: Final[Mapping[str, Any]] = MappingProxyType({"acks": "all", "enable_idempotence": True})
+CONSUMER_SAFETY: Final[Mapping[str, Any]] = MappingProxyType(
+    {"enable_auto_commit": False, "isolation_level": "read_committed"}
+)
+# Every topic keeps its records until an operator decides otherwise, as the other backends do.
+# Time retention would also judge records by their own timestamps, and Jigsaw appends records
+# stamped with when things happened, which may be long ago.
+TOPIC_DEFAULTS: Final[Mapping[str, str]] = MappingProxyType({"retention.ms": "-1", "retention.bytes": "-1"})
+
+
+def partitioner(key: bytes | None, all_partitions: Sequence[int], available: Sequence[int]) -> int:
+    """aiokafka partitioner that places keys exactly as the other backends do."""
+    ordered = sorted(all_partitions)
+    return ordered[partition_for(key, len(ordered))]
+
+
+def describe_error(exc: BaseException) -> str:
+    """An aiokafka error as one line (some already start with their class name, some are empty)."""
+    text, name = str(exc), type(exc).__name__
+    return text if text.startswith(name) else f"{name}: {text}" if text else name
+
+
+def safety_report(producer: Any, consumers: Sequence[Any]) -> dict[str, Any]:
+    """The safety settings as the live aiokafka objects hold them (not as configured).
+
+    Reads private attributes of aiokafka 0.14, so a missing one shows as None rather than raising.
+    """
+    txn = getattr(producer, "_txn_manager", None)  # aiokafka keeps idempotence state here
+    return {
+        "producer_acks": getattr(getattr(producer, "_sender", None), "_acks", None),  # "all" is -1
+        "producer_idempotent": txn is not None,
+        "producer_id": getattr(txn, "producer_id", None),  # assigned by the broker once it has sent
+        "consumers_auto_commit": [getattr(c, "_enable_auto_commit", None) for c in consumers],
+        "consumers_isolation": [getattr(c, "_isolation_level", None) for c in consumers],
+    }
