@@ -75,6 +75,7 @@ class OutputCheck:
         self.decisions = 0
         self._next: dict[TopicPartition, int] = {}  # recorded partition -> next offset expected (gaps)
         self.doubts: list[Doubt] = []
+        self._missing: set[str] = set()  # ids the policy gave that are not on the log (named once; grows with damage)
         self.values = False  # keep every record's bytes in the index (for a chronology)
         self.gaps = True  # an offset no record holds is a removal (not on Kafka: transaction markers take offsets)
 
@@ -127,12 +128,14 @@ class OutputCheck:
                     mine.setdefault(_ident(entry[0]), entry)
             if not mine:
                 continue
-            fresh = self.index.fresh(list(mine))
-            held = self.index.lookup(what, [i for i in mine if i in fresh])
+            looked = self.index.lookup(what, list(mine))
+            held = {ident: row for ident, (row, given) in looked.items() if not given}
             self.index.retire(row[0] for row in held.values())
             compared = 0
             for ident, (item, rank, optional) in mine.items():
-                if ident not in fresh or not self.window.covers_time(item.at):
+                if ident in looked and ident not in held:
+                    continue  # the policy gave it before (its record is accounted for)
+                if ident in self._missing or not self.window.covers_time(item.at):
                     continue
                 row = held.get(ident)
                 if row is None and optional:
@@ -142,6 +145,7 @@ class OutputCheck:
                     if row[5] != hashlib.sha256(output_bytes(item)).digest():
                         self.doubts.append(Doubt("altered", what, ident, row, item=item, rank=rank))
                     continue
+                self._missing.add(ident)  # given again later: named once
                 event = about(item.event_id)  # only for a finding: a lookup per output would be slow
                 who = f" to {item.recipient}" if isinstance(item, Notification) else ""
                 self.findings.append(

@@ -4,7 +4,7 @@ A replay of a national log cannot keep every notification, decision and event
 id in lists. ``OutputIndex`` keeps them in a SQLite file in a temporary
 directory (deleted on ``close``): the notifications and decision records on the
 log (by id, with where they are and the SHA-256 of their bytes), which of them the re-run
-policy gave (``matched``), the ids the policy gave, and every accepted event's
+policy gave (``matched``), and every accepted event's
 id, position and publisher (for duplicates, retractions and naming findings).
 Lookups go a batch at a time, so the replay's resident memory stays that of the
 routing state and one batch.
@@ -33,7 +33,6 @@ _SCHEMA = """
 CREATE TABLE recorded(what TEXT, ident TEXT, topic TEXT, part INTEGER, off INTEGER, at_ms INTEGER,
                       digest BLOB, value BLOB, matched INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE events(event_id TEXT PRIMARY KEY, off INTEGER, rank INTEGER, ts INTEGER, source TEXT) WITHOUT ROWID;
-CREATE TABLE produced(ident TEXT PRIMARY KEY) WITHOUT ROWID;
 """
 
 
@@ -104,25 +103,27 @@ class OutputIndex:
 
     def retire(self, rowids: Iterable[int]) -> None:
         """Mark rows as accounted for (a repeat of an earlier row, or one the policy gave)."""
-        self._db.executemany("UPDATE recorded SET matched = 1 WHERE rowid = ?", ((r,) for r in rowids))
+        rows = [str(int(r)) for r in rowids]
+        for part in _chunks(rows):
+            self._db.execute(f"UPDATE recorded SET matched = 1 WHERE rowid IN ({','.join(part)})")
 
     def latest(self) -> int | None:
         """The latest ``at`` (ms) of any notification or decision on the log."""
         row = self._db.execute("SELECT MAX(at_ms) FROM recorded").fetchone()
         return None if row is None or row[0] is None else int(row[0])
 
-    def lookup(self, what: str, idents: Sequence[str]) -> dict[str, RecordedRow]:
-        """The first record on the log of each id (those it holds)."""
-        found: dict[str, RecordedRow] = {}
+    def lookup(self, what: str, idents: Sequence[str]) -> dict[str, tuple[RecordedRow, bool]]:
+        """The first record on the log of each id (those it holds), and whether it is already accounted for."""
+        found: dict[str, tuple[RecordedRow, bool]] = {}
         for part in _chunks(idents):
             marks = ",".join("?" * len(part))
             rows = self._db.execute(
-                f"SELECT ident, rowid, topic, part, off, at_ms, digest, value FROM recorded "
+                f"SELECT ident, matched, rowid, topic, part, off, at_ms, digest, value FROM recorded "
                 f"WHERE what = ? AND ident IN ({marks}) ORDER BY rowid DESC",
                 (what, *part),
             )
-            for ident, *rest in rows:
-                found[ident] = tuple(rest)  # type: ignore[assignment]  # the first row wins (DESC order)
+            for ident, matched, *rest in rows:
+                found[ident] = (tuple(rest), bool(matched))  # type: ignore[assignment]  # the first row wins (DESC)
         return found
 
     def unmatched(self, what: str) -> Iterator[tuple[str, RecordedRow]]:
@@ -141,20 +142,6 @@ class OutputIndex:
             "SELECT topic, part, off, at_ms, value, ident FROM recorded WHERE what = ? ORDER BY part, off", (what,)
         ):
             yield Record(topic, part, off, None, value, ((f"{what}_id", ident.encode()),), at_ms)
-
-    # -- what the policy gave ---------------------------------------------------
-
-    def fresh(self, idents: Sequence[str]) -> set[str]:
-        """Those of ``idents`` the policy has not given before; they are now remembered as given."""
-        seen: set[str] = set()
-        for part in _chunks(idents):
-            marks = ",".join("?" * len(part))
-            seen.update(
-                row[0] for row in self._db.execute(f"SELECT ident FROM produced WHERE ident IN ({marks})", tuple(part))
-            )
-        new = {i for i in idents if i not in seen}
-        self._db.executemany("INSERT OR IGNORE INTO produced(ident) VALUES (?)", ((i,) for i in new))
-        return new
 
     # -- accepted events --------------------------------------------------------
 
