@@ -146,11 +146,13 @@ async def _locate(log: Log, ident: str, *, notification: bool) -> Record:
     raise NotFound(f"no {'notification' if notification else 'accepted event'} {ident} in {topic}")
 
 
-def _open_log(args: argparse.Namespace) -> Log:
+def _open_log(args: argparse.Namespace, settings: Settings) -> Log:
     if args.kafka is not None:
         from broker.log.kafka import KafkaLog
+        from broker.log.kafka_security import KafkaSecurity
 
-        log: Log = KafkaLog(args.kafka, client_id="jigsaw-proof")
+        # The cluster's TLS and SASL settings come from the same JIGSAW_KAFKA_* variables as the service's.
+        log: Log = KafkaLog(args.kafka, client_id="jigsaw-proof", security=KafkaSecurity.from_settings(settings))
     else:
         from broker.log.embedded import EmbeddedLog
 
@@ -185,7 +187,7 @@ def _matches(store: TreeStore, head: SignedTreeHead) -> None:
 
 
 async def _prove(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
-    log = _open_log(args)
+    log = _open_log(args, settings)
     await log.start()
     try:
         if args.since is not None:
