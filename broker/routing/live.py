@@ -76,7 +76,7 @@ class LiveRouter:
         clock: the time escalations are raised by (tests pass their own; records keep wall-clock stamps).
         grace: seconds the escalation clock lags the wall clock.
         wait: seconds a read waits for new input before the clock is looked at again.
-        sealer: chains and checkpoints the input (None: no checkpoints).
+        sealer: builds the Merkle tree over the input and publishes signed tree heads (None: none).
         board: where the role reports its position and lag.
         notification_partitions: partitions of the notifications topic (when the router creates it).
         metrics: the app's ``Metrics`` (lag, events routed, notifications, escalations).
@@ -129,7 +129,7 @@ class LiveRouter:
         return out
 
     async def seal(self) -> None:
-        """Checkpoint what is chained but not yet sealed (the role is stopping)."""
+        """Publish a signed tree head of the input records no head covers yet (the role is stopping)."""
         if self._sealer is not None and self._started:
             await self._sealer.seal(self._clock())
 
@@ -234,14 +234,14 @@ class LiveRouter:
         _log.info("router_snapshot", offset=position, bytes=len(blob))
 
     async def _step_down(self) -> None:
-        """Seal what this process chained (when it still can) and close its writer."""
+        """Publish a last tree head of what this process sealed (when it still holds the input) and close its writer."""
         if not self._started:
             return
         try:
             if self._sealing:
                 await asyncio.shield(self.seal())
         except (JigsawError, asyncio.CancelledError) as exc:  # the next active router seals what this one could not
-            _log.warning("checkpoint_failed", error=getattr(exc, "code", type(exc).__name__))
+            _log.warning("tree_head_failed", error=getattr(exc, "code", type(exc).__name__))
         self._started = False
         writer, self._writer = self._writer, None
         if writer is not None:

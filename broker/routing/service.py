@@ -4,8 +4,8 @@ Everything that changes routing (accepted events, acknowledgements) is on one
 single-partition topic (``topics.INPUT``) whose order Kafka defines; the
 router applies it record by record in offset order, so nothing waits on a
 clock and the auditor's replay applies exactly the same order. The router is
-also the sealer (``audit/sealer.py``): it chains each input record after the
-append and writes signed checkpoints.
+also the sealer (``audit/sealer.py``): it adds each input record to the Merkle tree after the
+append and publishes signed tree heads.
 
 It keeps no state that the log cannot rebuild. On start it reads the ids of
 everything it has already written, then replays every input from the
@@ -67,7 +67,7 @@ class RouterService:
         decode_event: Avro bytes to an event (the catalogue's decoder).
         batch: input records read per step at most.
         group: the consumer group the router commits its input offset under.
-        sealer: chains and checkpoints the input as it is routed; None seals nothing.
+        sealer: builds the Merkle tree over the input as it is routed and publishes heads; None seals nothing.
         notification_partitions: partitions the notifications topic is created with (dispatchers share them).
         writer: where outputs and the input offset are written together; default ``log.writer(group)``.
         metrics: the app's ``broker.observability.Metrics`` (events routed, notifications, escalations), or None.
