@@ -51,10 +51,11 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.latency import _free_port, own_broker
+from bench.latency import own_broker
 from bench.scene import (
     Receiver,
     directory_entry,
+    free_port,
     incident,
     jigsaw_key,
     organisations,
@@ -94,7 +95,7 @@ class Fleet:
         self.processes[index] = await asyncio.create_subprocess_exec(jigsaw, "serve", env=env, stderr=out, stdout=out)
 
     async def start_all(self) -> None:
-        self.ports = [_free_port() for _ in ROLES]
+        self.ports = [free_port() for _ in ROLES]
         self.processes = [None] * len(ROLES)
         for index in range(len(ROLES)):
             await self.start(index)

@@ -32,8 +32,17 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.latency import _free_port, own_broker
-from bench.scene import directory_entry, incident, jigsaw_key, organisations, registration, victim, wait_healthy
+from bench.latency import own_broker
+from bench.scene import (
+    directory_entry,
+    free_port,
+    incident,
+    jigsaw_key,
+    organisations,
+    registration,
+    victim,
+    wait_healthy,
+)
 from broker import topics
 from broker.client import JigsawClient
 from broker.log.kafka import KafkaLog
@@ -82,7 +91,7 @@ async def run(args: argparse.Namespace, bootstrap: str) -> int:
         "JIGSAW_LOG_FORMAT": "json",
     }
     jigsaw = str(ROOT / ".venv" / "bin" / "jigsaw")
-    gateway_port = _free_port()
+    gateway_port = free_port()
     processes: list[asyncio.subprocess.Process] = []
     router_logs = [tmp / "router-0.log", tmp / "router-1.log"]
 
@@ -92,7 +101,7 @@ async def run(args: argparse.Namespace, bootstrap: str) -> int:
         return await asyncio.create_subprocess_exec(jigsaw, "serve", env=own, stdout=handle, stderr=handle)
 
     processes.append(await start("gateway", gateway_port, tmp / "gateway.log"))
-    routers = [await start("router", _free_port(), path) for path in router_logs]
+    routers = [await start("router", free_port(), path) for path in router_logs]
     log = NamespacedLog(KafkaLog(bootstrap, client_id="jigsaw-failover"), prefix)
     await log.start()
     url = f"http://127.0.0.1:{gateway_port}"
@@ -130,7 +139,7 @@ async def run(args: argparse.Namespace, bootstrap: str) -> int:
                 event_id = await post_incident(f"F-{trial}")
                 await wait_routed(event_id)
                 times.append(time.monotonic() - killed)
-                routers[active] = await start("router", _free_port(), router_logs[active])  # the new standby
+                routers[active] = await start("router", free_port(), router_logs[active])  # the new standby
                 await asyncio.sleep(3)
     finally:
         await log.close()

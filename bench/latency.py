@@ -35,7 +35,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -48,7 +47,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.scene import Receiver
+from bench.scene import Receiver, free_port
 from broker import topics
 from broker.client import JigsawClient
 from broker.delivery.dispatcher import GROUP as DISPATCHER_GROUP
@@ -59,12 +58,6 @@ from broker.log.kafka import KafkaLog
 from broker.nhs import synthetic_nhs_number
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -102,7 +95,7 @@ async def _wait_healthy(session: aiohttp.ClientSession, base: str, process: asyn
 async def own_broker() -> AsyncIterator[str]:
     """A Kafka broker of this run's own (deploy/kafka/start.sh on free ports), stopped afterwards."""
     state = Path(tempfile.mkdtemp(prefix="jigsaw-latency-kafka-"))
-    port, controller = _free_port(), _free_port()
+    port, controller = free_port(), free_port()
     env = {
         **os.environ,
         "JIGSAW_KAFKA_STATE": str(state),
@@ -149,7 +142,7 @@ async def measure(args: argparse.Namespace, *, shared: bool) -> int:
     await receiver.start()
     if shared:
         await _quiet_old_notifications(args.bootstrap)
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "JIGSAW_LOG_BACKEND": "kafka",
@@ -171,7 +164,7 @@ async def measure(args: argparse.Namespace, *, shared: bool) -> int:
     layout = ["gateway", "router", "dispatcher"] if args.split else ["gateway,router,dispatcher"]
     processes = []
     for i, roles in enumerate(layout):
-        own = {**env, "JIGSAW_ROLES": roles, "JIGSAW_HTTP_PORT": str(port if i == 0 else _free_port())}
+        own = {**env, "JIGSAW_ROLES": roles, "JIGSAW_HTTP_PORT": str(port if i == 0 else free_port())}
         processes.append(
             await asyncio.create_subprocess_exec(
                 jigsaw, "serve", env=own, stderr=serve_log or asyncio.subprocess.DEVNULL

@@ -36,8 +36,16 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.chaos import Agency, Receiver
-from bench.latency import _free_port
-from bench.scene import directory_entry, incident, jigsaw_key, organisations, registration, victim, wait_healthy
+from bench.scene import (
+    directory_entry,
+    free_port,
+    incident,
+    jigsaw_key,
+    organisations,
+    registration,
+    victim,
+    wait_healthy,
+)
 from broker.routing.model import notification_id
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,12 +63,12 @@ def _lines(paths: list[Path]) -> int:
 
 async def run(args: argparse.Namespace) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="jigsaw-outage-"))
-    port = _free_port()
+    port = free_port()
     kafka_env = {
         **os.environ,
         "JIGSAW_KAFKA_STATE": str(tmp / "kafka"),
         "JIGSAW_KAFKA_PORT": str(port),
-        "JIGSAW_KAFKA_CONTROLLER_PORT": str(_free_port()),
+        "JIGSAW_KAFKA_CONTROLLER_PORT": str(free_port()),
     }
     _kafka("start.sh", kafka_env)
     bootstrap = f"127.0.0.1:{port}"
@@ -81,14 +89,14 @@ async def run(args: argparse.Namespace) -> int:
     await receiver.start()
     jigsaw = str(ROOT / ".venv" / "bin" / "jigsaw")
     logs = [tmp / f"{role}.log" for role in ("gateway", "router", "dispatcher")]
-    gateway_port = _free_port()
+    gateway_port = free_port()
     processes = []
     for role, path in zip(("gateway", "router", "dispatcher"), logs, strict=True):
         out = path.open("ab")
         own = {
             **env,
             "JIGSAW_ROLES": role,
-            "JIGSAW_HTTP_PORT": str(gateway_port if role == "gateway" else _free_port()),
+            "JIGSAW_HTTP_PORT": str(gateway_port if role == "gateway" else free_port()),
         }
         processes.append(await asyncio.create_subprocess_exec(jigsaw, "serve", env=own, stdout=out, stderr=out))
     url = f"http://127.0.0.1:{gateway_port}"

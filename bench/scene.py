@@ -30,6 +30,7 @@ from broker.nhs import synthetic_nhs_number
 __all__ = [
     "Receiver",
     "directory_entry",
+    "free_port",
     "incident",
     "jigsaw_key",
     "organisations",
@@ -37,6 +38,13 @@ __all__ = [
     "victim",
     "wait_healthy",
 ]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def organisations(directory: Path, kinds: Mapping[str, str]) -> tuple[dict[str, SigningKey], dict[str, str]]:
@@ -135,9 +143,7 @@ class Receiver:
         app.router.add_post("/hook", self._hook)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
+        port = free_port()
         await web.TCPSite(self._runner, "127.0.0.1", port).start()
         self.url = f"http://127.0.0.1:{port}/hook"
 
