@@ -59,6 +59,14 @@ class Pages:
 
         return self.driver.find_element(By.CSS_SELECTOR, selector)
 
+    def submit(self, selector: str) -> None:
+        """Click what submits a form or follows a link, then wait until the browser has left the old page."""
+        from selenium.webdriver.support import expected_conditions
+
+        old = self.css("html")
+        self.css(selector).click()
+        self.wait_for(expected_conditions.staleness_of(old))
+
     def all(self, selector: str) -> list[Any]:
         from selenium.webdriver.common.by import By
 
@@ -73,7 +81,7 @@ class Pages:
         self.driver.delete_all_cookies()
         self.go("/web/inbox")
         self.wait_for(lambda d: "/web/sign-in" in d.current_url)
-        self.css("#sign-in-oidc").click()
+        self.submit("#sign-in-oidc")
         self.wait_for(lambda d: "/authorize" in d.current_url)  # the provider's page, not ours
         field = self.css("input[name=username]")
         field.send_keys(user)
@@ -106,7 +114,7 @@ def test_a_gp_acknowledges_an_urgent_notification(pages: Pages) -> None:
     pages.shot("inbox")
     pages.css("#status-awaiting").click()
     pages.css("#nhs_number").send_keys(CHILD)
-    pages.css("form.jigsaw-filters button").click()
+    pages.submit("form.jigsaw-filters button")
     pages.wait_for(lambda d: "status=awaiting" in d.current_url)
     standout = pages.all("tr.jigsaw-row--standout")
     urgent = [row for row in standout if "Urgent" in row.text and "Domestic abuse incident" in row.text]
@@ -118,10 +126,10 @@ def test_a_gp_acknowledges_an_urgent_notification(pages: Pages) -> None:
     assert pages.css("#reason").text.startswith("You are the registered GP")
     assert "Restricted: keep this out of any record" in pages.driver.page_source
     pages.shot("notification")
-    pages.css("#acknowledge").click()  # no note: refused with an error
+    pages.submit("#acknowledge")  # no note: refused with an error
     assert "Enter the action you have taken" in pages.css(".govuk-error-summary").text
     pages.css("#note").send_keys("Added to the child's and mother's records as restricted; told the health visitor.")
-    pages.css("#acknowledge").click()
+    pages.submit("#acknowledge")
     pages.wait_for(lambda d: "Notification acknowledged" in d.page_source)
     assert "by Dr Asha Patel" in pages.css("#acknowledged").text
     pages.go("/web/inbox?status=acknowledged")
@@ -146,7 +154,7 @@ def test_a_person_the_partnership_does_not_know_is_refused(pages: Pages) -> None
     pages.go("/web/sign-in")
     pages.driver.delete_all_cookies()
     pages.go("/web/sign-in")
-    pages.css("#sign-in-oidc").click()
+    pages.submit("#sign-in-oidc")
     pages.wait_for(lambda d: "/authorize" in d.current_url)
     field = pages.css("input[name=username]")
     field.send_keys("stranger")
@@ -187,7 +195,7 @@ def test_a_form_posted_without_its_csrf_token_is_refused(pages: Pages) -> None:
     pages.go(f"/web/notifications/{nid}")
     pages.driver.execute_script("document.querySelector('#note').form.querySelector('[name=csrf_token]').remove()")
     pages.css("#note").send_keys("Should not count")
-    pages.css("#acknowledge").click()
+    pages.submit("#acknowledge")
     pages.wait_for(lambda d: "This form has expired" in d.page_source)
     pages.go(f"/web/notifications/{nid}")
     assert pages.all("#acknowledge") and "Should not count" not in pages.driver.page_source
@@ -213,11 +221,11 @@ def test_every_page_passes_axe(pages: Pages) -> None:
     nid = _ids(pages)[0]
     pages.go(f"/web/notifications/{nid}")
     check("notification")
-    pages.css("#acknowledge").click()
+    pages.submit("#acknowledge")
     check("notification with an error")
     pages.go(f"/web/notifications/{nid}/challenge")
     check("raise a challenge")
-    pages.css("#raise-challenge").click()
+    pages.submit("#raise-challenge")
     check("raise a challenge, with errors")
     pages.go("/web/notifications/not-a-notification")
     check("not found")
@@ -231,18 +239,18 @@ def test_every_page_passes_axe(pages: Pages) -> None:
     check("partnership admin")
     pages.css("#credential-org").send_keys("POLICE-WYP")
     pages.css("#credential-label").send_keys("niche adapter")
-    pages.css("#issue-credential button").click()
+    pages.submit("#issue-credential button")
     pages.wait_for(lambda d: "credential issued" in d.find_element("tag name", "h1").text)
     assert str(pages.css("#secret").get_attribute("value")).startswith("jgs_")
     check("credential issued")
     pages.go("/web/admin")
     pages.css("#key-org").send_keys("POLICE-WYP")
-    pages.css("#issue-key button").click()
+    pages.submit("#issue-key button")
     pages.wait_for(lambda d: "key issued" in d.find_element("tag name", "h1").text)
     assert str(pages.css("#download-key").get_attribute("href")).startswith("data:application/json;base64,")
     check("key issued")
     pages.go("/web/admin")
-    pages.css(".jigsaw-account__form button").click()
+    pages.submit(".jigsaw-account__form button")
     pages.wait_for(lambda d: "signed-out" in d.current_url)
     check("signed out")
     assert "/endsession?" in pages.css("#provider-sign-out").get_attribute("href")
