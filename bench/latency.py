@@ -95,6 +95,7 @@ async def _wait_healthy(session: aiohttp.ClientSession, base: str, process: asyn
 async def own_broker() -> AsyncIterator[str]:
     """A Kafka broker of this run's own (deploy/kafka/start.sh on free ports), stopped afterwards."""
     state = Path(tempfile.mkdtemp(prefix="jigsaw-latency-kafka-"))
+    os.environ["JIGSAW_BENCH_KAFKA_PID_FILE"] = str(state / "kafka.pid")
     port, controller = free_port(), free_port()
     env = {
         **os.environ,
@@ -113,6 +114,15 @@ async def own_broker() -> AsyncIterator[str]:
         )
         await stop.wait()
         shutil.rmtree(state, ignore_errors=True)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds a process has used so far (Linux ``/proc``), 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def bench(args: argparse.Namespace) -> int:
@@ -165,13 +175,22 @@ async def measure(args: argparse.Namespace, *, shared: bool) -> int:
     processes = []
     for i, roles in enumerate(layout):
         own = {**env, "JIGSAW_ROLES": roles, "JIGSAW_HTTP_PORT": str(port if i == 0 else free_port())}
+        command = [jigsaw, "serve"]
+        if args.profile and args.profile in roles.split(","):  # cProfile that process; written when it stops
+            command = [sys.executable, "-m", "cProfile", "-o", f"{args.profile}.prof", "-m", "broker", "serve"]
         processes.append(
-            await asyncio.create_subprocess_exec(
-                jigsaw, "serve", env=own, stderr=serve_log or asyncio.subprocess.DEVNULL
-            )
+            await asyncio.create_subprocess_exec(*command, env=own, stderr=serve_log or asyncio.subprocess.DEVNULL)
         )
     serve = processes[0]
     base = f"http://127.0.0.1:{port}"
+    # CPU each process spends per measured event: where a 2-core machine's budget goes.
+    watched = {roles: process.pid for roles, process in zip(layout, processes, strict=True)}
+    watched["bench client and receiver"] = os.getpid()
+    kafka_pid_file = os.environ.get("JIGSAW_BENCH_KAFKA_PID_FILE")
+    if kafka_pid_file and not shared:
+        watched["kafka broker"] = int(Path(kafka_pid_file).read_text())
+    cpu_before: dict[str, float] = {}
+    cpu_after: dict[str, float] = {}
     latencies: list[float] = []
     posts: list[float] = []
     try:
@@ -236,12 +255,15 @@ async def measure(args: argparse.Namespace, *, shared: bool) -> int:
                 delay = start + index * interval - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
+                if index == int(args.warmup * args.rate):
+                    cpu_before = {name: _cpu_seconds(pid) for name, pid in watched.items()}
                 tasks.append(asyncio.create_task(post(index, counted=index >= args.warmup * args.rate)))
             await asyncio.gather(*tasks)
             for _ in range(300):  # stragglers: up to 30 s
                 if all(e in receiver.arrived for e in sent):
                     break
                 await asyncio.sleep(0.1)
+            cpu_after = {name: _cpu_seconds(pid) for name, pid in watched.items()}
             latencies = [(receiver.arrived[e] - t) * 1000 for e, t in sent.items() if e in receiver.arrived]
             missing = len(sent) - len(latencies)
     finally:
@@ -270,6 +292,11 @@ async def measure(args: argparse.Namespace, *, shared: bool) -> int:
     )
     post_median, post_p99 = statistics.median(posts_ms), _percentile(posts_ms, 99)
     print(f"  (POST /v1/events alone: median {post_median:.1f} ms, p99 {post_p99:.1f} ms)")
+    counted = max(1, len(sent))
+    wall = args.seconds
+    for name in watched:
+        used = cpu_after.get(name, 0.0) - cpu_before.get(name, 0.0)
+        print(f"  CPU {name}: {used * 1000 / counted:.2f} ms per event ({used / wall * 100:.0f} % of one core)")
     return 0 if not missing else 1
 
 
@@ -286,6 +313,7 @@ def main() -> int:
     parser.add_argument("--in-flight", type=int, default=16, help="most POSTs outstanding at once (default 16)")
     parser.add_argument("--split", action="store_true", help="gateway, router and dispatcher as separate processes")
     parser.add_argument("--serve-log", default=None, help="write jigsaw serve's info log here (diagnosis)")
+    parser.add_argument("--profile", default=None, help="cProfile the process running this role (to ROLE.prof)")
     parser.add_argument("--victims", type=int, default=50, help="synthetic victims registered at the GP (default 50)")
     return asyncio.run(bench(parser.parse_args()))
 

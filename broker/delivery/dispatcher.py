@@ -16,12 +16,10 @@ skips every notification already delivered, by itself or by the dispatcher
 that held the partition before (a receiver never gets the same id twice
 because of a restart or a take-over), and resumes the retries still owed from
 where they are in the notifications topic, always with the same ``webhook-id``
-(the notification id). The one gap left
-is a crash between a receiver's 2xx and the record of it; receivers dedupe on
-``webhook-id`` for that.
-
-Attempts run as tasks, so a slow endpoint never holds up the others; the
-committed offset never passes a notification whose first outcome is not yet recorded.
+(the notification id). The one gap left is a crash between a receiver's 2xx
+and the record of it; receivers dedupe on ``webhook-id`` for that. Attempts
+run as tasks, so a slow endpoint never holds up the others; the committed
+offset never passes a notification whose first outcome is not yet recorded.
 """
 
 from __future__ import annotations
@@ -58,6 +56,7 @@ _log = get_logger("jigsaw.dispatcher")
 _BUSY_POLL_S = 0.02  # how often to look again while attempts are in flight (a retry may come due)
 _REQUEUE = dt.timedelta(seconds=1)
 _LAG_EVERY_S = 5.0  # how often the consumer lag metric is brought up to date
+_COMMIT_EVERY_S = 0.5  # not every step (a busy broker's work); a new holder checks re-reads against the ledger
 
 
 def _utc_now() -> dt.datetime:
@@ -122,6 +121,7 @@ class Dispatcher:
         self.directory = DirectoryFollower(self.log)
         self._positions: dict[int, int] = {}  # the notifications partitions this dispatcher holds now
         self._committed: dict[int, int] = {}
+        self._commit_at = 0.0  # monotonic time of the last commit
         self._ledger_read: dict[int, int] = {}  # how far the deliveries topic is applied to the ledger
         self._unrecorded: dict[int, set[int]] = defaultdict(set)  # offsets with no outcome recorded yet
         self._bodies: dict[str, bytes] = {}  # notification id -> body, while attempts are owed
@@ -261,7 +261,8 @@ class Dispatcher:
             if job.due <= now and nid not in self._tasks:
                 del self._waiting[nid]
                 self._spawn(job)
-        await self._commit()
+        if time.monotonic() - self._commit_at >= _COMMIT_EVERY_S:
+            await self._commit()
         return len(fetched)
 
     def _admit(self, partition: int, offset: int, value: bytes) -> Job | None:
@@ -380,6 +381,7 @@ class Dispatcher:
 
     async def _commit(self) -> None:
         """Commit each partition held up to the first notification whose first outcome is not yet recorded."""
+        self._commit_at = time.monotonic()
         for partition, position in list(self._positions.items()):
             unrecorded = self._unrecorded.get(partition)
             target = min(unrecorded) if unrecorded else position

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -44,6 +45,7 @@ from broker.routing.state import Output
 __all__ = ["SNAPSHOT_NAME", "LiveRouter", "run_router"]
 
 SNAPSHOT_NAME = "router"
+_LAG_EVERY_S = 1.0  # the lag shown on /healthz and /metrics: an end-offset request, not on every turn
 
 _log = get_logger("jigsaw.router")
 
@@ -94,6 +96,7 @@ class LiveRouter:
         self._snapshots = snapshots
         self._snapshot_every = snapshot_every
         self._snapshot_at = 0  # the input offset of the newest snapshot saved or loaded
+        self._lag_at = -_LAG_EVERY_S  # monotonic time the lag was last reported
         self._started = False
         self._writer: Any = None
         self._sealing = False
@@ -116,16 +119,23 @@ class LiveRouter:
         acknowledgement already in the log always cancels its escalation first, even
         while catching up with a long backlog.
         """
+        before = self.router.position
         out = await self.router.step(wait=wait)
         if self.router.caught_up:
             out += await self.router.step(now=self._clock() - self._grace)
-        if self._board is not None or self._metrics is not None:
-            end = await self._log.end_offset(topics.INPUT)
-            lag = max(0, end - self.router.position)
-            if self._board is not None:
-                self._board.set("router", position=self.router.position, lag=lag)
-            if self._metrics is not None:
-                self._metrics.set_router_lag(lag)
+        if self._board is None and self._metrics is None:
+            return out
+        if self.router.position == before:  # the read found the end of the input: no lag, no request
+            lag = 0
+        elif time.monotonic() - self._lag_at >= _LAG_EVERY_S:  # busy: an end-offset request now and then
+            self._lag_at = time.monotonic()
+            lag = max(0, await self._log.end_offset(topics.INPUT) - self.router.position)
+        else:
+            return out
+        if self._board is not None:
+            self._board.set("router", position=self.router.position, lag=lag)
+        if self._metrics is not None:
+            self._metrics.set_router_lag(lag)
         return out
 
     async def seal(self) -> None:

@@ -76,13 +76,27 @@ class Notification:
     safeguarding_lead: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["at"] = iso(self.at)
-        d["ack_by"] = iso(self.ack_by)
-        d["flags"] = list(self.flags)
-        d["also_notified"] = list(self.also_notified)
-        d["content"] = dict(self.content)
-        return d
+        """The JSON form, fields in declaration order (no ``dataclasses.asdict``: it deep-copies the content)."""
+        return {
+            "notification_id": self.notification_id,
+            "kind": self.kind,
+            "event_id": self.event_id,
+            "event_type": self.event_type,
+            "recipient": self.recipient,
+            "at": iso(self.at),
+            "priority": self.priority,
+            "flags": list(self.flags),
+            "view": self.view,
+            "reason": self.reason,
+            "also_notified": list(self.also_notified),
+            "ack_by": iso(self.ack_by),
+            "rule": self.rule,
+            "content": dict(self.content),
+            "cause": self.cause,
+            "follows": self.follows,
+            "trigger_event_id": self.trigger_event_id,
+            "safeguarding_lead": self.safeguarding_lead,
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Notification:
