@@ -38,6 +38,7 @@ from broker.envelope.model import Envelope, decode_envelope
 from broker.errors import JigsawError
 from broker.log.base import Log, Position, Record
 from broker.logging import get_logger
+from broker.recent import RecentEvents
 from broker.schemas import Catalogue
 from broker.store import AcceptedId, Claim, Store
 from broker.store.follow import ViewFollower
@@ -69,6 +70,7 @@ class AcceptedIds:
         wait: float = 2.0,
         stale_after: float = 60.0,
         release_after: float = 10.0,
+        recent: RecentEvents | None = None,
     ) -> None:
         self.store = store
         self.log = log
@@ -77,6 +79,7 @@ class AcceptedIds:
         self._wait = wait
         self._stale_after = dt.timedelta(seconds=stale_after)
         self._release_after = release_after
+        self._recent = recent if recent is not None else RecentEvents(capacity=0)
         self._publishers: dict[str, str] = {}  # settled ids only: a publisher never changes
         self._tasks: set[asyncio.Task[None]] = set()
         # Followed in the background too, so the look at the log's tail a stale claim needs stays short.
@@ -85,6 +88,9 @@ class AcceptedIds:
     def _identify(self, record: Record) -> tuple[str, str, str] | None:
         if record.value is None or not topics.is_event(record):
             return None
+        recent = self._recent.get(record.value)
+        if recent is not None:  # this process accepted these very bytes: no need to decode them again
+            return recent.envelope.event_id, recent.digest, recent.envelope.source
         env = decode_envelope(record.value, catalogue=self._catalogue)
         return env.event_id, self._digest_of(env), env.source
 

@@ -69,6 +69,10 @@ class _Cursor:
 
     def long(self, where: str) -> int:
         buf, pos, end = self.buf, self.pos, self.end
+        if pos < end and buf[pos] < 0x80:  # one byte: most lengths, indexes and small numbers
+            raw = buf[pos]
+            self.pos = pos + 1
+            return (raw >> 1) ^ -(raw & 1)
         raw = shift = 0
         while True:
             if pos >= end:

@@ -20,6 +20,7 @@ The limits are documented in ``schemas/README.md``; change both together.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -64,6 +65,14 @@ BIDI_CONTROLS = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066
 _BIDI = "\u202a-\u202e\u2066-\u2069"
 _ONE_LINE_BAD = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI}]")
 _MULTILINE_BAD = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}]")
+# Each field's (limit, characters it may not hold), looked up once per string (``check_string`` is the rule).
+_RULES: Mapping[str, tuple[int, re.Pattern[str]]] = {
+    **{field: (limit, _ONE_LINE_BAD) for field, limit in LINE_LIMITS.items()},
+    **{field: (limit, _MULTILINE_BAD) for field, limit in MULTILINE_LIMITS.items()},
+}
+_DEFAULT_RULE = (OTHER_LIMIT, _ONE_LINE_BAD)
+# Decoded values that hold no string: skipped without the slower checks below.
+_LEAVES = frozenset({type(None), bool, int, float, bytes, dt.date, dt.datetime})
 
 
 def max_length(field: str) -> int:
@@ -109,14 +118,26 @@ def check_text(data: Mapping[str, Any], path: str = "") -> None:
         SchemaInvalid: the first string that breaks a rule, naming its path (``victim.name``).
     """
     for key, value in data.items():
-        _check_value(value, str(key), f"{path}.{key}" if path else str(key))
+        field = str(key)
+        if type(value) is str and _fits(value, field):
+            continue  # the common case, without building the field's path
+        _check_value(value, field, f"{path}.{field}" if path else field)
+
+
+def _fits(value: str, field: str) -> bool:
+    limit, bad = _RULES.get(field, _DEFAULT_RULE)
+    return len(value) <= limit and bad.search(value) is None
 
 
 def _check_value(value: Any, field: str, path: str) -> None:
+    if type(value) in _LEAVES:
+        return
     if isinstance(value, str):
         check_string(value, field, path)
     elif isinstance(value, Mapping):
         check_text(value, path)
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
+            if type(item) is str and _fits(item, field):
+                continue
             _check_value(item, field, f"{path}[{index}]")

@@ -50,10 +50,11 @@ from broker.errors import (
 )
 from broker.log.base import Headers, Log, Position
 from broker.logging import get_logger
+from broker.recent import Recent, RecentEvents
 from broker.schemas import Catalogue, default_catalogue
 from broker.store import AcceptedId, SqliteStore, Store
 from broker.submissions import Outcome, Pending, conflict, content_digest, event_headers, lost_claim, refusal_record
-from broker.validation import DEFAULT_RULES, Accepted, Rules, subject_key, verify
+from broker.validation import DEFAULT_RULES, Accepted, Rules, event_of, subject_key, verify
 
 __all__ = ["Intake", "Outcome", "content_digest"]
 
@@ -73,6 +74,7 @@ class Intake:
         rules: Rules = DEFAULT_RULES,
         append_timeout: float = 10.0,
         claim_wait: float = 2.0,
+        recent: RecentEvents | None = None,
     ) -> None:
         self.log = log
         self._keys = keys
@@ -86,7 +88,9 @@ class Intake:
         # Submissions run concurrently: the store's claim (put-if-absent) decides which of two copies of an
         # id is appended. Every wait (the store, the log) falls under one deadline per submission (``_bounded``).
         # The partnership's directory: every OrgId an event names must be in it (permissions.py).
-        self.directory = DirectoryFollower(log)
+        # What this intake accepted lately, so its followers (and the app's) need not decode it again.
+        self.recent = recent if recent is not None else RecentEvents()
+        self.directory = DirectoryFollower(log, decode=self.recent.event_of(event_of))
         self.accepted = 0
         self.refused = 0
 
@@ -115,6 +119,7 @@ class Intake:
                 wait=self._claim_wait,
                 stale_after=max(60.0, 6 * self._append_timeout),
                 release_after=self._append_timeout,
+                recent=self.recent,
             )
         await self.directory.refresh()
         # In full and unbounded: rebuilding an empty store from a long log takes as long as it takes.
@@ -149,10 +154,15 @@ class Intake:
                 retry_after=5,
             ) from None
 
-    async def _append(
-        self, items: list[tuple[bytes | None, bytes | None, Headers]], ts: int, claims: Sequence[AcceptedId]
-    ) -> list[Position]:
+    async def _append(self, won: Sequence[tuple[Pending, AcceptedId]], ts: int) -> list[Position]:
         """Append claimed events and settle their claims; on failure the claims are resolved later."""
+        items: list[tuple[bytes | None, bytes | None, Headers]] = [
+            (subject_key(p.accepted.event).encode(), p.raw, event_headers(p.accepted.envelope, p.accepted.kind))
+            for p, _ in won
+        ]
+        claims = [row for _, row in won]
+        for p, _ in won:  # before the append: a follower may read the records before the log confirms them
+            self.recent.remember(p.raw, Recent(p.accepted.envelope, p.accepted.event, p.digest))
         try:
             positions = await self.log.append_many(topics.INPUT, items, timestamp_ms=ts)
         except BaseException:  # a failure, or the deadline: the append may still land
@@ -212,8 +222,7 @@ class Intake:
             await self.refuse(exc, caller=caller, body=raw, now=now, client=client)
             return Outcome("refused", exc.evidence.get("event_id"), error=exc)
         ts = timestamp_ms if timestamp_ms is not None else int(now.timestamp() * 1000)
-        item = (subject_key(accepted.event).encode(), raw, event_headers(env, accepted.kind))
-        [position] = await self._append([item], ts, [row])
+        [position] = await self._append([(Pending(raw, accepted, digest), row)], ts)
         self.directory.directory.apply(accepted.event, ts)
         self.accepted += 1
         _log.info(
@@ -300,11 +309,7 @@ class Intake:
                 outcomes[i] = Outcome("refused", row.event_id, error=exc)
         ts = timestamp_ms if timestamp_ms is not None else int(now.timestamp() * 1000)
         if won:
-            records: list[tuple[bytes | None, bytes | None, Headers]] = [
-                (subject_key(p.accepted.event).encode(), p.raw, event_headers(p.accepted.envelope, p.accepted.kind))
-                for _, p, _ in won
-            ]
-            positions = await self._append(records, ts, [row for _, _, row in won])
+            positions = await self._append([(p, row) for _, p, row in won], ts)
             for (i, p, _), position in zip(won, positions, strict=True):
                 self.directory.directory.apply(p.accepted.event, ts)
                 outcomes[i] = Outcome("accepted", p.accepted.envelope.event_id, position, event=p.accepted.event)

@@ -10,6 +10,7 @@ issues to a real person.
 from __future__ import annotations
 
 import itertools
+import operator
 from collections.abc import Iterator
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
 ]
 
 _WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2)
+_DIGIT_ZERO_TOTAL = ord("0") * sum(_WEIGHTS)  # the weighted sum of the digits' ASCII codes, less this
 
 
 def normalise_nhs_number(raw: str) -> str:
@@ -32,7 +34,7 @@ def check_digit(first_nine: str) -> int | None:
     """The Modulus 11 check digit for nine digits, or None when none is possible."""
     if len(first_nine) != 9 or not first_nine.isascii() or not first_nine.isdigit():
         raise ValueError("check_digit takes exactly nine ASCII digits")
-    total = sum(int(d) * w for d, w in zip(first_nine, _WEIGHTS, strict=True))
+    total: int = sum(map(operator.mul, first_nine.encode(), _WEIGHTS)) - _DIGIT_ZERO_TOTAL
     digit = 11 - total % 11
     if digit == 11:
         return 0

@@ -154,6 +154,17 @@ class _Bounds:
     born_by: dt.date  # no date of birth after this
 
 
+_WALKED = (dict, list, dt.date)  # what may hold a PersonRef or be a date
+
+
+def _plausible(value: Any, bounds: _Bounds) -> bool:
+    """True for a date (or time) within the bounds; the common case, checked without building its path."""
+    if not isinstance(value, dt.date):
+        return False
+    day = value.date() if isinstance(value, dt.datetime) else value
+    return bounds.earliest <= day <= bounds.latest
+
+
 def _walk_people(value: Any, path: str, bounds: _Bounds) -> None:
     """Check every PersonRef and date in freshly decoded data, normalising NHS numbers in place."""
     if isinstance(value, dict):
@@ -161,11 +172,12 @@ def _walk_people(value: Any, path: str, bounds: _Bounds) -> None:
             _person(value, path, bounds)
             return
         for key, item in value.items():
-            if isinstance(item, (dict, list, dt.date)):
+            if isinstance(item, _WALKED) and not _plausible(item, bounds):
                 _walk_people(item, f"{path}.{key}" if path else key, bounds)
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            _walk_people(item, f"{path}[{index}]", bounds)
+            if not _plausible(item, bounds):
+                _walk_people(item, f"{path}[{index}]", bounds)
     elif isinstance(value, dt.date):
         day = value.date() if isinstance(value, dt.datetime) else value
         if not bounds.earliest <= day <= bounds.latest:
@@ -187,7 +199,7 @@ def _person(ref: dict[str, Any], path: str, bounds: _Bounds) -> None:
     if isinstance(born, dt.date) and born > bounds.born_by:
         raise SchemaInvalid(f"field '{path}.date_of_birth' is in the future", field=f"{path}.date_of_birth")
     for key, item in ref.items():
-        if isinstance(item, (dict, list, dt.date)):
+        if isinstance(item, _WALKED) and not _plausible(item, bounds):
             _walk_people(item, f"{path}.{key}", bounds)
 
 

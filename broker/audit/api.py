@@ -41,6 +41,7 @@ from broker.nhs import is_valid_nhs_number, normalise_nhs_number
 from broker.routing.graph import FamilyGraph
 from broker.store import Store
 from broker.store.chronology_view import ChronologyFollower, child_records
+from broker.validation import event_of
 
 __all__ = ["AUDIT", "AuditService", "mount_audit", "responsible_cscs"]
 
@@ -69,10 +70,18 @@ def responsible_cscs(events: Sequence[Event], nhs_number: str) -> list[str]:
 class AuditService:
     """Finds a chronology's records through the store's index, reads them from the log, and records who asked."""
 
-    def __init__(self, log: Log, store: Store, authenticate: Authenticate, clock: Callable[[], dt.datetime]) -> None:
+    def __init__(
+        self,
+        log: Log,
+        store: Store,
+        authenticate: Authenticate,
+        clock: Callable[[], dt.datetime],
+        *,
+        decode: Callable[[bytes], Event] = event_of,
+    ) -> None:
         self.log = log
         self.store = store
-        self.follower = ChronologyFollower(log, store)
+        self.follower = ChronologyFollower(log, store, decode=decode)
         self.authenticate = authenticate
         self.clock = clock
 
@@ -142,9 +151,14 @@ def mount_audit(
     store: Store,
     authenticate: Authenticate,
     clock: Callable[[], dt.datetime],
+    decode: Callable[[bytes], Event] = event_of,
 ) -> None:
-    """Add the chronology route to ``app`` (the log and the store are started by the app's own start-up)."""
-    service = AuditService(log, store, authenticate, clock)
+    """Add the chronology route to ``app`` (the log and the store are started by the app's own start-up).
+
+    ``decode`` turns an input event's bytes into its ``Event`` for the chronology index (``event_of``, or
+    the intake's memory of what it accepted lately: ``RecentEvents.event_of``).
+    """
+    service = AuditService(log, store, authenticate, clock, decode=decode)
     app[AUDIT] = service
     app.router.add_get("/v1/children/{nhs_number}/chronology", get_chronology)
 

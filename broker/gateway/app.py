@@ -48,9 +48,11 @@ from broker.gateway.openapi import check_against, openapi_document
 from broker.log.base import Log
 from broker.logging import get_logger
 from broker.observability import Metrics
+from broker.recent import RecentEvents
 from broker.roles import RoleBoard, RoleContext, run_roles
 from broker.settings import Settings
 from broker.store import Store, open_store
+from broker.validation import event_of
 
 __all__ = ["create_app"]
 
@@ -117,6 +119,7 @@ def create_app(
     gateway = "gateway" in settings.roles
     if gateway and store is None:
         store = open_store(settings)
+    recent = RecentEvents()  # what the intake accepted lately, read back by the chronology index undecoded
     if intake is None:
         from broker.intake import Intake
 
@@ -125,7 +128,7 @@ def create_app(
         def registry() -> KeyRegistry:
             return key_store.current()
 
-        intake = Intake(log, registry, store=store, append_timeout=settings.append_timeout)
+        intake = Intake(log, registry, store=store, append_timeout=settings.append_timeout, recent=recent)
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_errors_and_metrics])
     app[SETTINGS] = settings
     app[LOG] = log
@@ -191,7 +194,14 @@ def create_app(
     )
     from broker.audit.api import mount_audit  # GET /v1/children/{nhs_number}/chronology
 
-    mount_audit(app, log=log, store=store, authenticate=app[CREDENTIALS].authenticate, clock=clock)
+    mount_audit(
+        app,
+        log=log,
+        store=store,
+        authenticate=app[CREDENTIALS].authenticate,
+        clock=clock,
+        decode=recent.event_of(event_of),
+    )
     from broker.web import StoreWebData, mount_web  # the pages for people, at /web/
 
     mount_web(app, settings=settings, data=StoreWebData.for_gateway(app), clock=clock)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from broker import topics, wire
@@ -46,7 +46,7 @@ _DAMAGED = (JigsawError, ValueError, KeyError, TypeError)  # a damaged record: j
 
 def _refs(value: Any) -> Iterator[Mapping[str, Any]]:
     """Every PersonRef (a mapping with ``nhs_number`` and ``local_id``) anywhere in an event's data."""
-    if isinstance(value, Mapping):
+    if isinstance(value, dict) or isinstance(value, Mapping):  # decoded data: dicts (the ABC check is slower)
         if "nhs_number" in value and "local_id" in value:
             yield value
             return
@@ -77,13 +77,16 @@ def _event_keys(event: Event) -> list[str]:
     return sorted(keys)
 
 
-def input_keys(record: Record) -> list[tuple[str, str]]:
-    """(key, kind) of an input record: an event's people, booking and retracted event; an ack's notification."""
+def input_keys(record: Record, decode: Callable[[bytes], Event] = event_of) -> list[tuple[str, str]]:
+    """(key, kind) of an input record: an event's people, booking and retracted event; an ack's notification.
+
+    ``decode`` turns an event's bytes into the ``Event`` (``validation.event_of``, or a memory of it).
+    """
     try:
         if topics.is_ack(record):
             return [("notification:" + decode_ack(record).notification_id, "acknowledgement")]
         if topics.is_event(record) and record.value is not None:
-            return [(k, "event") for k in _event_keys(event_of(record.value))]
+            return [(k, "event") for k in _event_keys(decode(record.value))]
     except _DAMAGED:
         pass
     return []
@@ -110,9 +113,17 @@ def decision_keys(record: Record) -> list[tuple[str, str]]:
 class ChronologyFollower(ViewFollower):
     """Keeps the store's chronology index up to date with the input, notifications and decisions topics."""
 
-    def __init__(self, log: Log, store: Store, *, refresh_timeout: float = 2.0, interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        log: Log,
+        store: Store,
+        *,
+        refresh_timeout: float = 2.0,
+        interval: float = 1.0,
+        decode: Callable[[bytes], Event] = event_of,
+    ) -> None:
         sources = (
-            (topics.INPUT, chronology(input_keys)),
+            (topics.INPUT, chronology(lambda record: input_keys(record, decode))),
             (topics.NOTIFICATIONS, chronology(notification_keys)),
             (topics.DECISIONS, chronology(decision_keys)),
         )

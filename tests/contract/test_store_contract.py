@@ -84,6 +84,42 @@ async def test_claim_many_answers_in_order_and_a_repeat_in_the_batch_loses(store
     assert set(await store.accepted_many(["evt-a", "evt-b", "evt-old", "evt-none"])) == {"evt-a", "evt-b", "evt-old"}
 
 
+async def test_a_large_batch_of_claims_is_decided_row_by_row(store: Store) -> None:
+    """Over a thousand ids in one claim_many: each id already there loses with its row, every other one wins."""
+    there = [AcceptedId(f"evt-{i:05d}", "d-old", "ORG-P", "jigsaw.input", 0, i) for i in range(0, 1200, 7)]
+    await store.claim_many(there)
+    rows = [AcceptedId(f"evt-{i:05d}", "d-new", "ORG-P") for i in reversed(range(1200))]
+
+    claims = await store.claim_many(rows)
+
+    for row, claim in zip(rows, claims, strict=True):
+        old = int(row.event_id[4:]) % 7 == 0
+        assert claim.won is not old and claim.row.digest == ("d-old" if old else "d-new"), row.event_id
+        assert claim.row.position == (Position("jigsaw.input", 0, int(row.event_id[4:])) if old else None)
+
+
+async def test_settle_many_answers_each_claim_as_settle_would(store: Store) -> None:
+    """settle_many: a claim's own digest settles (the same position again too); another digest or position not."""
+    await store.claim_many([AcceptedId(f"evt-{i}", f"d{i}", "ORG-P") for i in range(4)])
+    first = Position("jigsaw.input", 0, 10)
+    assert await store.settle_many([("evt-0", "d0", first)]) == [True]
+
+    answers = await store.settle_many(
+        [
+            ("evt-0", "d0", first),  # the same position again
+            ("evt-0", "d0", Position("jigsaw.input", 0, 11)),  # another position
+            ("evt-1", "wrong", Position("jigsaw.input", 0, 12)),
+            ("evt-2", "d2", Position("jigsaw.input", 0, 13)),
+            ("evt-none", "d9", Position("jigsaw.input", 0, 14)),
+        ]
+    )
+
+    assert answers == [True, False, False, True, False]
+    found = await store.accepted_many(["evt-0", "evt-1", "evt-2", "evt-3"])
+    assert found["evt-0"].position == first and found["evt-1"].position is None
+    assert found["evt-2"].position == Position("jigsaw.input", 0, 13) and found["evt-3"].position is None
+
+
 async def test_settle_gives_a_claim_its_position_and_release_drops_an_unsettled_one(store: Store) -> None:
     """A claim gets its log position once (for its own digest); only a claim without one can be released."""
     await store.claim(AcceptedId("evt-1", "d1", "ORG-P"))

@@ -50,6 +50,16 @@ def test_limits_are_per_field_and_nested_paths_are_named() -> None:
     assert caught.value.evidence["field"] == "members[1].person.name"
 
 
+def test_strings_held_directly_in_a_list_are_checked_by_the_list_field() -> None:
+    """A list of strings is checked item by item under the list's field: its limit, its characters, its index."""
+    check_text({"summary": "ok", "labels": ["a", "b", None, 3]})
+    with pytest.raises(SchemaInvalid, match=re.escape("'labels[2]' holds the control character")) as caught:
+        check_text({"labels": ["a", "b", "c\td"]})
+    assert caught.value.evidence["field"] == "labels[2]"
+    with pytest.raises(SchemaInvalid, match=re.escape("'outer.labels[0]' is 101 characters")):
+        check_text({"outer": {"labels": ["x" * (OTHER_LIMIT + 1)]}})
+
+
 def test_ordinary_unicode_is_kept() -> None:
     """Accents, scripts written right to left and emoji are ordinary text, not hidden characters."""
     check_text({"name": "Zoë Ní Bhriain", "summary": "مرحبا — שלום ✓", "basis": "MASH: address & DoB"})

@@ -264,6 +264,16 @@ def test_absurd_payload_dates_and_levels_are_schema_invalid() -> None:
         _check(_env("challenge.raised", {**sample_data("challenge.raised"), "level": 5}))
 
 
+def test_an_implausible_date_inside_a_list_of_people_is_named_by_its_path() -> None:
+    """A child's date of birth before 1900, in a list of children, is refused naming that child's field."""
+    data = sample_data("csc.strategy_meeting")
+    _check(_env("csc.strategy_meeting", data))
+    data["children"][0]["date_of_birth"] = "1066-10-14"
+    with pytest.raises(SchemaInvalid, match="not plausible") as caught:
+        _check(_env("csc.strategy_meeting", data))
+    assert caught.value.evidence["field"] == "children[0].date_of_birth"
+
+
 def test_refusals_carry_event_id_and_source_evidence() -> None:
     """A refusal after decoding names the event id and source for the rejection record."""
     env = _env(signed_by="GP-B83001")
