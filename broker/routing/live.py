@@ -119,15 +119,14 @@ class LiveRouter:
         acknowledgement already in the log always cancels its escalation first, even
         while catching up with a long backlog.
         """
-        before = self.router.position
         out = await self.router.step(wait=wait)
         if self.router.caught_up:
             out += await self.router.step(now=self._clock() - self._grace)
         if self._board is None and self._metrics is None:
             return out
-        if self.router.position == before:  # the read found the end of the input: no lag, no request
+        if self.router.caught_up:  # the read reached the end of the input: no lag, and no request to say so
             lag = 0
-        elif time.monotonic() - self._lag_at >= _LAG_EVERY_S:  # busy: an end-offset request now and then
+        elif time.monotonic() - self._lag_at >= _LAG_EVERY_S:  # a backlog: an end-offset request now and then
             self._lag_at = time.monotonic()
             lag = max(0, await self._log.end_offset(topics.INPUT) - self.router.position)
         else:
