@@ -114,8 +114,16 @@ class ServerThread:
     async def _start(self) -> Site:
         return await self.stack.enter_async_context(serve_case(self.tmp, **self.options))
 
+    async def _stop(self) -> None:
+        """Stop the service, then end what the browser's kept-alive connections left running (an open stream)."""
+        await self.stack.aclose()
+        left = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in left:
+            task.cancel()
+        await asyncio.gather(*left, return_exceptions=True)
+
     def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self.stack.aclose(), self.loop).result(60)
+        asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(60)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
         self.loop.close()
