@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -28,11 +29,19 @@ NOTIFICATION_KINDS = ("alert", "catch_up", "history", "pre_birth_alert", "escala
 ACK_KINDS = frozenset({"alert", "catch_up", "history", "pre_birth_alert"})  # the kinds that need acknowledging
 
 _NS = uuid.UUID("6f1d7c1e-3c55-4a4e-9d7b-0d6c8e3a9b21")
+_NS_BYTES = _NS.bytes
 
 
 def notification_id(*parts: str) -> str:
-    """A stable id: the same parts always give the same id (once-only, idempotent restarts)."""
-    return str(uuid.uuid5(_NS, "\x1f".join(parts)))
+    """A stable id: the same parts always give the same id (once-only, idempotent restarts).
+
+    ``str(uuid.uuid5(_NS, "\\x1f".join(parts)))``, without building a ``UUID`` (the router makes several per event).
+    """
+    digest = bytearray(hashlib.sha1(_NS_BYTES + "\x1f".join(parts).encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def iso(t: dt.datetime | None) -> str | None:

@@ -50,7 +50,12 @@ class People:
 
     def find(self, key: str) -> str:
         """The canonical key of the person ``key`` belongs to."""
-        self._add(key)
+        parent = self._parent.get(key)
+        if parent == key:  # the common case, asked hundreds of times per event: a root
+            return key
+        if parent is None:
+            self._add(key)
+            return key
         root = key
         while self._parent[root] != root:
             root = self._parent[root]
@@ -75,7 +80,8 @@ class People:
 
     def members(self, person: str) -> set[str]:
         """Every key of the person."""
-        return self._members[self.find(person)]
+        members = self._members.get(person)  # held by roots only
+        return members if members is not None else self._members[self.find(person)]
 
     def observe(self, ref: Mapping[str, Any] | None, *, born_on: dt.date | None = None) -> str | None:
         """Record a PersonRef; returns its person's canonical key (None for a null ref)."""
