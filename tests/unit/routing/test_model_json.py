@@ -61,3 +61,18 @@ def test_a_decision_round_trips() -> None:
         consent="not_required",
     )
     assert Decision.from_dict(decision.to_dict()) == decision
+
+
+def test_notification_ids_are_the_rfc_4122_name_based_uuids_they_always_were() -> None:
+    """The fast id is exactly ``uuid5(namespace, parts joined by US)``: ids on existing logs stay the same."""
+    import random
+    import uuid
+
+    from broker.routing.model import _NS, notification_id
+
+    rng = random.Random(7)
+    alphabet = "abcXYZ019-_ :\x1féü☃"
+    for _ in range(2000):
+        parts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12))) for _ in range(rng.randint(1, 4))]
+        assert notification_id(*parts) == str(uuid.uuid5(_NS, "\x1f".join(parts)))
+    assert notification_id("e", "GP-A") == "158f7a03-ad01-5730-93db-0f05bead38ed"  # the namespace is pinned too
