@@ -13,6 +13,8 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from broker.model import Event
+
 __all__ = [
     "ACK_KINDS",
     "NOTIFICATION_KINDS",
@@ -20,6 +22,7 @@ __all__ = [
     "Decision",
     "Notification",
     "Withheld",
+    "decision_record",
     "iso",
     "notification_id",
     "parse_iso",
@@ -203,3 +206,29 @@ class Ack:
         at = parse_iso(d["at"])
         assert at is not None
         return cls(d["notification_id"], d["recipient"], d["by"], at, d.get("note"))
+
+
+def decision_record(
+    event: Event,
+    rule: str,
+    kind: str,
+    at: dt.datetime,
+    shared: tuple[tuple[str, str], ...],
+    withheld: tuple[Withheld, ...],
+    trigger: Event | None,
+) -> Decision:
+    """The decision record of routing ``event`` (its id from the event, the kind and the trigger)."""
+    trigger_id = trigger.event_id if trigger else ""
+    return Decision(
+        decision_id=notification_id(event.event_id, "decision", kind, trigger_id),
+        event_id=event.event_id,
+        event_type=event.event_type,
+        at=at,
+        rule=rule,
+        kind=kind,
+        shared=shared,
+        withheld=withheld,
+        lawful_basis=event.lawful_basis,
+        consent=event.consent,
+        trigger_event_id=trigger.event_id if trigger else None,
+    )

@@ -32,7 +32,7 @@ from broker.routing.facts import LINK_TYPES
 from broker.routing.followups import ack_deadline, challenge_deadline, escalation
 from broker.routing.graph import FamilyGraph
 from broker.routing.items import PLAN_TYPES, REMEMBERED_TYPES, Items, person_refs
-from broker.routing.model import ACK_KINDS, Ack, Decision, Notification, Withheld, notification_id
+from broker.routing.model import ACK_KINDS, Ack, Decision, Notification, Withheld, decision_record, notification_id
 from broker.routing.policy import route_event
 from broker.routing.views import (
     education_view,
@@ -177,7 +177,7 @@ class RoutingState:
             shared.append((cand.org, note.notification_id))
         withheld = tuple(w for w in route.withheld if self._new_withheld(event.event_id, w))
         if shared or withheld or trigger is None:
-            notes.append(self._decision(event, route.rule, kind, at, tuple(shared), withheld, trigger))
+            notes.append(decision_record(event, route.rule, kind, at, tuple(shared), withheld, trigger))
         return notes
 
     def _new_withheld(self, event_id: str, w: Withheld) -> bool:
@@ -268,31 +268,6 @@ class RoutingState:
             heapq.heappush(self._pending, (note.ack_by, self._pushed, note.notification_id))
         if note.event_type == "challenge.raised" and note.kind == "alert":
             self._challenge_recipients[note.event_id].append(note)
-
-    def _decision(
-        self,
-        event: Event,
-        rule: str,
-        kind: str,
-        at: dt.datetime,
-        shared: tuple[tuple[str, str], ...],
-        withheld: tuple[Withheld, ...],
-        trigger: Event | None,
-    ) -> Decision:
-        trigger_id = trigger.event_id if trigger else ""
-        return Decision(
-            decision_id=notification_id(event.event_id, "decision", kind, trigger_id),
-            event_id=event.event_id,
-            event_type=event.event_type,
-            at=at,
-            rule=rule,
-            kind=kind,
-            shared=shared,
-            withheld=withheld,
-            lawful_basis=event.lawful_basis,
-            consent=event.consent,
-            trigger_event_id=trigger.event_id if trigger else None,
-        )
 
     def _lead(self, note: Notification) -> str | None:
         return note.safeguarding_lead or self.graph.safeguarding_lead(note.recipient)
@@ -396,5 +371,5 @@ class RoutingState:
             self.told[event.event_id].append((org, rid, "retraction"))
             out.append(note)
             shared.append((org, rid))
-        out.append(self._decision(event, "retraction", "retraction", at, tuple(shared), (), None))
+        out.append(decision_record(event, "retraction", "retraction", at, tuple(shared), (), None))
         return out
