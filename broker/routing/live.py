@@ -216,9 +216,15 @@ class LiveRouter:
         except SnapshotInvalid as exc:
             _log.warning("router_snapshot_ignored", offset=saved.offset, error=exc.message)
             return
-        await self.router.restore(snapshot.state, snapshot.input_offset, snapshot.at_ms)
+        await self.router.restore(
+            snapshot.state,
+            snapshot.input_offset,
+            snapshot.at_ms,
+            outputs=snapshot.outputs,
+            escalations=snapshot.escalations,
+        )
         self._snapshot_at = snapshot.input_offset
-        _log.info("router_restored", offset=snapshot.input_offset)
+        _log.info("router_restored", offset=snapshot.input_offset, escalations=len(snapshot.escalations))
 
     async def _snapshot(self) -> None:
         """Save a snapshot every ``snapshot_every`` input records (its outputs are committed by now)."""
@@ -228,7 +234,15 @@ class LiveRouter:
         from broker.store import Snapshot
 
         position = self.router.position
-        blob = encode_snapshot(RouterSnapshot(self.router.state, position, self.router.at_ms))
+        outputs = await self.router.output_ends()  # everything this state wrote lies before these
+        snapshot = RouterSnapshot(
+            self.router.state,
+            position,
+            self.router.at_ms,
+            outputs=outputs,
+            escalations=self.router.early_escalations,
+        )
+        blob = encode_snapshot(snapshot)
         await self._snapshots.put_snapshot(Snapshot(SNAPSHOT_NAME, position, blob, self._clock()))
         self._snapshot_at = position
         _log.info("router_snapshot", offset=position, bytes=len(blob))
