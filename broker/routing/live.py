@@ -20,9 +20,9 @@ consumer group ``jigsaw-router`` over the single input partition
 router; the others poll and wait. When the active one dies, Kafka gives the
 partition to a standby once the session times out (10 s); the standby opens
 the router's transactional writer, which fences the old one (a zombie's
-transaction is aborted), rebuilds the routing state from the log and routes on
-from the committed offset. An active router that loses the partition stops
-routing at once.
+transaction is aborted), rebuilds the routing state (from the newest snapshot in
+the store, then the input after it) and routes on from the committed offset.
+An active router that loses the partition stops routing at once.
 """
 
 from __future__ import annotations
