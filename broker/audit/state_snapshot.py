@@ -224,8 +224,9 @@ class _Decoder:
         if (len(v) - start) % 2:
             raise SnapshotInvalid("a dict with a key and no value")
         value = self.value
-        it = iter(v[start:])
-        for k, x in zip(it, it, strict=True):
+        for i in range(start, len(v), 2):
+            k, x = v[i], v[i + 1]
+            v[i] = v[i + 1] = None  # the parsed JSON goes as the state grows: its memory is reused at once
             out[k if k.__class__ is not list else value(k)] = x if x.__class__ is not list else value(x)
         return out
 
