@@ -212,7 +212,8 @@ class LiveRouter:
             _log.warning("router_snapshot_ignored", offset=saved.offset, end=end, committed=committed)
             return
         try:
-            snapshot = decode_snapshot(saved.blob)
+            # On a thread, so the group's heartbeats go on: a big city's state takes longer than the session.
+            snapshot = await asyncio.to_thread(decode_snapshot, saved.blob)
         except SnapshotInvalid as exc:
             _log.warning("router_snapshot_ignored", offset=saved.offset, error=exc.message)
             return
@@ -242,7 +243,7 @@ class LiveRouter:
             outputs=outputs,
             escalations=self.router.early_escalations,
         )
-        blob = encode_snapshot(snapshot)
+        blob = await asyncio.to_thread(encode_snapshot, snapshot)  # nothing changes the state meanwhile
         await self._snapshots.put_snapshot(Snapshot(SNAPSHOT_NAME, position, blob, self._clock()))
         self._snapshot_at = position
         _log.info("router_snapshot", offset=position, bytes=len(blob))
