@@ -18,8 +18,9 @@ run. Format (``jigsaw.router-snapshot.v2``)::
      "shapes": [["module:Class", [attribute, ...]], ...],
      "state": value}
 
-A value is a JSON string, whole number, boolean or null, or a list whose first
-item, a small number, says what it holds: ``[0, x...]`` list, ``[1, x...]``
+A value is a list whose first item, a small number, says what it holds, or any
+other JSON value, which stands for itself (the encoder writes strings, whole
+numbers, booleans and null so): ``[0, x...]`` list, ``[1, x...]``
 tuple, ``[2, x...]`` set, ``[3, x...]`` frozenset (set items sorted, so a
 state encodes the same whatever the hash seed), ``[4, k, v, k, v...]`` dict,
 ``[5, "list"|"set"|"dict", k, v...]`` defaultdict, ``[6, iso]`` datetime, ``[7,
