@@ -170,6 +170,7 @@ async def run(args: argparse.Namespace, bootstrap: str) -> None:
             live = _records(list(city_events(1, seed=99))[:1])[0]
             key, value, headers, ms = live
             position = await log.append(topics.INPUT, value, key=key, headers=headers, timestamp_ms=ms)
+            await log.close()  # idle for minutes while the fresh routers run, its fetches would time out
             got = _fresh_router(bootstrap, prefix, store_path, position.offset)
             print(
                 f"a fresh router from the snapshot (a new process): routing the live event after "
