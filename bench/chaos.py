@@ -193,6 +193,7 @@ async def run(args: argparse.Namespace, bootstrap: str, prefix: str) -> int:
         "JIGSAW_SIGNING_KEY_FILE": str(tmp / "jigsaw.key"),
         "JIGSAW_WEBHOOK_RETRY_SCHEDULE": "testing",
         "JIGSAW_CHECKPOINT_EVERY": "50",
+        "JIGSAW_SNAPSHOT_EVERY": "25",  # routers that take over start from snapshots, not from offset 0
         "JIGSAW_LOG_FORMAT": "json",
         "JIGSAW_RATE_PER_ADDRESS": "10000",
         "JIGSAW_RATE_BURST_PER_ADDRESS": "10000",

@@ -93,7 +93,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--resume",
         type=Path,
         metavar="SNAPSHOT",
-        help="start from a router snapshot (jigsaw.router-snapshot.v1 JSON): check and re-run only the tail after it",
+        help="start from a router snapshot (jigsaw.router-snapshot.v2 JSON): check and re-run only the tail after it",
     )
     parser.add_argument(
         "--save-snapshot", type=Path, metavar="FILE", help="write the routing state after the last input here"

@@ -20,9 +20,9 @@ consumer group ``jigsaw-router`` over the single input partition
 router; the others poll and wait. When the active one dies, Kafka gives the
 partition to a standby once the session times out (10 s); the standby opens
 the router's transactional writer, which fences the old one (a zombie's
-transaction is aborted), rebuilds the routing state from the log and routes on
-from the committed offset. An active router that loses the partition stops
-routing at once.
+transaction is aborted), rebuilds the routing state (from the newest snapshot in
+the store, then the input after it) and routes on from the committed offset.
+An active router that loses the partition stops routing at once.
 """
 
 from __future__ import annotations
@@ -221,13 +221,20 @@ class LiveRouter:
             _log.warning("router_snapshot_ignored", offset=saved.offset, end=end, committed=committed)
             return
         try:
-            snapshot = decode_snapshot(saved.blob)
+            # On a thread, so the group's heartbeats go on: a big city's state takes longer than the session.
+            snapshot = await asyncio.to_thread(decode_snapshot, saved.blob)
         except SnapshotInvalid as exc:
             _log.warning("router_snapshot_ignored", offset=saved.offset, error=exc.message)
             return
-        await self.router.restore(snapshot.state, snapshot.input_offset, snapshot.at_ms)
+        await self.router.restore(
+            snapshot.state,
+            snapshot.input_offset,
+            snapshot.at_ms,
+            outputs=snapshot.outputs,
+            escalations=snapshot.escalations,
+        )
         self._snapshot_at = snapshot.input_offset
-        _log.info("router_restored", offset=snapshot.input_offset)
+        _log.info("router_restored", offset=snapshot.input_offset, escalations=len(snapshot.escalations))
 
     async def _snapshot(self) -> None:
         """Save a snapshot every ``snapshot_every`` input records (its outputs are committed by now)."""
@@ -237,7 +244,15 @@ class LiveRouter:
         from broker.store import Snapshot
 
         position = self.router.position
-        blob = encode_snapshot(RouterSnapshot(self.router.state, position, self.router.at_ms))
+        outputs = await self.router.output_ends()  # everything this state wrote lies before these
+        snapshot = RouterSnapshot(
+            self.router.state,
+            position,
+            self.router.at_ms,
+            outputs=outputs,
+            escalations=self.router.early_escalations,
+        )
+        blob = await asyncio.to_thread(encode_snapshot, snapshot)  # nothing changes the state meanwhile
         await self._snapshots.put_snapshot(Snapshot(SNAPSHOT_NAME, position, blob, self._clock()))
         self._snapshot_at = position
         _log.info("router_snapshot", offset=position, bytes=len(blob))

@@ -7,11 +7,15 @@ clock and the auditor's replay applies exactly the same order. The router is
 also the sealer (``audit/sealer.py``): it adds each input record to the Merkle tree after the
 append and publishes signed tree heads.
 
-It keeps no state that the log cannot rebuild. On start it reads the ids of
-everything it has already written, then replays every input from the
-beginning through the (deterministic) routing state; what it would write
-again is recognised by id and skipped. So a router killed at any point and
-restarted loses nothing and duplicates nothing. The outputs of a batch and
+It keeps no state that the log cannot rebuild. On start it replays every
+input from the beginning (or from a snapshot, ``restore``) through the
+(deterministic) routing state; before its first write it reads the ids of what
+it may have written already, and what it would write again is recognised by id
+and skipped. So a router killed at any point and restarted loses nothing and
+duplicates nothing. From a snapshot only the outputs written since it was
+taken are read: the state it holds already reflects everything written before,
+except escalations another router raised by its own clock before this state's
+clock got there, which the snapshot lists (``escalations``). The outputs of a batch and
 the input offset they reach are written together through ``log.writer``: on
 Kafka in one transaction under the router's transactional id, so a router that
 lost its place to a standby (a zombie) is fenced and what it began is never
@@ -29,7 +33,7 @@ from broker import topics
 from broker.audit.sealer import Sealer
 from broker.errors import SchemaInvalid
 from broker.log.base import Log, Record
-from broker.log.scan import scan
+from broker.log.scan import read_new
 from broker.logging import get_logger
 from broker.model import Event
 from broker.routing.model import Decision, Notification
@@ -83,7 +87,9 @@ class RouterService:
         self._group = group
         self.position = 0  # the next input offset to apply
         self.at_ms = 0  # the log timestamp of the last input record applied
-        self._written: set[str] = set()
+        self._written: set[str] | None = None  # ids already on the output topics; read before the first write
+        self._since: dict[str, list[int]] = {}  # where that read starts, per output topic and partition
+        self._early: set[str] = set()  # escalations written that this state has not raised (yet)
         self.routed = 0
         self.caught_up = False  # the last step read the input to its end
 
@@ -95,13 +101,7 @@ class RouterService:
         if self.sealer is not None:
             await self.sealer.start()
         self.position = 0
-        self._written = set()
-        for topic in (topics.NOTIFICATIONS, topics.DECISIONS):
-            async for records in scan(self.log, topic):
-                for record in records:
-                    ident = record.header("notification_id") or record.header("decision_id")
-                    if ident:
-                        self._written.add(ident.decode())
+        self._written, self._since, self._early = None, {}, set()
 
     async def step(self, *, now: dt.datetime | None = None, wait: float = 0.0) -> list[Output]:
         """Route the next batch of input records in offset order; with ``now``, raise escalations due by then.
@@ -128,13 +128,24 @@ class RouterService:
             await self.sealer.seal(_ts(records[-1]) if records else now or dt.datetime.now(dt.UTC))
         return fresh
 
-    async def restore(self, state: RoutingState, position: int, at_ms: int) -> None:
+    async def restore(
+        self,
+        state: RoutingState,
+        position: int,
+        at_ms: int,
+        *,
+        outputs: dict[str, list[int]] | None = None,
+        escalations: tuple[str, ...] = (),
+    ) -> None:
         """Go on from a snapshot (after ``start``): the state after input records ``0 .. position - 1``.
 
-        The sealer observes the records between its last head and ``position`` from the log first,
-        so none goes unsealed.
+        ``outputs`` (where the output topics ended when the snapshot was taken; None: unknown, read
+        them all) and ``escalations`` (raised elsewhere, not yet by this state) come with it. The
+        sealer observes the records between its last head and ``position`` from the log first, so none
+        goes unsealed.
         """
         self.state, self.position, self.at_ms = state, position, at_ms
+        self._written, self._since, self._early = None, dict(outputs or {}), set(escalations)
         if self.sealer is not None:
             await self.sealer.catch_up(position)
 
@@ -149,6 +160,40 @@ class RouterService:
         if now is not None:
             out += await self.step(now=now)
         return out
+
+    async def output_ends(self) -> dict[str, list[int]]:
+        """Where each output topic's partitions end now (a snapshot taken now records them)."""
+        ends: dict[str, list[int]] = {}
+        for topic in (topics.NOTIFICATIONS, topics.DECISIONS):
+            count = await self.log.partitions(topic)
+            ends[topic] = [await self.log.end_offset(topic, partition=p) for p in range(count)]
+        return ends
+
+    @property
+    def early_escalations(self) -> tuple[str, ...]:
+        """Escalations already written that this state has not raised yet (a snapshot carries them)."""
+        return tuple(sorted(self._early))
+
+    async def _learn_written(self) -> set[str]:
+        """The ids written since ``_since`` (everything when unknown), and the escalations among them.
+
+        Called before the first write, so on Kafka after this process's transactional writer has
+        fenced any older one: nothing a zombie began can land afterwards.
+        """
+        written = set(self._early)
+        read = 0
+        for topic in (topics.NOTIFICATIONS, topics.DECISIONS):
+            positions = dict(enumerate(self._since.get(topic, ())))
+            async for records in read_new(self.log, topic, positions):
+                read += len(records)
+                for record in records:
+                    ident = record.header("notification_id") or record.header("decision_id")
+                    if ident:
+                        written.add(ident.decode())
+                        if record.header("kind") == b"escalation":
+                            self._early.add(ident.decode())
+        _log.info("router_outputs_read", records=read, since_snapshot=bool(self._since))
+        return written
 
     def _apply(self, record: Record) -> list[Output]:
         if record.value is None:
@@ -170,11 +215,17 @@ class RouterService:
         return outputs
 
     async def _write(self, outputs: list[Output], commits: dict[tuple[str, int], int]) -> list[Output]:
+        if self._writer is None:
+            self._writer = self.log.writer(self._group)
+        if self._written is None:
+            await self._writer.start()  # on Kafka: fences an older writer before its outputs are read
+            self._written = await self._learn_written()
         fresh: list[Output] = []
         notes: list[Output] = []
         decisions: list[Output] = []
         for item in outputs:
             ident = item.notification_id if isinstance(item, Notification) else item.decision_id
+            self._early.discard(ident)  # this state has raised it now
             if ident in self._written:
                 continue
             self._written.add(ident)
@@ -186,8 +237,6 @@ class RouterService:
             for at, group in itertools.groupby(items, key=_at)
         ]
         if appends or commits:
-            if self._writer is None:
-                self._writer = self.log.writer(self._group)
             await self._writer.write(appends, commits, self._group)
         for item in notes:  # at debug: one line per recipient is too many for a busy partnership
             assert isinstance(item, Notification)

@@ -315,10 +315,10 @@ def test_a_saved_snapshot_resumes_the_replay_at_its_offset(child1: Path, tmp_pat
     """--save-snapshot writes the routing state as JSON; --resume starts from it and checks only what follows."""
     state = tmp_path / "state.json"
     assert jigsaw("replay", "--log", child1, "--save-snapshot", state).code == 0
-    assert json.loads(state.read_text())["format"] == "jigsaw.router-snapshot.v1"
+    assert json.loads(state.read_text())["format"] == "jigsaw.router-snapshot.v2"
     run = jigsaw("replay", "--log", child1, "--resume", state)
     assert run.code == 0, run.out
     assert "resumed at input offset" in run.out
-    state.write_text('{"format": "jigsaw.router-snapshot.v1", "state": {"$": "o", "c": "os:system"}}')
+    state.write_text('{"format": "jigsaw.router-snapshot.v2", "shapes": [["os:system", []]], "state": [12, 0]}')
     refused = jigsaw("replay", "--log", child1, "--resume", state)
     assert refused.code != 0 and "routing state class" in refused.err

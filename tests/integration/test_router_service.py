@@ -199,3 +199,70 @@ async def test_a_router_starts_from_its_snapshot_and_routes_the_tail_exactly_as_
     finally:
         await store.close()
         await log.close()
+
+
+@pytest.mark.parametrize("backend", ["embedded", pytest.param("kafka", marks=pytest.mark.kafka)])
+async def test_a_router_from_a_snapshot_reads_only_newer_outputs_and_still_writes_no_escalation_twice(
+    kept: tuple[Path, dt.datetime], tmp_path: Path, request: pytest.FixtureRequest, backend: str
+) -> None:
+    """Escalations one router raised by its clock before a second one's snapshot state got there are carried
+    in the snapshot; a third router started from it reads only the outputs written after it and writes each
+    notification once."""
+    from broker.audit.state_snapshot import decode_snapshot
+    from broker.routing.live import SNAPSHOT_NAME, LiveRouter
+    from broker.store.sqlite import SqliteStore
+
+    path, until = kept
+    source = EmbeddedLog(path)
+    await source.start()
+    expected = await _ids(source)
+    inputs = await _read_all(source, topics.INPUT)
+    await source.close()
+    if backend == "kafka":
+        from broker.log.kafka import KafkaLog
+
+        inner: Log = KafkaLog(request.getfixturevalue("kafka_bootstrap"), client_id="jigsaw-router-tests")
+        log: Log = NamespacedLog(inner, f"t{uuid.uuid4().hex[:10]}.")
+    else:
+        log = EmbeddedLog(tmp_path / "live.db")
+    await log.start()
+    store = SqliteStore(tmp_path / "store.db")
+    await store.start()
+    try:
+        await log.create_topic(topics.INPUT)
+        for r in inputs:
+            await log.append(topics.INPUT, r.value, key=r.key, headers=r.headers, timestamp_ms=r.timestamp_ms)
+        ahead = RouterService(log)  # its clock is ahead: it raises every escalation due by ``until``
+        await ahead.start()
+        await ahead.run_until_idle(now=until)
+        written = await _ids(log)
+        assert set(written) == set(expected)
+        if ahead._writer is not None:
+            await ahead._writer.close()
+        past = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+        behind = LiveRouter(log, snapshots=store, snapshot_every=1, clock=lambda: past)  # its clock is behind
+        await behind.start()
+        await behind.turn()
+        await behind._snapshot()
+        saved = await store.latest_snapshot(SNAPSHOT_NAME)
+        assert saved is not None
+        snapshot = decode_snapshot(saved.blob)
+        assert snapshot.escalations  # written by the router ahead, not raised yet by this state
+        assert snapshot.outputs is not None and sum(snapshot.outputs[topics.NOTIFICATIONS]) >= len(
+            written
+        )  # + transaction markers
+        if behind.router._writer is not None:
+            await behind.router._writer.close()
+        third = LiveRouter(log, snapshots=store, clock=lambda: until)
+        await third.router.start()
+        await third._restore()
+        assert await third.router.run_until_idle(now=until) == []  # every escalation was written already
+        assert (
+            third.router._written is not None and not set(written) - set(snapshot.escalations) & third.router._written
+        )
+        got = await _ids(log)
+        assert [i for i, n in Counter(got).items() if n > 1] == []
+        assert set(got) == set(expected)
+    finally:
+        await store.close()
+        await log.close()
