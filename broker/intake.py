@@ -1,28 +1,22 @@
 """Intake: every submission is either accepted into the log or refused, and the refusal recorded.
 
-One code path for the HTTP gateway and ``jigsaw simulate``: verify the
-envelope (``validation.verify``, against the key registry and the directory
-as they stand), check the caller may submit for its
-``source``, recognise a re-sent event by id, append to the input topic
-(``topics.INPUT``: the one ordered stream the router reads), or append a
-rejection record that says what was refused and why: never the payload itself.
+One code path for the HTTP gateway and ``jigsaw simulate``: verify the envelope (``validation.verify``,
+against the key registry and the directory as they stand), check the caller may submit for its ``source``,
+recognise a re-sent event by id, append to the input topic (``topics.INPUT``: the one ordered stream the
+router reads), or append a rejection record that says what was refused and why: never the payload itself.
 
-Any number of intakes (gateways) may append to the input topic at once: none
-of them chains or numbers records (the sealer does that after the append, in
-the log's own order), and they share one index of accepted ids in the store
-(``broker.accepted``): an id is claimed before its append (put-if-absent, so of
-two gateways racing on one id exactly one appends), settled with its position
-after, and released if the append failed. A re-send is recognised whichever
-gateway took the first copy: 200 with the original position for the same
-content, 409 for other content, and ``event_pending`` (503, retriable) while
-the first gateway is still appending after a short wait. At start the index
-is caught up from the log, so an empty or lagging store is rebuilt. An
-intake given no store keeps a private throwaway one (the simulator, tests)
-and reads the log's tail into it before each submission.
+Any number of intakes (gateways) may append to the input topic at once: none of them chains or numbers records
+(the sealer does that after the append, in the log's own order), and they share one index of accepted ids in
+the store (``broker.accepted``): an id is claimed before its append (put-if-absent, so of two gateways racing
+on one id exactly one appends), settled with its position after, and released if the append failed. A re-send
+is recognised whichever gateway took the first copy: 200 with the original position for the same content, 409
+for other content, and ``event_pending`` (503, retriable) while the first gateway is still appending after a
+short wait. At start the index is caught up from the log, so an empty or lagging store is rebuilt. An intake
+given no store keeps a private throwaway one (the simulator, tests) and reads the log's tail into it before
+each submission.
 
-An append that the log does not confirm within ``append_timeout`` seconds is
-answered ``log_unavailable`` (retriable: the client re-sends the same bytes
-and the id index makes that safe).
+An append that the log does not confirm within ``append_timeout`` seconds is answered ``log_unavailable``
+(retriable: the client re-sends the same bytes and the id index makes that safe).
 """
 
 from __future__ import annotations
