@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -32,6 +33,22 @@ T = TypeVar("T")
 BUSY_TIMEOUT_MS = 30_000
 
 
+def _wal(db: sqlite3.Connection) -> None:
+    """Switch to WAL, retrying while another connection holds the lock: the busy handler does not cover this
+    switch, so processes opening a new database at once saw ``database is locked``."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    pause = 0.005
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(pause)  # on the store's own thread
+            pause = min(pause * 2, 0.1)
+
+
 class _Thread:
     """One SQLite connection, used only on its own thread."""
 
@@ -44,7 +61,7 @@ class _Thread:
     def _open(self) -> None:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        db.execute("PRAGMA journal_mode=WAL")
+        _wal(db)
         db.execute("PRAGMA synchronous=NORMAL" if self.durable else "PRAGMA synchronous=OFF")
         db.execute("PRAGMA foreign_keys=ON")
         self.db = db
