@@ -325,12 +325,6 @@ class KafkaLog:
         deadline = loop.time() + timeout
         if not await self._wait_exists(topic, partition, deadline):
             return []
-        if (
-            timeout <= 0
-            and (topic, partition) not in self._readers
-            and offset >= await self.end_offset(topic, partition=partition)
-        ):
-            return []  # an idle partition: no consumer is opened just to find nothing
         while True:
             reader = await self._reader(topic, partition)
             async with reader.lock:

@@ -1,9 +1,9 @@
 """Reading what a topic holds now, without waiting: one primitive for every reader that rebuilds from the log.
 
-``read_available`` is a read that does not wait: what a reader already fetched
-comes back with no request to the broker, and on Kafka a partition this
-process has no reader for yet is looked at with an end-offset request first
-(the followers look at a dozen partitions that are usually idle). ``scan`` walks every partition of a topic from
+``read_available`` asks for the end offset first: on Kafka a read at the end of
+a partition queues behind a fetch that waits up to 100 ms for data, and the
+followers (directory, inbox, the live router's inputs) look at a dozen
+partitions that are usually idle. ``scan`` walks every partition of a topic from
 the start to where it ends now (the router, the intake, the sealer and the
 auditor rebuild their state this way).
 """
@@ -20,7 +20,9 @@ __all__ = ["latest_by_key", "read_any", "read_available", "read_new", "scan"]
 
 async def read_available(log: Log, topic: str, offset: int, *, partition: int = 0, limit: int = 1000) -> list[Record]:
     """Records from ``offset`` on that are already in the log (none when ``offset`` is at the end)."""
-    return await log.read(topic, offset, partition=partition, limit=limit, timeout=0.0)
+    if offset >= await log.end_offset(topic, partition=partition):
+        return []
+    return await log.read(topic, offset, partition=partition, limit=limit)
 
 
 async def scan(log: Log, topic: str, *, limit: int = 5000) -> AsyncIterator[list[Record]]:
