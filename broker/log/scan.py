@@ -3,7 +3,11 @@
 ``read_available`` asks for the end offset first: on Kafka a read at the end of
 a partition queues behind a fetch that waits up to 100 ms for data, and the
 followers (directory, inbox, the live router's inputs) look at a dozen
-partitions that are usually idle. ``scan`` walks every partition of a topic from
+partitions that are usually idle. Readers in one process share a partition's
+consumer, so a read that finds nothing must not take it: the router's waiting
+read and the sealer's, or a gateway's followers, would seek it back and forth
+and wait on each other (tried: a median of 470 ms instead of 15 ms at 50
+events/s in ``bench/latency.py``). ``scan`` walks every partition of a topic from
 the start to where it ends now (the router, the intake, the sealer and the
 auditor rebuild their state this way).
 """
