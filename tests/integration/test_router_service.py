@@ -44,6 +44,12 @@ async def _read_all(log: Log, topic: str) -> list:  # type: ignore[type-arg]
     return out
 
 
+async def _append_all(log: Log, records: list) -> None:  # type: ignore[type-arg]
+    """Append input records to ``log`` as they were (key, headers, timestamp)."""
+    for r in records:
+        await log.append(topics.INPUT, r.value, key=r.key, headers=r.headers, timestamp_ms=r.timestamp_ms)
+
+
 async def _ids(log: Log) -> list[str]:
     return [json.loads(r.value)["notification_id"] for r in await _read_all(log, topics.NOTIFICATIONS)]
 
@@ -177,16 +183,14 @@ async def test_a_router_starts_from_its_snapshot_and_routes_the_tail_exactly_as_
     try:
         await log.create_topic(topics.INPUT)
         half = len(inputs) // 2
-        for r in inputs[:half]:
-            await log.append(topics.INPUT, r.value, key=r.key, headers=r.headers, timestamp_ms=r.timestamp_ms)
+        await _append_all(log, inputs[:half])
         first = LiveRouter(log, snapshots=store, snapshot_every=10, clock=lambda: until)
         await first.start()
         await first.turn()
         await first._snapshot()
         saved = await store.latest_snapshot(SNAPSHOT_NAME)
         assert saved is not None and 0 < saved.offset <= half
-        for r in inputs[half:]:
-            await log.append(topics.INPUT, r.value, key=r.key, headers=r.headers, timestamp_ms=r.timestamp_ms)
+        await _append_all(log, inputs[half:])
         second = LiveRouter(log, snapshots=store, snapshot_every=10, clock=lambda: until)
         await second.router.start()
         await second._restore()
@@ -230,8 +234,7 @@ async def test_a_router_from_a_snapshot_reads_only_newer_outputs_and_still_write
     await store.start()
     try:
         await log.create_topic(topics.INPUT)
-        for r in inputs:
-            await log.append(topics.INPUT, r.value, key=r.key, headers=r.headers, timestamp_ms=r.timestamp_ms)
+        await _append_all(log, inputs)
         ahead = RouterService(log)  # its clock is ahead: it raises every escalation due by ``until``
         await ahead.start()
         await ahead.run_until_idle(now=until)

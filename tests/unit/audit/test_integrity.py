@@ -85,7 +85,7 @@ async def test_altering_a_record_under_an_older_head_is_named_after_the_log_grew
     log, intake = await _log(6)
     records = _inputs(log)
     assert records[1].value is not None
-    records[1] = dataclasses.replace(records[1], value=records[1].value[:-1] + b"\x00")
+    records[1] = dataclasses.replace(records[1], value=records[1].value[:-1] + bytes([records[1].value[-1] ^ 0xFF]))
     for i in range(6, 9):
         await _submit(intake, i)
     await _seal(log)
