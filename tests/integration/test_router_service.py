@@ -44,6 +44,16 @@ async def _read_all(log: Log, topic: str) -> list:  # type: ignore[type-arg]
     return out
 
 
+async def _recorded(path: Path) -> tuple[list[str], list]:  # type: ignore[type-arg]
+    """The output ids and the input records of a finished embedded log."""
+    source = EmbeddedLog(path)
+    await source.start()
+    try:
+        return await _ids(source), await _read_all(source, topics.INPUT)
+    finally:
+        await source.close()
+
+
 async def _append_all(log: Log, records: list) -> None:  # type: ignore[type-arg]
     """Append input records to ``log`` as they were (key, headers, timestamp)."""
     for r in records:
@@ -170,11 +180,7 @@ async def test_a_router_starts_from_its_snapshot_and_routes_the_tail_exactly_as_
     path, until = kept
     copy = tmp_path / "log.db"
     shutil.copy(path, copy)
-    source = EmbeddedLog(copy)
-    await source.start()
-    expected = await _ids(source)
-    inputs = await _read_all(source, topics.INPUT)
-    await source.close()
+    expected, inputs = await _recorded(copy)
 
     log = EmbeddedLog(tmp_path / "live.db")
     await log.start()
@@ -217,11 +223,7 @@ async def test_a_router_from_a_snapshot_reads_only_newer_outputs_and_still_write
     from broker.store.sqlite import SqliteStore
 
     path, until = kept
-    source = EmbeddedLog(path)
-    await source.start()
-    expected = await _ids(source)
-    inputs = await _read_all(source, topics.INPUT)
-    await source.close()
+    expected, inputs = await _recorded(path)
     if backend == "kafka":
         from broker.log.kafka import KafkaLog
 
