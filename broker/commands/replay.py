@@ -5,7 +5,7 @@
     jigsaw replay --log FILE --chronology NHS_NUMBER [--format json|csv|html] [--out FILE]
     jigsaw replay --log FILE --save-snapshot STATE.json      (later:)  jigsaw replay --log FILE --resume STATE.json
 
-Streams the log in bounded memory (``audit.collect.replay_log``), verifying
+Streams the log, holding the routing state and a few batches (``audit.collect.replay_log``), verifying
 signatures on ``--jobs`` worker processes. Prints a summary and one line per
 finding; exits 0 only when every signature verifies, every record is the one
 Jigsaw's signed tree heads list (and every head is consistent with the one
