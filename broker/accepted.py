@@ -16,9 +16,11 @@ retriable): the client sends the same bytes again a moment later.
 
 A claim whose append failed or timed out is not dropped at once: the append
 may still land (a producer retrying in the background). ``release_later``
-waits, reads the log's tail into the index (which settles the claim if the
-record landed) and only then releases a claim still without a position, so a
-re-send after a log outage is recognised rather than appended twice.
+waits until that append's outcome is final (the append is its own task, left
+running when the submission's deadline passes: settled from its positions if
+it landed), reads the log's tail into the index (which settles the claim if
+the record landed) and only then releases a claim still without a position, so
+a re-send after a log outage is recognised rather than appended twice.
 
 The index is materialised from the input topic (``materialise.accepted``),
 so a store that is empty or behind is rebuilt from the log at start; it is
@@ -47,6 +49,7 @@ from broker.store.materialise import accepted
 __all__ = ["AcceptedIds", "Digest"]
 
 _log = get_logger("jigsaw.intake")
+_APPEND_OUTCOME_S = 600.0  # how long a release waits for an unconfirmed append to land or fail for good
 
 # A record's content digest: what makes two copies of an event id the same event.
 Digest = Callable[[Envelope], str]
@@ -169,15 +172,24 @@ class AcceptedIds:
         for row, _ in landed:
             self._remember(row)
 
-    def release_later(self, rows: Sequence[AcceptedId]) -> None:
-        """After a failed or unconfirmed append: settle these claims from the log if they landed, else release them."""
+    def release_later(self, rows: Sequence[AcceptedId], append: asyncio.Future[list[Position]] | None = None) -> None:
+        """After a failed or unconfirmed append: settle these claims if they landed, else release them.
+
+        ``append``: the append itself, still running or done; nothing is released before its outcome is final.
+        """
         if rows:
-            task = asyncio.get_running_loop().create_task(self._release(list(rows)))
+            task = asyncio.get_running_loop().create_task(self._release(list(rows), append))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _release(self, rows: list[AcceptedId]) -> None:
-        delay = self._release_after  # long enough for an append still in flight to land or fail
+    async def _release(self, rows: list[AcceptedId], append: asyncio.Future[list[Position]] | None) -> None:
+        delay = self._release_after  # without the append's own outcome: long enough for it to land or fail
+        if append is not None:
+            await asyncio.wait({append}, timeout=_APPEND_OUTCOME_S)  # however it ends, its records' fate is known
+            if append.done() and not append.cancelled() and append.exception() is None:
+                await self.settle(list(zip(rows, append.result(), strict=True)))
+                return
+            delay = 0.0 if append.done() else delay
         for _attempt in range(8):
             await asyncio.sleep(delay)
             try:
@@ -186,7 +198,7 @@ class AcceptedIds:
                     await self.store.release(row.event_id, row.digest)  # a no-op for a claim the log settled
             except (JigsawError, TimeoutError) as exc:
                 _log.warning("claims_release_retry", events=len(rows), error=type(exc).__name__)
-                delay = min(60.0, delay * 2)
+                delay = min(60.0, max(1.0, delay * 2))
                 continue
             _log.info("claims_resolved", events=len(rows))
             return

@@ -13,10 +13,8 @@ is recognised whichever gateway took the first copy: 200 with the original posit
 for other content, and ``event_pending`` (503, retriable) while the first gateway is still appending after a
 short wait. At start the index is caught up from the log, so an empty or lagging store is rebuilt. An intake
 given no store keeps a private throwaway one (the simulator, tests) and reads the log's tail into it before
-each submission.
-
-An append that the log does not confirm within ``append_timeout`` seconds is answered ``log_unavailable``
-(retriable: the client re-sends the same bytes and the id index makes that safe).
+each submission. An append that the log does not confirm within ``append_timeout`` seconds is answered
+``log_unavailable`` (retriable: the client re-sends the same bytes and the id index makes that safe).
 """
 
 from __future__ import annotations
@@ -42,7 +40,7 @@ from broker.errors import (
     Refusal,
     UnknownOrganisation,
 )
-from broker.log.base import Headers, Log, Position
+from broker.log.base import Log, Position
 from broker.logging import get_logger
 from broker.recent import Recent, RecentEvents
 from broker.schemas import Catalogue, default_catalogue
@@ -149,18 +147,20 @@ class Intake:
             ) from None
 
     async def _append(self, won: Sequence[tuple[Pending, AcceptedId]], ts: int) -> list[Position]:
-        """Append claimed events and settle their claims; on failure the claims are resolved later."""
-        items: list[tuple[bytes | None, bytes | None, Headers]] = [
+        """Append claimed events and settle their claims; on failure, or past the submission's deadline (the append
+        goes on as its own task), the claims are resolved once the append's outcome is final."""
+        items = [
             (subject_key(p.accepted.event).encode(), p.raw, event_headers(p.accepted.envelope, p.accepted.kind))
             for p, _ in won
         ]
         claims = [row for _, row in won]
         for p, _ in won:  # before the append: a follower may read the records before the log confirms them
             self.recent.remember(p.raw, Recent(p.accepted.envelope, p.accepted.event, p.digest))
+        append = asyncio.ensure_future(self.log.append_many(topics.INPUT, items, timestamp_ms=ts))
         try:
-            positions = await self.log.append_many(topics.INPUT, items, timestamp_ms=ts)
+            positions = await asyncio.shield(append)
         except BaseException:  # a failure, or the deadline: the append may still land
-            self.ids.release_later(claims)
+            self.ids.release_later(claims, append)
             raise
         await self.ids.settle(list(zip(claims, positions, strict=True)))
         return positions

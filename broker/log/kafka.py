@@ -270,19 +270,22 @@ class KafkaLog:
         if topic not in self._ensured:
             await self.create_topic(topic)
         with self._errors(f"append to {topic}"):
-            # Queue everything first so the producer batches it, then wait for every ack.
-            futures = [
-                await self._producer.send(
-                    topic,
-                    value,
-                    key=key,
-                    partition=partition,
-                    timestamp_ms=timestamp_ms,
-                    headers=list(headers),
-                )
-                for key, value, headers in items
-            ]
+            # Queue everything first so the producer batches it, then wait for every ack. When queueing fails
+            # part-way, what was queued is still waited for: when this returns or raises, every record's fate
+            # is final (the intake releases an id only then).
+            futures, failure = [], None
+            try:
+                for key, value, headers in items:
+                    futures.append(
+                        await self._producer.send(
+                            topic, value, key=key, partition=partition, timestamp_ms=timestamp_ms, headers=list(headers)
+                        )
+                    )
+            except Exception as exc:
+                failure = exc
             results = await asyncio.gather(*futures, return_exceptions=True)
+            if failure is not None:
+                raise failure
             positions = []
             for result in results:
                 if isinstance(result, BaseException):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 from broker import topics
 from broker.client import build_envelope
 from broker.envelope.testing import make_keys, publisher_for, sample_data, sample_directory
 from broker.intake import Intake
 from broker.log import MemoryLog
+from broker.store import SqliteStore
 
 NOW = dt.datetime(2024, 5, 1, 12, tzinfo=dt.UTC)
 
@@ -125,3 +127,48 @@ async def test_a_log_that_does_not_answer_gets_log_unavailable_in_bounded_time()
     else:
         raise AssertionError("the stuck log was not reported")
     assert loop.time() - started < 2
+
+
+async def test_an_append_that_lands_after_its_deadline_settles_its_claim_and_a_resend_is_not_appended_again(
+    tmp_path: Path,
+) -> None:
+    """The log confirms an append only after the submission was answered log_unavailable: the claim is settled
+    from that append's own outcome (not released on a timer), so the client's re-send of the same bytes is
+    recognised as the event already accepted and the log holds it once."""
+    import asyncio
+
+    from broker.errors import LogUnavailable
+
+    keys = make_keys()
+    release = asyncio.Event()
+
+    class Slow(MemoryLog):
+        async def append_many(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            await release.wait()  # the broker is back only after the gateway gave up waiting
+            return await super().append_many(*args, **kwargs)
+
+    log = Slow()
+    store = SqliteStore(tmp_path / "store.db")  # shared by gateways: nothing re-reads the log before a submission
+    await store.start()
+    intake = Intake(log, lambda: keys.registry, append_timeout=0.2, store=store)
+    await intake.start()
+    assert intake.ids._release_after > 0
+    intake.ids._release_after = 0.0  # a release on a timer alone would free the claim before the append lands
+    env = _env(keys, index=7)
+    try:
+        await intake.submit(env, caller=None, now=NOW)
+    except LogUnavailable:
+        pass
+    else:
+        raise AssertionError("the slow append was not reported")
+    await asyncio.sleep(0.3)  # a release on a timer would have run by now
+    release.set()
+    for _ in range(100):
+        if await log.end_offset(topics.INPUT) == 1:
+            break
+        await asyncio.sleep(0.01)
+    again = await intake.submit(env, caller=None, now=NOW)
+    assert again.status == "duplicate" and again.position is not None and again.position.offset == 0
+    assert await log.end_offset(topics.INPUT) == 1
+    await intake.close()
+    await store.close()
