@@ -140,7 +140,7 @@ class LiveRouter:
     async def seal(self) -> None:
         """Publish a signed tree head of the input records no head covers yet (the role is stopping)."""
         if self._sealer is not None and self._started:
-            await self._sealer.seal(self._clock())
+            await self.router.seal(self._clock())
 
     async def run(self, *, pause: float = 1.0, standby_poll: float = 0.5) -> None:
         """Join the router group; route while this process holds the input partition, stand by otherwise.

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from broker import topics
+from broker.audit.seal import Seal, encode_seal
 from broker.audit.sealer import Sealer
 from broker.errors import SchemaInvalid
 from broker.log.base import Log, Record
@@ -124,9 +125,15 @@ class RouterService:
                 self._metrics.escalated(sum(isinstance(o, Notification) for o in due))
             outputs += due
         fresh = await self._write(outputs, {(topics.INPUT, 0): self.position} if records else {})
-        if self.sealer is not None and self.sealer.due():
-            await self.sealer.seal(_ts(records[-1]) if records else now or dt.datetime.now(dt.UTC))
+        if self.sealer is not None and self.sealer.due():  # after the outputs: the head says where they ended
+            await self.seal(_ts(records[-1]) if records else now or dt.datetime.now(dt.UTC))
         return fresh
+
+    async def seal(self, now: dt.datetime) -> None:
+        """Publish a signed tree head of the input records no head covers yet, through the router's writer."""
+        if self.sealer is not None and (seal := await self.sealer.prepare(now)) is not None:
+            await self._write([], {}, seal)
+            self.sealer.published(seal)
 
     async def restore(
         self,
@@ -214,7 +221,11 @@ class RouterService:
             self._metrics.routed([o.kind for o in outputs if isinstance(o, Notification)])
         return outputs
 
-    async def _write(self, outputs: list[Output], commits: dict[tuple[str, int], int]) -> list[Output]:
+    async def _write(
+        self, outputs: list[Output], commits: dict[tuple[str, int], int], seal: Seal | None = None
+    ) -> list[Output]:
+        """Write new outputs, the input offset and a tree head together (on Kafka: one transaction under the
+        router's transactional id, so a router that lost its place to another is fenced and publishes no head)."""
         if self._writer is None:
             self._writer = self.log.writer(self._group)
         if self._written is None:
@@ -236,6 +247,8 @@ class RouterService:
             for topic, items in ((topics.NOTIFICATIONS, notes), (topics.DECISIONS, decisions))
             for at, group in itertools.groupby(items, key=_at)
         ]
+        if seal is not None:
+            appends.append((topics.TREE_HEADS, [encode_seal(seal)], seal.head.timestamp_ms))
         if appends or commits:
             await self._writer.write(appends, commits, self._group)
         for item in notes:  # at debug: one line per recipient is too many for a busy partnership
