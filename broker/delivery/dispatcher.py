@@ -1,25 +1,22 @@
 """The dispatcher: a role of ``jigsaw serve`` that delivers every notification to its organisation.
 
-It reads the notifications topic (keyed, so partitioned, by recipient
-organisation) as a member of consumer group ``jigsaw-dispatcher``: any number
-of dispatchers share its partitions, and when one dies the others take its
-partitions over (``log.member``; on Kafka, after the group's session timeout).
-An organisation the directory gives an endpoint gets a signed webhook (retried
-on the backoff schedule, through a per-endpoint breaker, dead-lettered when
-retries run out); any other organisation's notification waits in its inbox.
-Every attempt, dead letter and inbox drop is a record on the deliveries topic,
-written *before* the notifications topic's offset is committed past it.
+It reads the notifications topic (keyed, so partitioned, by recipient organisation) as a member of consumer
+group ``jigsaw-dispatcher``: any number of dispatchers share its partitions, and when one dies the others take
+its partitions over (``log.member``; on Kafka, after the group's session timeout). An organisation the
+directory gives an endpoint gets a signed webhook (retried on the backoff schedule, through a per-endpoint
+breaker, dead-lettered when retries run out); any other organisation's notification waits in its inbox. Every
+attempt, dead letter and inbox drop is a record on the deliveries topic, written *before* the notifications
+topic's offset is committed past it.
 
-State lives in the log: on start, and again whenever it is given a partition,
-the dispatcher reads the deliveries topic up to its end (``Ledger``), so it
-skips every notification already delivered, by itself or by the dispatcher
-that held the partition before (a receiver never gets the same id twice
-because of a restart or a take-over), and resumes the retries still owed from
-where they are in the notifications topic, always with the same ``webhook-id``
-(the notification id). The one gap left is a crash between a receiver's 2xx
-and the record of it; receivers dedupe on ``webhook-id`` for that. Attempts
-run as tasks, so a slow endpoint never holds up the others; the committed
-offset never passes a notification whose first outcome is not yet recorded.
+State lives in the log: on start, and again whenever it is given a partition, the dispatcher reads the
+deliveries topic up to its end (``Ledger``), so it skips every notification already delivered, by itself or by
+the dispatcher that held the partition before (a receiver never gets the same id twice because of a restart or
+a take-over), and resumes the retries still owed from where they are in the notifications topic, always with
+the same ``webhook-id`` (the notification id). The one gap left is a crash between a receiver's 2xx and the
+record of it; receivers dedupe on ``webhook-id`` for that. Partitions taken away from a running dispatcher are
+given to another only once its attempts in flight on them are recorded. Attempts run as tasks, so a slow endpoint
+never holds up the others; the committed offset never passes a notification whose first outcome is not yet
+recorded.
 """
 
 from __future__ import annotations
@@ -28,6 +25,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -56,11 +54,8 @@ _log = get_logger("jigsaw.dispatcher")
 _BUSY_POLL_S = 0.02  # how often to look again while attempts are in flight (a retry may come due)
 _REQUEUE = dt.timedelta(seconds=1)
 _LAG_EVERY_S = 5.0  # how often the consumer lag metric is brought up to date
+_DELIVERY_FACTS = ("notification_id", "recipient", "kind", "outcome", "attempt", "status", "error")  # logged
 _COMMIT_EVERY_S = 0.5  # not every step (a busy broker's work); a new holder checks re-reads against the ledger
-
-
-def _utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class Dispatcher:
@@ -73,7 +68,7 @@ class Dispatcher:
         *,
         schedule: Schedule = STANDARD,
         timeout: float = 10.0,
-        clock: Callable[[], dt.datetime] = _utc_now,
+        clock: Callable[[], dt.datetime] = functools.partial(dt.datetime.now, dt.UTC),
         group: str = GROUP,
         partitions: int = 1,
         concurrency: int = 64,
@@ -135,6 +130,7 @@ class Dispatcher:
         await self.log.create_topic(topics.NOTIFICATIONS, partitions=self._partitions)
         await self.log.create_topic(topics.DELIVERIES)
         self._member = self.log.member(self._group, topics.NOTIFICATIONS)
+        self._member.on_revoked = self._finish_attempts
         await self._member.start()
         await self._read_ledger()
         await self.directory.refresh()
@@ -291,6 +287,12 @@ class Dispatcher:
 
     # -- attempts -----------------------------------------------------------------------------
 
+    async def _finish_attempts(self, partitions: frozenset[int]) -> None:
+        """Partitions are being taken away: attempts in flight finish and are recorded first (for the next holder)."""
+        deadline = asyncio.get_running_loop().time() + self.sender.timeout + 5.0
+        while self._tasks and (left := deadline - asyncio.get_running_loop().time()) > 0:
+            await asyncio.wait(list(self._tasks.values()), timeout=left)
+
     def _spawn(self, job: Job) -> None:
         self._tasks[job.notification_id] = asyncio.create_task(
             self._attempt(job), name=f"jigsaw-deliver-{job.notification_id}"
@@ -376,8 +378,7 @@ class Dispatcher:
                 self.metrics.dead_lettered()
             elif record.kind == "inbox":
                 self.inboxed += 1
-            facts = ("notification_id", "recipient", "kind", "outcome", "attempt", "status", "error")
-            _log.info("delivery", **{name: getattr(record, name) for name in facts})
+            _log.info("delivery", **{name: getattr(record, name) for name in _DELIVERY_FACTS})
 
     async def _commit(self) -> None:
         """Commit each partition held up to the first notification whose first outcome is not yet recorded."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -50,6 +51,12 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         self.member.held = frozenset()
+        mine = frozenset(tp.partition for tp in revoked if tp.topic == self.member.full_topic)
+        if mine and self.member.on_revoked is not None:  # the next holder is given them only after this returns
+            try:
+                await self.member.on_revoked(mine)
+            except Exception as exc:  # the rebalance goes on; the next holder's ledger read covers the rest
+                _log.warning("revoke_callback_failed", group=self.member.group, error=type(exc).__name__)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         mine = [tp for tp in assigned if tp.topic == self.member.full_topic]
@@ -67,6 +74,7 @@ class KafkaMember:
         self.full_group = full_group
         self.full_topic = full_topic
         self.held: frozenset[int] = frozenset()
+        self.on_revoked: Callable[[frozenset[int]], Awaitable[None]] | None = None
         self.consumer = AIOKafkaConsumer(group_id=full_group, **common, **GROUP_SETTINGS)
         self._started = False
 

@@ -20,6 +20,7 @@ log the appends and then the commit.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Protocol, runtime_checkable
 
 from broker.log.base import Headers, Log
@@ -33,6 +34,9 @@ class Member(Protocol):
 
     group: str
     topic: str
+    # Awaited when the group takes partitions away, before another member is given them: finish and record
+    # the work on them there (on Kafka, inside the rebalance). None: nothing to finish.
+    on_revoked: Callable[[frozenset[int]], Awaitable[None]] | None
 
     async def start(self) -> None:
         """Join the group. Idempotent."""
@@ -57,6 +61,7 @@ class SoloMember:
         self.log = log
         self.group = group
         self.topic = topic
+        self.on_revoked: Callable[[frozenset[int]], Awaitable[None]] | None = None  # never taken away
 
     async def start(self) -> None:
         return None

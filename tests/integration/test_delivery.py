@@ -203,3 +203,24 @@ async def test_breaker_opens_after_repeated_failures(world: World, log: Log) -> 
     records = [r for n in notes for r in await world.deliveries(n.notification_id)]
     assert sum(r.outcome == "circuit_open" for r in records) == 3 * TESTING.attempts - 2
     assert sum(r.kind == "dead_letter" for r in records) == 3
+
+
+async def test_partitions_taken_away_are_let_go_only_once_attempts_in_flight_are_recorded(
+    world: World, log: Log
+) -> None:
+    """When the group takes partitions away (a rebalance), the dispatcher's revoke hook returns only after its
+    attempt in flight has finished and its delivery is on the ledger, so the next holder never sends it again."""
+    async with receiving(["hang"]) as (receiver,):  # the receiver answers after 1 s
+        await world.organisation("GP-SLOW", receiver.url)
+        note = await world.notify("GP-SLOW")
+        dispatcher = await _dispatcher(log, timeout=5.0)
+        assert dispatcher._member.on_revoked is not None  # what the group calls on a rebalance
+        for _ in range(200):
+            await dispatcher.step(wait=0.01)
+            if receiver.received:
+                break
+        assert receiver.received and await world.deliveries(note.notification_id) == []  # still in flight
+        await dispatcher._member.on_revoked(frozenset({0}))
+        assert outcomes(await world.deliveries(note.notification_id)) == [("attempt", "delivered")]
+        await dispatcher.close()
+    assert receiver.ids() == {note.notification_id: 1}

@@ -1,0 +1,39 @@
+"""Kafka group membership: what the rebalance listener tells the member and awaits from it (no broker needed)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka import TopicPartition
+
+from broker.log.kafka_group import KafkaMember, _Listener
+
+
+async def test_a_rebalance_awaits_the_members_revoke_hook_with_its_own_partitions() -> None:
+    """Partitions of this member's topic are passed to ``on_revoked``, which the rebalance waits for."""
+    member = KafkaMember({"bootstrap_servers": "127.0.0.1:9"}, "g", "t", full_group="p.g", full_topic="p.t")
+    member.held = frozenset({0, 1})
+    seen: list[frozenset[int]] = []
+    finished = asyncio.Event()
+
+    async def finish(partitions: frozenset[int]) -> None:
+        seen.append(partitions)
+        await asyncio.sleep(0.05)  # work in flight being recorded
+        finished.set()
+
+    member.on_revoked = finish
+    await _Listener(member).on_partitions_revoked([TopicPartition("p.t", 0), TopicPartition("p.other", 1)])
+    assert seen == [frozenset({0})] and finished.is_set() and member.held == frozenset()
+
+
+async def test_a_failing_revoke_hook_does_not_stop_the_rebalance() -> None:
+    """An error in the hook is logged; the member still lets go of its partitions."""
+    member = KafkaMember({"bootstrap_servers": "127.0.0.1:9"}, "g", "t", full_group="g", full_topic="t")
+    member.held = frozenset({2})
+
+    async def broken(partitions: frozenset[int]) -> None:
+        raise RuntimeError("the ledger could not be written")
+
+    member.on_revoked = broken
+    await _Listener(member).on_partitions_revoked([TopicPartition("t", 2)])
+    assert member.held == frozenset()
