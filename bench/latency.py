@@ -51,7 +51,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.scene import Receiver, free_port
+from bench.scene import Receiver, free_port, incident, registration, victim
 from broker import topics
 from broker.client import JigsawClient
 from broker.delivery.dispatcher import GROUP as DISPATCHER_GROUP
@@ -59,7 +59,6 @@ from broker.delivery.signing import WebhookKey
 from broker.envelope.keys import KeyStore, SigningKey, new_key
 from broker.gateway.auth import add_credential
 from broker.log.kafka import KafkaLog
-from broker.nhs import synthetic_nhs_number
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -215,21 +214,15 @@ async def measure(args: argparse.Namespace, *, shared: bool) -> int:
                     await clients[partnership].publish("directory.organisation", entry, occurred_at=_now())
                 ).accepted
             base_index = random.randrange(0, 700_000)
-            victims = [
-                {
-                    "nhs_number": synthetic_nhs_number(base_index + i),
-                    "name": f"Victim {i}",
-                    "date_of_birth": "1990-01-01",
-                }
-                for i in range(args.victims)
-            ]
-            for victim in victims:
-                data = {"person": victim, "practice": gp, "status": "registered", "effective_date": "2015-01-01"}
-                assert (await clients[gp].publish("gp.registration", data, occurred_at=_now())).accepted
+            victims = [victim(base_index + i) for i in range(args.victims)]
+            for person in victims:
+                assert (
+                    await clients[gp].publish("gp.registration", registration(person, gp), occurred_at=_now())
+                ).accepted
             # The pipeline is live once one incident has come through: on a fresh broker the router's first
             # transaction waits while Kafka creates its transaction log, which is start-up, not latency.
             ready_at = time.perf_counter()
-            first = _incident(f"B{run}-ready", victims[0])
+            first = incident(f"B{run}-ready", victims[0])
             envelope = clients[police].build("police.domestic_abuse_incident", first, occurred_at=_now())
             assert (await clients[police].send(envelope)).accepted
             for _ in range(1200):
@@ -244,7 +237,7 @@ async def measure(args: argparse.Namespace, *, shared: bool) -> int:
 
             async def post(index: int, counted: bool) -> None:
                 async with in_flight:
-                    data = _incident(f"B{run}-{index}", victims[index % len(victims)])
+                    data = incident(f"B{run}-{index}", victims[index % len(victims)])
                     envelope = clients[police].build("police.domestic_abuse_incident", data, occurred_at=_now())
                     started = time.perf_counter()
                     result = await clients[police].send(envelope)
@@ -306,19 +299,6 @@ async def measure(args: argparse.Namespace, *, shared: bool) -> int:
         used = cpu_after.get(name, 0.0) - cpu_before.get(name, 0.0)
         print(f"  CPU {name}: {used * 1000 / counted:.2f} ms per event ({used / wall * 100:.0f} % of one core)")
     return 0 if not missing else 1
-
-
-def _incident(ref: str, victim: dict[str, str]) -> dict[str, object]:
-    return {
-        "incident_ref": ref,
-        "victim": victim,
-        "perpetrator": None,
-        "children_present": [],
-        "children_in_household": [],
-        "risk_level": "medium",
-        "marac_referral": False,
-        "summary": "Synthetic incident for the latency bench.",
-    }
 
 
 def _now() -> dt.datetime:

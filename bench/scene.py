@@ -11,9 +11,11 @@ import asyncio
 import collections
 import contextlib
 import datetime as dt
+import itertools
 import json
 import socket
 import time
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,10 @@ from broker.audit.checkpoint import PUBLIC_KEY_FILE, public_key_line
 from broker.delivery.signing import WebhookKey
 from broker.envelope.keys import KeyStore, SigningKey, new_key
 from broker.gateway.auth import add_credential
-from broker.nhs import synthetic_nhs_number
+from broker.nhs import synthetic_nhs_number, synthetic_nhs_numbers
+from broker.routing.model import Notification
+from broker.store import Batch, InboxAck, InboxNotification, Store
+from broker.store.sqlstore import SqlStore
 
 __all__ = [
     "Receiver",
@@ -150,3 +155,57 @@ class Receiver:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+
+INBOX_T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+
+
+def inbox_notifications(org: str, count: int, others: int) -> list[Notification]:
+    """``count`` alerts to ``org`` and ``others`` to nine other practices, a minute apart (every fifth urgent)."""
+    children = list(itertools.islice(synthetic_nhs_numbers(), 2000))
+    out = []
+    for i in range(count + others):
+        urgent = i % 5 == 0
+        at = INBOX_T0 + dt.timedelta(minutes=i)
+        child = children[i % len(children)]
+        out.append(
+            Notification(
+                notification_id=str(uuid.UUID(int=i)),
+                kind="alert",
+                event_id=str(uuid.UUID(int=10**9 + i)),
+                event_type="police.domestic_abuse_incident",
+                recipient=org if i < count else f"GP-OTHER-{i % 9}",
+                at=at,
+                priority="urgent" if urgent else "routine",
+                flags=(),
+                view="full",
+                reason=f"registered GP ({org}) of child ({child})",
+                also_notified=(),
+                ack_by=at + dt.timedelta(hours=24 if urgent else 120),
+                rule="R1",
+                content={"data": {"child": {"nhs_number": child}}},
+            )
+        )
+    return out
+
+
+def inbox_child(note: Notification) -> str:
+    """The child an ``inbox_notifications`` notification is about."""
+    return str(note.content["data"]["child"]["nhs_number"])
+
+
+async def fill_inbox(store: Store, notes: list[Notification]) -> None:
+    """Put the notifications in the store's inboxes, acknowledge every third, and bring statistics up to date."""
+    rows = [
+        InboxNotification.of(n, children=(inbox_child(n),), record=json.dumps(n.to_dict(), sort_keys=True).encode())
+        for n in notes
+    ]
+    for i in range(0, len(rows), 1000):
+        await store.add_notifications(rows[i : i + 1000])
+    acks = [InboxAck(n.recipient, n.notification_id, "A. Worker", n.at + dt.timedelta(hours=1)) for n in notes[::3]]
+    await store.apply(Batch("inbox", acks=acks))
+    assert isinstance(store, SqlStore)
+    async with store._read() as conn:
+        # Fresh statistics, and on PostgreSQL the visibility map that index-only counts need (autovacuum's job
+        # in service; a bulk fill outruns it).
+        await conn.execute("VACUUM ANALYZE" if store.dialect == "postgresql" else "ANALYZE")

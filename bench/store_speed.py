@@ -27,11 +27,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import itertools
-import json
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -39,50 +38,19 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.scene import INBOX_T0, fill_inbox, inbox_child, inbox_notifications
 from broker.logging import configure_logging
-from broker.nhs import synthetic_nhs_numbers
 from broker.routing.model import ACK_KINDS, Notification
-from broker.store import Batch, InboxAck, InboxNotification, InboxQuery, SqliteStore, Store
+from broker.store import InboxAck, InboxQuery, SqliteStore, Store
 from broker.store.model import encode_cursor, to_ms
 from broker.store.sqlstore import SqlStore
 
 ROOT = Path(__file__).resolve().parents[1]
 ORG = "ORG-BENCH"
-T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+T0 = INBOX_T0
 PAGE = 50
-
-
-def _notifications(count: int, others: int) -> list[Notification]:
-    children = list(itertools.islice(synthetic_nhs_numbers(), 2000))
-    out = []
-    for i in range(count + others):
-        recipient = ORG if i < count else f"ORG-{i % 9}"
-        urgent = i % 5 == 0
-        at = T0 + dt.timedelta(minutes=i)
-        out.append(
-            Notification(
-                notification_id=str(uuid.UUID(int=i)),
-                kind="alert",
-                event_id=str(uuid.UUID(int=10**9 + i)),
-                event_type="police.domestic_abuse_incident",
-                recipient=recipient,
-                at=at,
-                priority="urgent" if urgent else "routine",
-                flags=(),
-                view="summary",
-                reason="a child at this address",
-                also_notified=(),
-                ack_by=at + dt.timedelta(hours=24 if urgent else 120),
-                rule="R1",
-                content={"child": {"nhs_number": children[i % len(children)]}},
-            )
-        )
-    return out
-
-
-def _row(note: Notification) -> InboxNotification:
-    record = json.dumps(note.to_dict(), sort_keys=True).encode()
-    return InboxNotification.of(note, children=(str(note.content["child"]["nhs_number"]),), record=record)
 
 
 async def _time(fn: Callable[[], Awaitable[Any]], runs: int) -> tuple[float, float]:
@@ -98,21 +66,12 @@ async def _time(fn: Callable[[], Awaitable[Any]], runs: int) -> tuple[float, flo
 
 async def _fill(store: Store, notes: list[Notification]) -> float:
     start = time.perf_counter()
-    rows = [_row(n) for n in notes]
-    for i in range(0, len(rows), 1000):
-        await store.add_notifications(rows[i : i + 1000])
-    acks = [InboxAck(n.recipient, n.notification_id, "A. Worker", n.at + dt.timedelta(hours=1)) for n in notes[::3]]
-    await store.apply(Batch("inbox", acks=acks))
-    assert isinstance(store, SqlStore)
-    async with store._read() as conn:
-        # Fresh statistics, and on PostgreSQL the visibility map that index-only counts need (autovacuum's job
-        # in service; a bulk fill outruns it).
-        await conn.execute("VACUUM ANALYZE" if store.dialect == "postgresql" else "ANALYZE")
+    await fill_inbox(store, notes)
     return time.perf_counter() - start
 
 
 async def _measure(store: Store, notes: list[Notification], runs: int) -> dict[str, tuple[float, float]]:
-    child = str(notes[123].content["child"]["nhs_number"])
+    child = inbox_child(notes[123])
     deep = notes[len([n for n in notes if n.recipient == ORG]) // 2]
     cursor = encode_cursor(to_ms(deep.at), deep.notification_id)
     now = T0 + dt.timedelta(days=30)
@@ -178,7 +137,7 @@ def _start_postgres(state: str) -> str:
 
 async def main(args: argparse.Namespace) -> int:
     configure_logging(level="warning")
-    notes = _notifications(args.notifications, args.others)
+    notes = inbox_notifications(ORG, args.notifications, args.others)
     results: dict[str, dict[str, tuple[float, float]]] = {}
     fills: dict[str, float] = {}
     baseline = await _baseline(notes, args.runs)

@@ -23,11 +23,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import itertools
 import json
 import re
 import socket
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -38,65 +38,20 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.scene import INBOX_T0, fill_inbox, inbox_child, inbox_notifications
 from broker.envelope.keys import KeyStore
 from broker.gateway.app import create_app
 from broker.log import EmbeddedLog
 from broker.logging import configure_logging
-from broker.nhs import synthetic_nhs_numbers
-from broker.routing.model import Notification
 from broker.settings import Settings
-from broker.store import Batch, InboxAck, InboxNotification, InboxQuery, SqliteStore, Store
-from broker.store.sqlstore import SqlStore
+from broker.store import InboxQuery, SqliteStore, Store
 
 ORG = "GP-BENCH"
-T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+T0 = INBOX_T0
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 Samples = tuple[float, float]
-
-
-def _notifications(count: int, others: int) -> list[Notification]:
-    children = list(itertools.islice(synthetic_nhs_numbers(), 2000))
-    out = []
-    for i in range(count + others):
-        urgent = i % 5 == 0
-        at = T0 + dt.timedelta(minutes=i)
-        out.append(
-            Notification(
-                notification_id=str(uuid.UUID(int=i)),
-                kind="alert",
-                event_id=str(uuid.UUID(int=10**9 + i)),
-                event_type="police.domestic_abuse_incident",
-                recipient=ORG if i < count else f"GP-OTHER-{i % 9}",
-                at=at,
-                priority="urgent" if urgent else "routine",
-                flags=(),
-                view="full",
-                reason=f"registered GP ({ORG}) of child ({children[i % len(children)]})",
-                also_notified=(),
-                ack_by=at + dt.timedelta(hours=24 if urgent else 120),
-                rule="R1",
-                content={"data": {"child": {"nhs_number": children[i % len(children)]}}},
-            )
-        )
-    return out
-
-
-async def _fill(store: Store, notes: list[Notification]) -> None:
-    rows = [
-        InboxNotification.of(
-            n,
-            children=(str(n.content["data"]["child"]["nhs_number"]),),
-            record=json.dumps(n.to_dict(), sort_keys=True).encode(),
-        )
-        for n in notes
-    ]
-    for i in range(0, len(rows), 1000):
-        await store.add_notifications(rows[i : i + 1000])
-    acks = [InboxAck(n.recipient, n.notification_id, "A. Worker", n.at + dt.timedelta(hours=1)) for n in notes[::3]]
-    await store.apply(Batch("inbox", acks=acks))
-    assert isinstance(store, SqlStore)
-    async with store._read() as conn:  # fresh statistics (and PostgreSQL's visibility map): autovacuum's job in service
-        await conn.execute("VACUUM ANALYZE" if store.dialect == "postgresql" else "ANALYZE")
 
 
 def _summary(samples: list[float]) -> Samples:
@@ -156,7 +111,7 @@ def _free_port() -> int:
 
 async def main(args: argparse.Namespace) -> int:
     configure_logging(level="warning")
-    notes = _notifications(args.notifications, args.others)
+    notes = inbox_notifications(ORG, args.notifications, args.others)
     with tempfile.TemporaryDirectory(prefix="jigsaw-web-bench-") as workdir:
         tmp = Path(workdir)
         users = tmp / "users.json"
@@ -198,9 +153,9 @@ async def main(args: argparse.Namespace) -> int:
         await web.TCPSite(runner, "127.0.0.1", port).start()
         try:
             started = time.perf_counter()
-            await _fill(store, notes)
+            await fill_inbox(store, notes)
             fill_s = time.perf_counter() - started
-            child = str(notes[123].content["data"]["child"]["nhs_number"])
+            child = inbox_child(notes[123])
             pages = await _pages(f"http://127.0.0.1:{port}", args.runs, child)
             baselines = {
                 "store.list_inbox, one page (25) alone": await _time(

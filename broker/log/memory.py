@@ -9,6 +9,7 @@ from typing import Any
 
 from broker.log.base import Headers, Position, Record, partition_for
 from broker.log.membership import SequentialWriter, SoloMember
+from broker.log.scan import latest_by_key
 
 __all__ = ["MemoryLog"]
 
@@ -106,16 +107,7 @@ class MemoryLog:
         return self._commits.get((group, topic, partition))
 
     async def read_compacted(self, topic: str) -> dict[bytes, Record]:
-        latest: dict[bytes, Record] = {}
-        for part in self._topics.get(topic, []):
-            for record in part:
-                if record.key is None:
-                    continue
-                if record.value is None:
-                    latest.pop(record.key, None)
-                else:
-                    latest[record.key] = record
-        return latest
+        return await latest_by_key(self, topic)
 
     async def status(self) -> dict[str, Any]:
         return {"backend": self.name, "ok": self._open, "topics": len(self._topics)}
