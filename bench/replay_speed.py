@@ -266,6 +266,9 @@ def main() -> None:
     default_dir = str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
     parser.add_argument("--dir", default=default_dir, help="where the temporary logs go (default /dev/shm if usable)")
     parser.add_argument("--keep", action="store_true", help="keep the logs (in --dir) instead of deleting them")
+    parser.add_argument(
+        "--reuse", type=Path, help="a directory an earlier --keep run left: replay its logs again instead of building"
+    )
     parser.add_argument("--replay-only", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--state-only", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -285,14 +288,22 @@ def main() -> None:
     results = []
     with contextlib.ExitStack() as stack:
         tmp = (
-            tempfile.mkdtemp(prefix="jigsaw-replay-bench-", dir=args.dir)
+            str(args.reuse)
+            if args.reuse
+            else tempfile.mkdtemp(prefix="jigsaw-replay-bench-", dir=args.dir)
             if args.keep
             else stack.enter_context(tempfile.TemporaryDirectory(prefix="jigsaw-replay-bench-", dir=args.dir))
         )
+        print(f"logs in {tmp}", flush=True)
         for n in sizes:
             path = Path(tmp) / f"log-{n}" / "log.db"
-            path.parent.mkdir()
-            built = asyncio.run(build_log(path, n))
+            about = path.parent / "built.json"
+            if args.reuse and about.is_file():
+                built = json.loads(about.read_text(encoding="utf-8"))
+            else:
+                path.parent.mkdir()
+                built = asyncio.run(build_log(path, n))
+                about.write_text(json.dumps(built), encoding="utf-8")
             print(
                 f"{built['events']:,} events, {built['acks']:,} acks: built through Intake in "
                 f"{built['intake_s']:.0f} s, routed and sealed in {built['route_s']:.0f} s; "

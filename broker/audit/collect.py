@@ -15,6 +15,7 @@ Memory stays that of the routing state and a few batches, however long the log.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections import deque
 from collections.abc import Callable
@@ -75,6 +76,25 @@ def _fed() -> None:
     Frozen objects are still freed when their last reference goes; ``replay_log`` unfreezes them at the end.
     """
     gc.freeze()
+
+
+class _Inputs:
+    """The input topic from ``offset`` to ``end``, a batch at a time, the next batch read while one is routed."""
+
+    def __init__(self, log: Log, offset: int, end: int, batch: int) -> None:
+        self._log, self._offset, self._end, self._batch = log, offset, end, batch
+
+    async def next(self) -> list[Record]:
+        """The next batch (empty at the end)."""
+        if self._offset >= self._end:
+            return []
+        records = [r for r in await self._log.read(topics.INPUT, self._offset, limit=self._batch) if r.offset < self._end]
+        self._offset = records[-1].offset + 1 if records else self._end
+        return records
+
+    def prefetch(self) -> asyncio.Task[list[Record]]:
+        """Start reading the next batch now (the log reads on its own thread while this process routes)."""
+        return asyncio.get_running_loop().create_task(self.next())
 
 
 async def replay_log(
@@ -147,10 +167,16 @@ async def replay_log(
     # one the policy gives that is not on the log; elsewhere a gap is a removal in its own right.
     replayer.outputs.gaps = log.name != "kafka"
     try:
+        queued: deque[list[Record]] = deque()
+        inputs = _Inputs(log, resume_at, input_end, batch)
+        # The workers start on the first input batches while this process indexes the recorded outputs.
+        while len(queued) < verifier.ahead and (records := await inputs.next()):
+            verifier.submit(replayer.to_check(records))
+            queued.append(records)
         for topic, what in ((topics.NOTIFICATIONS, "notification"), (topics.DECISIONS, "decision")):
-            async for records in scan(log, topic):
-                until = ends.get((topic, records[0].partition), 0)
-                replayer.outputs.recorded(what, [r for r in records if r.offset < until])
+            async for found in scan(log, topic):
+                until = ends.get((topic, found[0].partition), 0)
+                replayer.outputs.recorded(what, [r for r in found if r.offset < until])
         replayer.outputs.recorded_done()
         await _settle(log, replayer)
         heads_at, heads_end = 0, await log.end_offset(topics.TREE_HEADS)
@@ -164,25 +190,18 @@ async def replay_log(
                 replayer.feed_seals(r for r in found if r.offset < heads_end)
                 heads_at = found[-1].offset + 1
 
-        queued: deque[list[Record]] = deque()
         gc.freeze()  # see _fed
-        offset = resume_at
-        while offset < input_end:
-            records = [r for r in await log.read(topics.INPUT, offset, limit=batch) if r.offset < input_end]
-            if not records:
-                break
-            offset = records[-1].offset + 1
-            await heads_upto(records[-1].offset)
-            verifier.submit(replayer.to_check(records))
-            queued.append(records)
-            if len(queued) > verifier.ahead:
-                replayer.feed(queued.popleft(), verifier.results(), progress)
-                _fed()
-                await _settle(log, replayer)
         while queued:
-            replayer.feed(queued.popleft(), verifier.results(), progress)
+            records = queued.popleft()
+            await heads_upto(records[-1].offset)
+            upcoming = inputs.prefetch()  # the next batch is read while this one is routed
+            await asyncio.sleep(0)  # let the read reach the log's thread
+            replayer.feed(records, verifier.results(), progress)
             _fed()
             await _settle(log, replayer)
+            if records := await upcoming:
+                verifier.submit(replayer.to_check(records))
+                queued.append(records)
         await heads_upto(1 << 62)
         if peaks is not None:
             peaks.append(verifier.worker_peak_kb())

@@ -15,7 +15,9 @@ With ``jobs`` 1 (or 0) everything runs in the calling process.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import multiprocessing
+import os
 import resource
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -34,6 +36,7 @@ __all__ = ["CHECK_IN_ORDER", "Checked", "Verifier", "check_record", "peak_rss_kb
 
 CHECK_IN_ORDER = "check_in_order"  # the main process must check this record (a retraction)
 RETRACTION = b"record.retracted"
+WORKER_NICENESS = 10
 
 # (the record's leaf hash, (event or None, findings) or CHECK_IN_ORDER), for each record sent
 Checked = tuple[bytes, tuple[Event | None, list[Finding]] | str]
@@ -45,6 +48,9 @@ _catalogue: Catalogue | None = None
 def _init(keys: KeyRegistry) -> None:
     global _keys, _catalogue
     _keys, _catalogue = keys, default_catalogue()
+    # The routing re-run in the main process is sequential and sets the pace: the workers yield the CPU to it.
+    with contextlib.suppress(OSError):
+        os.nice(WORKER_NICENESS)
 
 
 def _no_publisher(_event_id: str) -> str | None:
