@@ -4,7 +4,7 @@
 
 For each size, builds a log of synthetic families (every NHS number from the
 999 range, with a valid Modulus 11 check digit; every name invented) by signing
-each event as its agency would and submitting it through ``Intake`` into an
+each event as its agency would and submitting it through ``Intake`` (in batches of up to an hour) into an
 embedded log, acknowledges some notifications, and runs the router over it with
 the sealer publishing signed tree heads. Then, in a fresh process for each
 size (so peak resident memory is that replay's alone), runs ``jigsaw replay``'s
@@ -61,6 +61,7 @@ from broker.schemas import default_catalogue
 from broker.validation import event_of
 
 ROOT = Path(__file__).resolve().parents[1]
+BATCH, BATCH_SPAN = 500, dt.timedelta(hours=1)  # the log is built as agencies' batches of up to an hour
 
 
 async def build_log(path: Path, events: int) -> dict[str, Any]:
@@ -102,20 +103,33 @@ async def build_log(path: Path, events: int) -> dict[str, Any]:
     accepted = 0
     acks: list[tuple[dt.datetime, str, str]] = []
     middle = ""
+    batch: list[tuple[dt.datetime, str, dict[str, Any], Any]] = []
+
+    async def submit(batch: list[tuple[dt.datetime, str, dict[str, Any], Any]]) -> None:
+        # As an agency's batch: received together at the last one's time (each signed when it happened).
+        nonlocal accepted, middle
+        outcomes = await intake.submit_many([env for *_, env in batch], caller=None, now=batch[-1][0])
+        for (at, event_type, data, env), outcome in zip(batch, outcomes, strict=True):
+            if outcome.status != "accepted":
+                raise SystemExit(f"{event_type} refused: {outcome.error and outcome.error.message}")
+            accepted += 1
+            if accepted == len(story) // 2:
+                middle = env.event_id
+            if event_type == "police.domestic_abuse_incident":  # the health visitor acknowledges the next morning
+                hv = hvs[int(data["incident_ref"][1:]) % len(hvs)]
+                acks.append((at + dt.timedelta(hours=10), env.event_id, hv))
+
     for at, event_type, data in story:
         source = publisher(event_type, orgs, data)
         env = build_envelope(
             event_type, data, source=source, key=signing[source], occurred_at=at, issued_at=at, catalogue=catalogue
         )
-        outcome = await intake.submit(env, caller=None, now=at)
-        if outcome.status != "accepted":
-            raise SystemExit(f"{event_type} refused: {outcome.error and outcome.error.message}")
-        accepted += 1
-        if accepted == len(story) // 2:
-            middle = env.event_id
-        if event_type == "police.domestic_abuse_incident":  # the health visitor acknowledges the next morning
-            hv = hvs[int(data["incident_ref"][1:]) % len(hvs)]
-            acks.append((at + dt.timedelta(hours=10), env.event_id, hv))
+        if batch and (len(batch) >= BATCH or at - batch[0][0] > BATCH_SPAN):
+            await submit(batch)
+            batch = []
+        batch.append((at, event_type, data, env))
+    if batch:
+        await submit(batch)
     intake_s = time.perf_counter() - started
     for at, event_id, hv in sorted(acks):
         key, value, headers = encode_ack(Ack(notification_id(event_id, hv), hv, f"{hv} duty worker", at))

@@ -88,7 +88,8 @@ class _Inputs:
         """The next batch (empty at the end)."""
         if self._offset >= self._end:
             return []
-        records = [r for r in await self._log.read(topics.INPUT, self._offset, limit=self._batch) if r.offset < self._end]
+        found = await self._log.read(topics.INPUT, self._offset, limit=self._batch)
+        records = [r for r in found if r.offset < self._end]
         self._offset = records[-1].offset + 1 if records else self._end
         return records
 

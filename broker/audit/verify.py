@@ -101,19 +101,23 @@ class Recorded:
     when it is compared: its bytes then differ from what the policy gives.
     """
 
-    __slots__ = ("_body", "_id_field", "_parsed", "at", "ident", "record")
+    __slots__ = ("_body", "_id_field", "_parsed", "ident", "record")
 
     def __init__(self, record: Record, id_field: str) -> None:
         self.record = record
         self._id_field = id_field
         self._parsed = False
         self._body: Mapping[str, Any] | None = None
-        self.at = record_time(record)
         header = record.header(id_field)
         self.ident: str | None = header.decode(errors="replace") if header else None
         if self.ident is None:
             body = self.body
             self.ident = str(body[id_field]) if body is not None and id_field in body else None
+
+    @property
+    def at(self) -> dt.datetime:
+        """The record's timestamp (the output's ``at``)."""
+        return record_time(self.record)
 
     @property
     def body(self) -> Mapping[str, Any] | None:
