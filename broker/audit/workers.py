@@ -27,7 +27,7 @@ from broker.audit.merkle_leaf import record_leaf_hash
 from broker.audit.verify import check_event
 from broker.envelope.keys import KeyRegistry
 from broker.errors import SchemaInvalid
-from broker.log.base import Record
+from broker.log.base import Headers, Record
 from broker.model import Event
 from broker.schemas import Catalogue, default_catalogue
 from broker.validation import event_of
@@ -100,9 +100,13 @@ def peak_rss_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def _check_chunk(chunk: list[tuple[Record, bool]]) -> list[Checked]:
+# A record as a plain tuple (Record's fields in order): pickled several times faster than the frozen dataclass.
+_Sent = tuple[str, int, int, bytes | None, bytes | None, Headers, int, bool]
+
+
+def _check_chunk(chunk: list[_Sent]) -> list[Checked]:
     assert _keys is not None and _catalogue is not None
-    return [check_record(record, full, _keys, _catalogue) for record, full in chunk]
+    return [check_record(Record(*fields[:7]), fields[7], _keys, _catalogue) for fields in chunk]
 
 
 class Verifier:
@@ -136,8 +140,11 @@ class Verifier:
             done.set_result([check_record(r, full, self._keys, self._catalogue) for r, full in items])
             self._queue.append([done])
             return
+        sent: list[_Sent] = [
+            (r.topic, r.partition, r.offset, r.key, r.value, r.headers, r.timestamp_ms, full) for r, full in items
+        ]
         futures = [
-            self._pool.submit(_check_chunk, items[i : i + self._chunk]) for i in range(0, len(items), self._chunk)
+            self._pool.submit(_check_chunk, sent[i : i + self._chunk]) for i in range(0, len(sent), self._chunk)
         ]
         self._queue.append(futures)
 
