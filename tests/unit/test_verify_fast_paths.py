@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 from unittest import mock
@@ -19,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from broker import validation
 from broker.client import build_envelope
 from broker.codec import DEFAULT_LIMITS, Limits
 from broker.envelope import model
@@ -165,3 +167,37 @@ def test_non_canonical_and_over_limit_envelopes_are_refused_the_same(limits: Lim
         assert read_canonical(over_long, CATALOGUE.envelope, limits) is None
         _check(data, Rules(limits=limits))
     assert _check(over_long)[3] == "the envelope bytes are not in canonical Avro form"
+
+
+def _old_is_uuid(text: str) -> bool:
+    """The check as it was written before the regular expression: parse, print, compare."""
+    try:
+        return str(uuid.UUID(text)) == text
+    except ValueError:
+        return False
+
+
+_NEAR_UUIDS = st.builds(
+    lambda u, how: how(str(u)),
+    st.uuids(),
+    st.sampled_from(
+        [
+            str,
+            str.upper,
+            lambda s: s.replace("-", ""),
+            lambda s: "{" + s + "}",
+            lambda s: "urn:uuid:" + s,
+            lambda s: s + "\n",
+            lambda s: " " + s,
+            lambda s: s[:8] + "_" + s[9:],
+            lambda s: s.replace("1", "\u0661"),  # an Arabic-Indic digit one
+            lambda s: s[:-1],
+        ]
+    ),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(_NEAR_UUIDS, st.text(max_size=40)))
+def test_the_uuid_rule_is_the_parse_and_print_rule(text: str) -> None:
+    assert validation._is_uuid(text) == _old_is_uuid(text)
