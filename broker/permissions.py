@@ -15,6 +15,7 @@ Pure: the directory comes in as ``org_kind(org_id) -> kind or None``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -80,6 +81,7 @@ _KIND_WORDS = {
 }
 
 
+@functools.lru_cache(maxsize=1024)  # kinds x event types: a few hundred pairs, asked for every submission
 def may_publish(kind: str, event_type: str) -> bool:
     """True when an organisation of ``kind`` may publish ``event_type`` at all.
 
@@ -134,6 +136,8 @@ def check_organisations(event_type: str, data: Mapping[str, Any], org_kind: OrgK
         UnknownOrganisation: naming the field, the organisation and what is wrong with it.
     """
     for field in sorted(data):
+        if field != "org" and field not in ORG_FIELD_KINDS:
+            continue  # most fields: not an OrgId (what _field_kind says, without building its words)
         value = data[field]
         is_org, needed, why = _field_kind(event_type, field, data)
         if not is_org or value is None:

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import uuid
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -70,6 +70,7 @@ __all__ = [
 ]
 
 _ONE_DAY = dt.timedelta(days=1)
+_UUID = re.compile("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -133,12 +134,13 @@ def _check_times(env: Envelope, now: dt.datetime, rules: Rules) -> None:
         raise SchemaInvalid(f"occurred_at {env.occurred_at.date()} is before {rules.earliest}")
 
 
+def _is_uuid(text: str) -> bool:
+    """True for a lower-case hyphenated UUID: exactly the strings ``str(uuid.UUID(text)) == text`` holds for."""
+    return _UUID.fullmatch(text) is not None
+
+
 def _check_fields(env: Envelope) -> None:
-    try:
-        parsed = uuid.UUID(env.event_id)
-    except ValueError:
-        parsed = None
-    if parsed is None or str(parsed) != env.event_id:
+    if not _is_uuid(env.event_id):
         raise SchemaInvalid(f"event_id {env.event_id[:64]!r} is not a lower-case hyphenated UUID")
     if not env.source or not env.lawful_basis:
         raise SchemaInvalid("source and lawful_basis must not be empty")
@@ -207,12 +209,7 @@ def _check_payload(env: Envelope, data: dict[str, Any], rules: Rules) -> dict[st
     if env.event_type == "challenge.raised" and not 1 <= int(data.get("level", 0)) <= 4:
         raise SchemaInvalid("field 'level' must be 1 to 4 (the escalation stage)", field="level")
     if env.event_type == "record.retracted":
-        original = str(data.get("original_event_id", ""))
-        try:
-            ok = str(uuid.UUID(original)) == original
-        except ValueError:
-            ok = False
-        if not ok:
+        if not _is_uuid(str(data.get("original_event_id", ""))):
             raise SchemaInvalid("field 'original_event_id' is not a lower-case hyphenated UUID")
     check_text(data)
     issued = env.issued_at.date()
