@@ -13,7 +13,9 @@ import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["AREA", "EVENTS_PER_FAMILY", "START", "family", "organisations", "publisher"]
+from broker.nhs import synthetic_nhs_numbers
+
+__all__ = ["AREA", "EVENTS_PER_FAMILY", "START", "family", "organisations", "publisher", "story"]
 
 START = dt.datetime(2021, 1, 1, tzinfo=dt.UTC)
 EVENTS_PER_FAMILY = 9
@@ -150,3 +152,24 @@ def publisher(event_type: str, orgs: dict[str, str], data: dict[str, Any]) -> st
         "police": "POLICE-BENCH",
         "directory": "PARTNERSHIP-BENCH",
     }[prefix]
+
+
+def story(families: int, orgs: dict[str, str]) -> list[tuple[dt.datetime, str, dict[str, Any]]]:
+    """Every organisation's directory entry (a day before the first family), then each family's events.
+
+    Each family's events are in time order; families overlap in time (sort to interleave them).
+    """
+    gps = [o for o, k in orgs.items() if k == "gp_practice"]
+    hvs = [o for o, k in orgs.items() if k == "health_visiting"]
+    out: list[tuple[dt.datetime, str, dict[str, Any]]] = [
+        (
+            START - dt.timedelta(days=1),
+            "directory.organisation",
+            {"org_id": o, "kind": k, "name": o, "area": AREA, "endpoint": None, "safeguarding_lead": "Lead"},
+        )
+        for o, k in orgs.items()
+    ]
+    numbers = synthetic_nhs_numbers()
+    for i in range(families):
+        out += family(i, numbers, gps, hvs)
+    return out

@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from replay_families import AREA, EVENTS_PER_FAMILY, START, family, organisations, publisher
+from replay_families import EVENTS_PER_FAMILY, organisations, publisher
+from replay_families import story as family_story
 
 from broker import topics
 from broker.audit.checkpoint import PUBLIC_KEY_FILE, load_public_key, public_key_line
@@ -52,7 +53,6 @@ from broker.envelope.keys import KeyRegistry, KeyStore, SigningKey, new_key
 from broker.intake import Intake
 from broker.log.embedded import EmbeddedLog
 from broker.logging import configure_logging
-from broker.nhs import synthetic_nhs_numbers
 from broker.routing.model import Ack, notification_id
 from broker.routing.records import decode_ack, encode_ack
 from broker.routing.service import RouterService
@@ -81,23 +81,11 @@ async def build_log(path: Path, events: int) -> dict[str, Any]:
     (store.directory / PUBLIC_KEY_FILE).write_text(public_key_line(jigsaw_key) + "\n", encoding="utf-8")
     log = EmbeddedLog(path)
     await log.start()
-    intake = Intake(log, lambda: registry)
+    intake = Intake(log, lambda: registry, append_timeout=3600.0)  # a bench may be paused (SIGSTOP) to measure another
     await intake.start()
     catalogue = default_catalogue()
-    gps = [o for o, k in orgs.items() if k == "gp_practice"]
     hvs = [o for o, k in orgs.items() if k == "health_visiting"]
-    first = START - dt.timedelta(days=1)
-    story: list[tuple[dt.datetime, str, dict[str, Any]]] = [
-        (
-            first,
-            "directory.organisation",
-            {"org_id": o, "kind": k, "name": o, "area": AREA, "endpoint": None, "safeguarding_lead": "Lead"},
-        )
-        for o, k in orgs.items()
-    ]
-    numbers = synthetic_nhs_numbers()
-    for i in range(families):
-        story += family(i, numbers, gps, hvs)
+    story = family_story(families, orgs)
     story.sort(key=lambda s: s[0])
     started = time.perf_counter()
     accepted = 0

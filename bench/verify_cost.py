@@ -24,6 +24,7 @@ import argparse
 import cProfile
 import datetime as dt
 import io
+import itertools
 import pstats
 import sys
 import time
@@ -35,7 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from replay_families import AREA, EVENTS_PER_FAMILY, START, family, organisations, publisher
+from replay_families import EVENTS_PER_FAMILY, organisations, publisher
+from replay_families import story as family_story
 
 from broker.client import build_envelope
 from broker.envelope.canonical import pre_auth_encoding
@@ -56,19 +58,7 @@ def build(events: int) -> tuple[list[Envelope], KeyRegistry, dict[str, str]]:
         record, key = new_key(org, kind, valid_from=dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
         signing[org] = key
         records.append(record)
-    gps = [o for o, k in orgs.items() if k == "gp_practice"]
-    hvs = [o for o, k in orgs.items() if k == "health_visiting"]
-    story = [
-        (
-            START - dt.timedelta(days=1),
-            "directory.organisation",
-            {"org_id": o, "kind": k, "name": o, "area": AREA, "endpoint": None, "safeguarding_lead": "Lead"},
-        )
-        for o, k in orgs.items()
-    ]
-    numbers = synthetic_nhs_numbers()
-    for i in range(families):
-        story += family(i, numbers, gps, hvs)
+    story = family_story(families, orgs)
     catalogue = default_catalogue()
     envelopes = []
     for at, event_type, data in story[:events]:
@@ -79,6 +69,7 @@ def build(events: int) -> tuple[list[Envelope], KeyRegistry, dict[str, str]]:
             )
         )
     # A few of the types no family publishes: challenges (any kind) and retractions (by the original's publisher).
+    numbers = itertools.islice(synthetic_nhs_numbers(), 3 * families, None)  # past the families' own numbers
     for n, original in enumerate(envelopes[len(orgs) :: 50]):
         at = original.issued_at + dt.timedelta(hours=1)
         child = {"nhs_number": next(numbers), "name": f"Challenged {n}", "date_of_birth": "2019-05-06"}

@@ -13,11 +13,20 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from broker.client import build_envelope
 from broker.envelope.keys import KeyRecord, KeyRegistry, SigningKey, new_key
 from broker.envelope.model import Envelope
 from broker.nhs import synthetic_nhs_number
 
-__all__ = ["SAMPLE_ORGS", "SampleKeys", "make_keys", "publisher_for", "sample_data", "sample_directory"]
+__all__ = [
+    "SAMPLE_ORGS",
+    "SampleKeys",
+    "make_keys",
+    "publisher_for",
+    "sample_data",
+    "sample_directory",
+    "signed_sample",
+]
 
 # One organisation of each publishing kind.
 SAMPLE_ORGS: Mapping[str, str] = {
@@ -252,3 +261,18 @@ def sample_data(event_type: str, index: int = 0) -> dict[str, Any]:
     if event_type not in samples:
         raise KeyError(f"no sample for {event_type!r}")
     return samples[event_type]
+
+
+def signed_sample(event_type: str, index: int, keys: SampleKeys, *, now: dt.datetime) -> Envelope:
+    """A valid envelope of ``event_type`` (``sample_data(event_type, index)``) signed by its sample publisher,
+    issued at ``now`` an hour after it happened, with an event id made from ``index``."""
+    source = publisher_for(event_type)
+    return build_envelope(
+        event_type,
+        sample_data(event_type, index),
+        source=source,
+        key=keys.signing[source],
+        occurred_at=now - dt.timedelta(hours=1),
+        issued_at=now,
+        event_id=f"00000000-0000-4000-8000-{index:012d}",
+    )

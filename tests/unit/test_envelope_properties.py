@@ -10,10 +10,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from broker.client import build_envelope
 from broker.codec import decode
 from broker.envelope import Envelope, decode_envelope, encode_envelope, sign
-from broker.envelope.testing import SAMPLE_ORGS, make_keys, publisher_for, sample_data
+from broker.envelope.testing import SAMPLE_ORGS, make_keys, signed_sample
 from broker.errors import Refusal, SchemaInvalid
 from broker.schemas import default_catalogue
 from broker.validation import verify
@@ -25,16 +24,7 @@ EVENT_TYPES = [t for t in CATALOGUE.event_types if t != "record.retracted"]
 
 
 def _valid(event_type: str, index: int) -> Envelope:
-    source = publisher_for(event_type)
-    return build_envelope(
-        event_type,
-        sample_data(event_type, index),
-        source=source,
-        key=KEYS.signing[source],
-        occurred_at=NOW - dt.timedelta(hours=1),
-        issued_at=NOW,
-        event_id=f"00000000-0000-4000-8000-{index:012d}",
-    )
+    return signed_sample(event_type, index, KEYS, now=NOW)
 
 
 VALID = {t: encode_envelope(_valid(t, 1)) for t in EVENT_TYPES}

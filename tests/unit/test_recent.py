@@ -5,9 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 from broker import topics
-from broker.client import build_envelope
-from broker.envelope.model import decode_envelope
-from broker.envelope.testing import make_keys, publisher_for, sample_data, sample_directory
+from broker.envelope.model import Envelope, decode_envelope
+from broker.envelope.testing import make_keys, sample_directory, signed_sample
 from broker.intake import Intake
 from broker.log import MemoryLog
 from broker.model import Event
@@ -19,16 +18,8 @@ NOW = dt.datetime(2024, 5, 1, 12, tzinfo=dt.UTC)
 KEYS = make_keys()
 
 
-def _env(event_type: str, index: int):  # type: ignore[no-untyped-def]
-    source = publisher_for(event_type)
-    return build_envelope(
-        event_type,
-        sample_data(event_type, index),
-        source=source,
-        key=KEYS.signing[source],
-        occurred_at=NOW,
-        issued_at=NOW,
-    )
+def _env(event_type: str, index: int) -> Envelope:
+    return signed_sample(event_type, index, KEYS, now=NOW)
 
 
 async def test_the_intake_remembers_what_it_appended_as_a_decode_reads_it() -> None:

@@ -21,11 +21,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from broker import validation
-from broker.client import build_envelope
 from broker.codec import DEFAULT_LIMITS, Limits
 from broker.envelope import model
 from broker.envelope.model import Envelope, decode_envelope, encode_envelope, read_canonical
-from broker.envelope.testing import SAMPLE_ORGS, make_keys, publisher_for, sample_data
+from broker.envelope.testing import SAMPLE_ORGS, make_keys, publisher_for, signed_sample
 from broker.errors import JigsawError
 from broker.schemas import default_catalogue
 from broker.validation import Rules, event_of, verify
@@ -60,16 +59,7 @@ def same_both_ways(call: Callable[[], Any]) -> tuple[Any, ...]:
 
 
 def _envelope(event_type: str, index: int, **changes: Any) -> Envelope:
-    source = publisher_for(event_type)
-    env = build_envelope(
-        event_type,
-        sample_data(event_type, index),
-        source=source,
-        key=KEYS.signing[source],
-        occurred_at=NOW - dt.timedelta(hours=1),
-        issued_at=NOW,
-        event_id=f"00000000-0000-4000-8000-{index:012d}",
-    )
+    env = signed_sample(event_type, index, KEYS, now=NOW)
     return dataclasses.replace(env, **changes) if changes else env
 
 

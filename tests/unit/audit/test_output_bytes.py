@@ -9,8 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from broker.audit.verify import output_bytes
-from broker.routing.model import Decision, Notification, Withheld
+from broker.routing.model import Notification
 from broker.wire import encode_json
+from tests.unit.routing.test_model_json import sample_decision, sample_notification
 
 _text = st.text(st.characters(codec="utf-8"), max_size=40)  # every code point, controls and U+2028 included
 _json = st.recursive(
@@ -22,22 +23,8 @@ _times = st.datetimes(min_value=dt.datetime(2000, 1, 1), max_value=dt.datetime(2
 
 
 def _notification(content: dict[str, object], at: dt.datetime, reason: str) -> Notification:
-    return Notification(
-        notification_id="n-1",
-        kind="alert",
-        event_id="e-1",
-        event_type="police.domestic_abuse_incident",
-        recipient="GP-A",
-        at=at,
-        priority="urgent",
-        flags=("restricted", "perpetrator_registered_here"),
-        view="full",
-        reason=reason,
-        also_notified=("HV-A", "CSC-A"),
-        ack_by=at + dt.timedelta(days=1),
-        rule="domestic_abuse",
-        content=content,
-        safeguarding_lead="Dr Lëad",
+    return dataclasses.replace(
+        sample_notification(), content=content, at=at, ack_by=at + dt.timedelta(days=1), reason=reason
     )
 
 
@@ -51,18 +38,7 @@ def test_a_notification_is_encoded_exactly_as_the_router_writes_it(
 
 
 def test_a_decision_is_encoded_exactly_as_the_router_writes_it() -> None:
-    decision = Decision(
-        decision_id="d-1",
-        event_id="e-1",
-        event_type="police.domestic_abuse_incident",
-        at=dt.datetime(2024, 3, 1, 8, 0, 0, 250_000, tzinfo=dt.UTC),
-        rule="domestic_abuse",
-        kind="alert",
-        shared=(("GP-A", "n-1"),),
-        withheld=(Withheld("SCHOOL-A", "education_view_only", "a school is told only that something happened"),),
-        lawful_basis="public_task",
-        consent="not_required",
-    )
+    decision = dataclasses.replace(sample_decision(), at=dt.datetime(2024, 3, 1, 8, 0, 0, 250_000, tzinfo=dt.UTC))
     assert output_bytes(decision) == encode_json(decision.to_dict())
 
 

@@ -8,7 +8,8 @@ import datetime as dt
 from broker.routing.model import Decision, Notification, Withheld
 
 
-def _notification() -> Notification:
+def sample_notification() -> Notification:
+    """A notification with every field set (other tests start from it)."""
     return Notification(
         notification_id="n-1",
         kind="alert",
@@ -32,7 +33,7 @@ def _notification() -> Notification:
 
 
 def test_a_notification_writes_every_field_in_declaration_order() -> None:
-    note = _notification()
+    note = sample_notification()
     d = note.to_dict()
     assert list(d) == [f.name for f in dataclasses.fields(Notification)]
     assert d["at"] == "2024-03-01T08:00:00.250Z" and d["ack_by"] == "2024-03-02T08:00:00Z"
@@ -41,14 +42,15 @@ def test_a_notification_writes_every_field_in_declaration_order() -> None:
 
 
 def test_the_json_form_does_not_share_the_notifications_content() -> None:
-    note = _notification()
+    note = sample_notification()
     d = note.to_dict()
     d["content"]["summary"] = "changed"
     assert note.content["summary"] == "Synthetic."
 
 
-def test_a_decision_round_trips() -> None:
-    decision = Decision(
+def sample_decision() -> Decision:
+    """A decision with something shared and something withheld (other tests start from it)."""
+    return Decision(
         decision_id="d-1",
         event_id="e-1",
         event_type="police.domestic_abuse_incident",
@@ -60,6 +62,10 @@ def test_a_decision_round_trips() -> None:
         lawful_basis="public_task",
         consent="not_required",
     )
+
+
+def test_a_decision_round_trips() -> None:
+    decision = sample_decision()
     assert Decision.from_dict(decision.to_dict()) == decision
 
 
