@@ -1,21 +1,18 @@
 """The dispatcher: a role of ``jigsaw serve`` that delivers every notification to its organisation.
 
-It reads the notifications topic (keyed, so partitioned, by recipient organisation) as a member of consumer
-group ``jigsaw-dispatcher``: any number of dispatchers share its partitions, and when one dies the others take
-its partitions over (``log.member``; on Kafka, after the group's session timeout). An organisation the
-directory gives an endpoint gets a signed webhook (retried on the backoff schedule, through a per-endpoint
-breaker, dead-lettered when retries run out); any other organisation's notification waits in its inbox. Every
-attempt, dead letter and inbox drop is a record on the deliveries topic, written *before* the notifications
-topic's offset is committed past it.
+It reads the notifications topic (partitioned by recipient organisation) as a member of consumer group
+``jigsaw-dispatcher``: dispatchers share its partitions, and when one dies the others take them over (``log.member``;
+on Kafka, after the session timeout). An organisation with an endpoint in the directory gets a signed webhook
+(retried on the backoff schedule, through a per-endpoint breaker, dead-lettered when retries run out); any other
+organisation's notification waits in its inbox. Every attempt, dead letter and inbox drop is a record on the
+deliveries topic, written *before* the notifications topic's offset is committed past it.
 
-State lives in the log: on start, and again whenever it is given a partition, the dispatcher reads the
-deliveries topic up to its end (``Ledger``), so it skips every notification already delivered, by itself or by
-the dispatcher that held the partition before (a receiver never gets the same id twice because of a restart or
-a take-over), and resumes the retries still owed from where they are in the notifications topic, always with
-the same ``webhook-id`` (the notification id). The one gap left is a crash between a receiver's 2xx and the
-record of it; receivers dedupe on ``webhook-id`` for that. Partitions taken away from a running dispatcher are
-given to another only once its attempts in flight on them are recorded. Attempts run as tasks, so a slow endpoint
-never holds up the others; the committed offset never passes a notification whose first outcome is not yet
+State lives in the log: on start, and whenever it is given a partition, the dispatcher reads the deliveries topic to
+its end (``Ledger``): it skips what was delivered, by itself or by the partition's previous holder, and resumes the
+retries owed, always with the same ``webhook-id`` (the notification id). The one gap left is a crash between a
+receiver's 2xx and its record; receivers dedupe on ``webhook-id``. A partition the group takes away starts nothing
+more here and goes to another only once the attempts in flight on it are recorded. Attempts run as tasks, so a slow
+endpoint never holds up the others; the committed offset never passes a notification whose first outcome is not yet
 recorded.
 """
 
@@ -78,15 +75,13 @@ class Dispatcher:
         metrics: Metrics | None = None,
     ) -> None:
         """Args:
-        log: the log (started by the caller).
-        key: Jigsaw's webhook signing key.
+        log, key: the log (started by the caller) and Jigsaw's webhook signing key.
         schedule: when to retry (``backoff.TESTING`` in tests).
         timeout: seconds an endpoint has to answer one attempt.
         clock: wall-clock time (records, retry times, webhook timestamps).
         group: the consumer group the dispatchers share (and commit under).
         partitions: how many partitions the notifications topic is created with (when it does not exist yet).
-        concurrency: attempts in flight at once, over all endpoints.
-        per_endpoint: attempts in flight at once to one endpoint.
+        concurrency, per_endpoint: attempts in flight at once, over all endpoints and to one endpoint.
         breaker: the breaker each endpoint starts with (its threshold and cooldown).
         sender: the HTTP side; default a ``WebhookSender`` with ``key`` and ``timeout``.
         metrics: where to record (the app's ``Metrics``); default a registry of its own.
@@ -115,6 +110,7 @@ class Dispatcher:
         self.ledger = Ledger()
         self.directory = DirectoryFollower(self.log)
         self._positions: dict[int, int] = {}  # the notifications partitions this dispatcher holds now
+        self._revoked: set[int] = set()  # taken away by the group: nothing more starts from them
         self._committed: dict[int, int] = {}
         self._commit_at = 0.0  # monotonic time of the last commit
         self._ledger_read: dict[int, int] = {}  # how far the deliveries topic is applied to the ledger
@@ -147,7 +143,8 @@ class Dispatcher:
     async def _rebalance(self) -> None:
         """Take up partitions the group gave this dispatcher; let go of the ones it took away."""
         held = await self._member.poll()
-        lost = set(self._positions) - held
+        revoked, self._revoked = self._revoked, set()  # let go of, even if held again (then taken up afresh)
+        lost = set(self._positions) - (held - revoked)
         for partition in lost:
             del self._positions[partition]
             self._committed.pop(partition, None)
@@ -237,6 +234,8 @@ class Dispatcher:
         await self.directory.refresh()
         inbox: list[DeliveryRecord] = []
         for partition, record in fetched:
+            if partition in self._revoked:  # taken away during the read: the new holder sends it
+                continue
             self._positions[partition] = record.offset + 1
             if record.value is None:
                 continue
@@ -254,7 +253,7 @@ class Dispatcher:
             await self._record(inbox)
         now = self._clock()
         for nid, job in list(self._waiting.items()):
-            if job.due <= now and nid not in self._tasks:
+            if job.due <= now and nid not in self._tasks and job.partition not in self._revoked:
                 del self._waiting[nid]
                 self._spawn(job)
         if time.monotonic() - self._commit_at >= _COMMIT_EVERY_S:
@@ -288,7 +287,8 @@ class Dispatcher:
     # -- attempts -----------------------------------------------------------------------------
 
     async def _finish_attempts(self, partitions: frozenset[int]) -> None:
-        """Partitions are being taken away: attempts in flight finish and are recorded first (for the next holder)."""
+        """Partitions are being taken away: start nothing more from them; attempts in flight finish and are recorded."""
+        self._revoked |= partitions
         deadline = asyncio.get_running_loop().time() + self.sender.timeout + 5.0
         while self._tasks and (left := deadline - asyncio.get_running_loop().time()) > 0:
             await asyncio.wait(list(self._tasks.values()), timeout=left)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from broker import topics
+from broker.delivery import dispatcher as dispatcher_module
 from broker.delivery.backoff import TESTING, Schedule
 from broker.delivery.breaker import Breaker
 from broker.delivery.dispatcher import GROUP, Dispatcher
@@ -16,6 +18,8 @@ from broker.delivery.inbox import InboxFollower
 from broker.delivery.inboxes import notification_of
 from broker.delivery.signing import WebhookKey
 from broker.log import EmbeddedLog, Log
+from broker.log.base import Record
+from broker.log.scan import read_available
 from broker.store import SqliteStore
 from tests.integration.delivery_support import World, body_json, closed_port_url, outcomes, receiving
 
@@ -203,6 +207,42 @@ async def test_breaker_opens_after_repeated_failures(world: World, log: Log) -> 
     records = [r for n in notes for r in await world.deliveries(n.notification_id)]
     assert sum(r.outcome == "circuit_open" for r in records) == 3 * TESTING.attempts - 2
     assert sum(r.kind == "dead_letter" for r in records) == 3
+
+
+async def test_a_partition_taken_away_during_a_read_starts_nothing_more_here(
+    world: World, log: Log, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On Kafka the group can take a partition away while a step is reading it (the revoke hook runs inside the
+    group's rebalance, beside the step). What that read returns is left to the partition's next holder: never
+    attempted here as well, where it would reach the receiver twice."""
+    async with receiving(None) as (receiver,):
+        await world.organisation("GP-A", receiver.url)
+        dispatcher = await _dispatcher(log)
+        member, taken = dispatcher._member, set[int]()
+        held_before = member.poll
+
+        async def poll() -> frozenset[int]:  # the group's answer once the partition is gone
+            return frozenset(await held_before() - taken)
+
+        async def read_then_revoke(log_: Log, topic: str, offset: int, **options: Any) -> list[Record]:
+            records = await read_available(log_, topic, offset, **options)
+            if records and not taken:
+                taken.add(records[0].partition)
+                await member.on_revoked(frozenset(taken))
+            return records
+
+        member.poll = poll
+        monkeypatch.setattr(dispatcher_module, "read_available", read_then_revoke)
+        note = await world.notify("GP-A")
+        for _ in range(20):
+            await dispatcher.step(wait=0.01)
+        await dispatcher.close()
+        assert taken and receiver.ids() == {}
+        assert await world.deliveries(note.notification_id) == []
+        successor = await _dispatcher(log)  # the partition's next holder sends it, once
+        await successor.settle()
+        await successor.close()
+    assert receiver.ids() == {note.notification_id: 1}
 
 
 async def test_partitions_taken_away_are_let_go_only_once_attempts_in_flight_are_recorded(
