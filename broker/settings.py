@@ -54,6 +54,7 @@ ENV_VARS: dict[str, str | None] = {
     "JIGSAW_TREE_HEAD_INTERVAL": "10",
     "JIGSAW_APPEND_TIMEOUT": "10",
     "JIGSAW_SNAPSHOT_EVERY": "10000",
+    "JIGSAW_ROUTER_LINGER_MS": "5",
     "JIGSAW_KAFKA_PARTITIONS": "6",
     "JIGSAW_KAFKA_TOPIC_PREFIX": None,
     "JIGSAW_WEBHOOK_RETRY_SCHEDULE": "standard",
@@ -86,14 +87,14 @@ ENV_VARS: dict[str, str | None] = {
 }
 
 
-def _int(env: Mapping[str, str], name: str) -> int:
+def _int(env: Mapping[str, str], name: str, *, least: int = 1) -> int:
     raw = env.get(name, ENV_VARS[name]) or ""
     try:
         value = int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be positive, not {value}")
+    if value < least:
+        raise ConfigError(f"{name} must be positive, not {value}" if least == 1 else f"{name} must be {least} or more")
     return value
 
 
@@ -149,6 +150,7 @@ class Settings:
     tree_head_interval: int = 10  # ... or after this many seconds with input records no head covers yet
     append_timeout: int = 10  # seconds a submission may wait for the log before it is answered log_unavailable
     snapshot_every: int = 10_000  # input records between the router's snapshots (in the store)
+    router_linger_ms: int = 5  # how long the router waits for more input once some arrived (0: not at all)
     kafka_partitions: int = 6  # partitions of the notifications topic (dispatchers share them as a group)
     kafka_topic_prefix: str = ""  # put before every topic and group name: several deployments on one cluster
     webhook_retry_schedule: str = "standard"  # comma-separated seconds between retries, or standard/testing
@@ -276,6 +278,7 @@ class Settings:
             tree_head_interval=_int(env, "JIGSAW_TREE_HEAD_INTERVAL"),
             append_timeout=_int(env, "JIGSAW_APPEND_TIMEOUT"),
             snapshot_every=_int(env, "JIGSAW_SNAPSHOT_EVERY"),
+            router_linger_ms=_int(env, "JIGSAW_ROUTER_LINGER_MS", least=0),
             kafka_partitions=_int(env, "JIGSAW_KAFKA_PARTITIONS"),
             kafka_topic_prefix=env.get("JIGSAW_KAFKA_TOPIC_PREFIX") or "",
             webhook_retry_schedule=schedule,

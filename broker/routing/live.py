@@ -71,6 +71,7 @@ class LiveRouter:
         metrics: Any = None,
         snapshots: Any = None,
         snapshot_every: int = 10_000,
+        linger: float = 0.0,
     ) -> None:
         """Args:
         log: the (started) log.
@@ -84,6 +85,7 @@ class LiveRouter:
         metrics: the app's ``Metrics`` (lag, events routed, notifications, escalations).
         snapshots: a ``broker.store.Store`` to save router snapshots in and start from (None: replay the log).
         snapshot_every: input records between snapshots.
+        linger: seconds a read that found input waits for more before routing it (``RouterService``).
         """
         self._log = log
         self._group = group
@@ -95,6 +97,7 @@ class LiveRouter:
         self._metrics = metrics
         self._snapshots = snapshots
         self._snapshot_every = snapshot_every
+        self._linger = linger
         self._snapshot_at = 0  # the input offset of the newest snapshot saved or loaded
         self._lag_at = -_LAG_EVERY_S  # monotonic time the lag was last reported
         self._started = False
@@ -102,7 +105,12 @@ class LiveRouter:
         self._sealing = False
         self._notification_partitions = notification_partitions
         self.router = RouterService(
-            log, group=group, sealer=sealer, notification_partitions=notification_partitions, metrics=metrics
+            log,
+            group=group,
+            sealer=sealer,
+            notification_partitions=notification_partitions,
+            metrics=metrics,
+            linger=linger,
         )
 
     async def start(self) -> None:
@@ -183,6 +191,7 @@ class LiveRouter:
             writer=writer,
             notification_partitions=self._notification_partitions,
             metrics=self._metrics,
+            linger=self._linger,
         )
         self._writer = writer
         await self.router.start()
@@ -303,6 +312,7 @@ async def run_router(ctx: RoleContext) -> None:
             metrics=ctx.metrics,
             snapshots=store,
             snapshot_every=settings.snapshot_every,
+            linger=settings.router_linger_ms / 1000,
         ).run()
     finally:
         await asyncio.shield(store.close())

@@ -3,6 +3,7 @@ restarted loses no notification and writes none twice (memory, embedded and a re
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import io
 import json
@@ -271,3 +272,28 @@ async def test_a_router_from_a_snapshot_reads_only_newer_outputs_and_still_write
     finally:
         await store.close()
         await log.close()
+
+
+async def test_input_arriving_while_the_router_lingers_is_routed_in_the_same_step(
+    kept: tuple[Path, dt.datetime],
+) -> None:
+    """Once input arrives, a router with a linger waits that long for more: what arrives meanwhile is routed and
+    written in the same step (on Kafka, one transaction instead of two), and routes exactly as without the wait."""
+    _, records = await _recorded(kept[0])
+    first, second = records[:5], records[5:]
+    positions: dict[float, int] = {}
+    outputs: dict[float, list[str]] = {}
+    for linger in (0.0, 1.0):
+        log = MemoryLog()
+        router = RouterService(log, linger=linger)
+        await router.start()
+        await _append_all(log, first)
+        step = asyncio.create_task(router.step())
+        await asyncio.sleep(0.05)  # the step has read the first records by now, and lingers if it may
+        await _append_all(log, second)
+        await step
+        positions[linger] = router.position
+        await router.run_until_idle()
+        outputs[linger] = await _ids(log)
+    assert positions == {0.0: len(first), 1.0: len(first) + len(second)}
+    assert outputs[0.0] == outputs[1.0] and outputs[0.0]
