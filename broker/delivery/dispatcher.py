@@ -37,8 +37,8 @@ from broker.delivery.records import DeliveryRecord, decode_delivery, encode_deli
 from broker.delivery.signing import WebhookKey
 from broker.delivery.webhook import AttemptResult, WebhookSender
 from broker.errors import JigsawError
-from broker.log.base import Log, Record
-from broker.log.scan import read_any, read_available, read_new
+from broker.log.base import Log
+from broker.log.scan import read_any, read_available_many, read_new
 from broker.logging import get_logger
 from broker.observability import Metrics
 from broker.roles import raise_if_cancelled
@@ -220,12 +220,8 @@ class Dispatcher:
             timeout = min(timeout, max(0.0, (soonest - now).total_seconds()))
         if self._tasks:
             timeout = min(timeout, _BUSY_POLL_S)
-        fetched: list[tuple[int, Record]] = []
-        for partition in sorted(self._positions):
-            records = await read_available(
-                self.log, topics.NOTIFICATIONS, self._positions[partition], partition=partition
-            )
-            fetched += [(partition, record) for record in records]
+        found = await read_available_many(self.log, topics.NOTIFICATIONS, self._positions)
+        fetched = [(record.partition, record) for record in found]
         if not fetched and timeout > 0:
             # Wait on every partition held at once (a standby holds none: it only keeps polling the group).
             records = await read_any(self.log, topics.NOTIFICATIONS, self._positions, min(timeout, 0.5))

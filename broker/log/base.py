@@ -98,6 +98,9 @@ class Log(Protocol):
     async def end_offset(self, topic: str, *, partition: int = 0) -> int:
         """The offset the next append to this partition will get."""
 
+    async def end_offsets(self, topic: str, partitions: Sequence[int]) -> dict[int, int]:
+        """``end_offset`` of several partitions of a topic (on Kafka: one request, not one each)."""
+
     async def partitions(self, topic: str) -> int:
         """How many partitions the topic has (0 when it does not exist)."""
 

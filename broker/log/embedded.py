@@ -235,6 +235,9 @@ class EmbeddedLog:
 
         return await self._run(end)
 
+    async def end_offsets(self, topic: str, partitions: Sequence[int]) -> dict[int, int]:
+        return {p: await self.end_offset(topic, partition=p) for p in partitions}
+
     async def commit(self, group: str, topic: str, offset: int, *, partition: int = 0) -> None:
         def store(db: sqlite3.Connection) -> None:
             db.execute(

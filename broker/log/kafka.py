@@ -338,13 +338,14 @@ class KafkaLog:
             return [to_record(m) for m in messages]
 
     async def end_offset(self, topic: str, *, partition: int = 0) -> int:
+        return (await self.end_offsets(topic, [partition]))[partition]
+
+    async def end_offsets(self, topic: str, partitions: Sequence[int]) -> dict[int, int]:
         await self._started()
-        if not await self._exists(topic, partition):
-            return 0
-        tp = TopicPartition(topic, partition)
-        with self._errors(f"read the end offset of {topic}[{partition}]"):
-            offsets = await self._meta.end_offsets([tp])
-        return int(offsets[tp])
+        there = {p: TopicPartition(topic, p) for p in partitions if await self._exists(topic, p)}
+        with self._errors(f"read the end offsets of {topic}{sorted(there)}"):
+            offsets = await self._meta.end_offsets(list(there.values())) if there else {}
+        return {p: int(offsets[there[p]]) if p in there else 0 for p in partitions}
 
     async def read_compacted(self, topic: str) -> dict[bytes, Record]:
         return await latest_by_key(self, topic)

@@ -97,6 +97,9 @@ class MemoryLog:
         parts = self._topics.get(topic)
         return len(parts[partition]) if parts and partition < len(parts) else 0
 
+    async def end_offsets(self, topic: str, partitions: Sequence[int]) -> dict[int, int]:
+        return {p: await self.end_offset(topic, partition=p) for p in partitions}
+
     async def partitions(self, topic: str) -> int:
         return len(self._topics.get(topic, []))
 

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 
 from broker.log.base import Log, Record
 
-__all__ = ["latest_by_key", "read_any", "read_available", "read_new", "scan"]
+__all__ = ["latest_by_key", "read_any", "read_available", "read_available_many", "read_new", "scan"]
 
 
 async def read_available(log: Log, topic: str, offset: int, *, partition: int = 0, limit: int = 1000) -> list[Record]:
@@ -27,6 +27,16 @@ async def read_available(log: Log, topic: str, offset: int, *, partition: int = 
     if offset >= await log.end_offset(topic, partition=partition):
         return []
     return await log.read(topic, offset, partition=partition, limit=limit)
+
+
+async def read_available_many(log: Log, topic: str, positions: dict[int, int], *, limit: int = 1000) -> list[Record]:
+    """``read_available`` on several partitions from their positions: one end-offset request for them all."""
+    ends = await log.end_offsets(topic, sorted(positions)) if positions else {}
+    out: list[Record] = []
+    for partition, end in ends.items():
+        if positions[partition] < end:
+            out += await log.read(topic, positions[partition], partition=partition, limit=limit)
+    return out
 
 
 async def scan(log: Log, topic: str, *, limit: int = 5000) -> AsyncIterator[list[Record]]:
@@ -42,9 +52,11 @@ async def read_new(
     log: Log, topic: str, positions: dict[int, int], *, limit: int = 5000
 ) -> AsyncIterator[list[Record]]:
     """Batches of what every partition of ``topic`` gained since ``positions`` (updated as it goes), no waiting."""
-    for partition in range(max(1, await log.partitions(topic))):
+    count = max(1, await log.partitions(topic))
+    ends = await log.end_offsets(topic, range(count))  # one request: most partitions gained nothing
+    for partition in range(count):
         offset = positions.get(partition, 0)
-        while records := await read_available(log, topic, offset, partition=partition, limit=limit):
+        while offset < ends[partition] and (records := await log.read(topic, offset, partition=partition, limit=limit)):
             yield records
             offset = records[-1].offset + 1
             positions[partition] = offset

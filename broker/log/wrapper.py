@@ -90,6 +90,9 @@ class LogWrapper:
     async def end_offset(self, topic: str, *, partition: int = 0) -> int:
         return await self.inner.end_offset(self.inner_topic(topic), partition=partition)
 
+    async def end_offsets(self, topic: str, partitions: Sequence[int]) -> dict[int, int]:
+        return await self.inner.end_offsets(self.inner_topic(topic), partitions)
+
     async def partitions(self, topic: str) -> int:
         return await self.inner.partitions(self.inner_topic(topic))
 

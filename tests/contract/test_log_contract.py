@@ -180,7 +180,14 @@ async def test_end_offset_is_the_next_offset_per_partition(log: Log, topic: str)
 
     assert await log.end_offset(topic) == 3
     assert await log.end_offset(topic, partition=1) == 1
+    assert await log.end_offsets(topic, [0, 1, 2]) == {0: 3, 1: 1, 2: 0}  # at once; no partition 2: nothing there
     assert (await log.append(topic, b"d")).offset == 3
+
+
+async def test_end_offsets_of_an_unknown_topic_are_zero(log: Log, topic: str) -> None:
+    """end_offsets answers for every partition asked about, 0 where the topic or partition does not exist."""
+    assert await log.end_offsets(topic, [0, 3]) == {0: 0, 3: 0}
+    assert await log.end_offsets(topic, []) == {}
 
 
 async def test_commit_and_committed_per_group_and_partition(log: Log, topic: str, unique: Callable[[str], str]) -> None:

@@ -19,7 +19,7 @@ from broker.delivery.inboxes import notification_of
 from broker.delivery.signing import WebhookKey
 from broker.log import EmbeddedLog, Log
 from broker.log.base import Record
-from broker.log.scan import read_available
+from broker.log.scan import read_available_many
 from broker.store import SqliteStore
 from tests.integration.delivery_support import World, body_json, closed_port_url, outcomes, receiving
 
@@ -224,15 +224,15 @@ async def test_a_partition_taken_away_during_a_read_starts_nothing_more_here(
         async def poll() -> frozenset[int]:  # the group's answer once the partition is gone
             return frozenset(await held_before() - taken)
 
-        async def read_then_revoke(log_: Log, topic: str, offset: int, **options: Any) -> list[Record]:
-            records = await read_available(log_, topic, offset, **options)
+        async def read_then_revoke(log_: Log, topic: str, positions: dict[int, int], **options: Any) -> list[Record]:
+            records = await read_available_many(log_, topic, positions, **options)
             if records and not taken:
                 taken.add(records[0].partition)
                 await member.on_revoked(frozenset(taken))
             return records
 
         member.poll = poll
-        monkeypatch.setattr(dispatcher_module, "read_available", read_then_revoke)
+        monkeypatch.setattr(dispatcher_module, "read_available_many", read_then_revoke)
         note = await world.notify("GP-A")
         for _ in range(20):
             await dispatcher.step(wait=0.01)
