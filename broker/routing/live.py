@@ -28,6 +28,7 @@ An active router that loses the partition stops routing at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import time
 from collections.abc import Callable
@@ -99,6 +100,7 @@ class LiveRouter:
         self._snapshot_every = snapshot_every
         self._linger = linger
         self._snapshot_at = 0  # the input offset of the newest snapshot saved or loaded
+        self._saving: asyncio.Task[None] | None = None  # the snapshot being encoded and saved
         self._lag_at = -_LAG_EVERY_S  # monotonic time the lag was last reported
         self._started = False
         self._writer: Any = None
@@ -246,11 +248,17 @@ class LiveRouter:
         _log.info("router_restored", offset=snapshot.input_offset, escalations=len(snapshot.escalations))
 
     async def _snapshot(self) -> None:
-        """Save a snapshot every ``snapshot_every`` input records (its outputs are committed by now)."""
+        """Start saving a snapshot every ``snapshot_every`` input records (its outputs are committed by now).
+
+        A copy of this process encodes the state as it stands (``snapshot_aside``) while this one goes on
+        routing; one snapshot at a time, saved in the background (``saved`` waits for it).
+        """
         if self._snapshots is None or self.router.position - self._snapshot_at < self._snapshot_every:
             return
-        from broker.audit.state_snapshot import RouterSnapshot, encode_snapshot
-        from broker.store import Snapshot
+        if self._saving is not None and not self._saving.done():
+            return
+        from broker.audit.state_snapshot import RouterSnapshot
+        from broker.routing.snapshot_aside import encode_aside
 
         position = self.router.position
         outputs = await self.router.output_ends()  # everything this state wrote lies before these
@@ -261,10 +269,27 @@ class LiveRouter:
             outputs=outputs,
             escalations=self.router.early_escalations,
         )
-        blob = await asyncio.to_thread(encode_snapshot, snapshot)  # nothing changes the state meanwhile
-        await self._snapshots.put_snapshot(Snapshot(SNAPSHOT_NAME, position, blob, self._clock()))
+        encoding = await encode_aside(snapshot)
         self._snapshot_at = position
+        self._saving = asyncio.get_running_loop().create_task(self._save(encoding, position))
+
+    async def _save(self, encoding: asyncio.Future[bytes], position: int) -> None:
+        from broker.audit.state_snapshot import SnapshotInvalid
+        from broker.store import Snapshot
+
+        assert self._snapshots is not None
+        try:
+            blob = await encoding
+            await self._snapshots.put_snapshot(Snapshot(SNAPSHOT_NAME, position, blob, self._clock()))
+        except (SnapshotInvalid, JigsawError) as exc:  # the next one is due in snapshot_every records
+            _log.warning("router_snapshot_failed", offset=position, error=exc.message)
+            return
         _log.info("router_snapshot", offset=position, bytes=len(blob))
+
+    async def saved(self) -> None:
+        """Wait for the snapshot being saved, if any."""
+        if self._saving is not None:
+            await asyncio.shield(self._saving)
 
     async def _step_down(self) -> None:
         """Publish a last tree head of what this process sealed (when it still holds the input) and close its writer."""
@@ -276,6 +301,8 @@ class LiveRouter:
         except (JigsawError, asyncio.CancelledError) as exc:  # the next active router seals what this one could not
             _log.warning("tree_head_failed", error=getattr(exc, "code", type(exc).__name__))
         self._started = False
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.saved()  # a snapshot of committed outputs is good whoever routes next
         writer, self._writer = self._writer, None
         if writer is not None:
             await asyncio.shield(writer.close())

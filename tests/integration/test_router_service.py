@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 import io
 import json
+import os
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -15,10 +16,13 @@ from pathlib import Path
 import pytest
 
 from broker import topics
+from broker.audit.state_snapshot import RouterSnapshot, SnapshotInvalid
 from broker.log import EmbeddedLog, Headers, Log, MemoryLog, Position
 from broker.log.membership import SequentialWriter
 from broker.log.namespace import NamespacedLog
+from broker.routing import snapshot_aside
 from broker.routing.service import RouterService
+from broker.routing.state import RoutingState
 from broker.simulate import load_scenario, run_scenario
 
 SCENARIO = Path(__file__).parents[1] / "scenarios" / "data" / "family-a.json"
@@ -195,6 +199,7 @@ async def test_a_router_starts_from_its_snapshot_and_routes_the_tail_exactly_as_
         await first.start()
         await first.turn()
         await first._snapshot()
+        await first.saved()
         saved = await store.latest_snapshot(SNAPSHOT_NAME)
         assert saved is not None and 0 < saved.offset <= half
         await _append_all(log, inputs[half:])
@@ -250,6 +255,7 @@ async def test_a_router_from_a_snapshot_reads_only_newer_outputs_and_still_write
         await behind.start()
         await behind.turn()
         await behind._snapshot()
+        await behind.saved()
         saved = await store.latest_snapshot(SNAPSHOT_NAME)
         assert saved is not None
         snapshot = decode_snapshot(saved.blob)
@@ -297,3 +303,55 @@ async def test_input_arriving_while_the_router_lingers_is_routed_in_the_same_ste
         outputs[linger] = await _ids(log)
     assert positions == {0.0: len(first), 1.0: len(first) + len(second)}
     assert outputs[0.0] == outputs[1.0] and outputs[0.0]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="encoding aside needs fork")
+async def test_a_snapshot_encoded_aside_holds_the_state_as_it_stood_while_routing_goes_on(
+    kept: tuple[Path, dt.datetime], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The router goes on routing (changing its state) while a copy of the process encodes the snapshot: the
+    snapshot holds the state as it stood when it was started, not as it became."""
+    _, records = await _recorded(kept[0])
+    half = len(records) // 2
+    gate_read, gate_write = os.pipe()
+    encode = snapshot_aside.encode_snapshot
+
+    def held(snapshot: RouterSnapshot) -> bytes:  # the copy waits until the router has moved on
+        os.read(gate_read, 1)
+        return encode(snapshot)
+
+    monkeypatch.setattr(snapshot_aside, "encode_snapshot", held)
+    log = MemoryLog()
+    router = RouterService(log)
+    await router.start()
+    await _append_all(log, records[:half])
+    await router.run_until_idle()
+    encoding = await snapshot_aside.encode_aside(RouterSnapshot(router.state, router.position, router.at_ms))
+    await _append_all(log, records[half:])
+    await router.run_until_idle()  # the state changes while the copy still waits
+    assert not encoding.done() and router.position == len(records)
+    os.write(gate_write, b"go")
+    blob = await encoding
+    os.close(gate_read)
+    os.close(gate_write)
+
+    alone = RouterService(MemoryLog())  # the same first half, routed by a router that never went further
+    await alone.start()
+    await _append_all(alone.log, records[:half])
+    await alone.run_until_idle()
+    assert blob == encode(RouterSnapshot(alone.state, alone.position, alone.at_ms))
+    assert blob != encode(RouterSnapshot(router.state, alone.position, alone.at_ms))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="encoding aside needs fork")
+async def test_a_snapshot_the_copy_cannot_encode_is_refused_not_saved(monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the copy fails to encode, the snapshot is refused with ``SnapshotInvalid`` (the router logs it, keeps
+    routing and tries again after the next ``snapshot_every`` records)."""
+
+    def broken(snapshot: RouterSnapshot) -> bytes:
+        raise SnapshotInvalid("the state holds something the format cannot write")
+
+    monkeypatch.setattr(snapshot_aside, "encode_snapshot", broken)
+    encoding = await snapshot_aside.encode_aside(RouterSnapshot(RoutingState(), 0, 0))
+    with pytest.raises(SnapshotInvalid, match="ended with 1"):
+        await encoding
