@@ -45,9 +45,10 @@ async def encode_aside(snapshot: RouterSnapshot) -> asyncio.Future[bytes]:
     if pid == 0:  # the child: encode the copy, hand the bytes over, and leave without running anything else
         code = 1
         try:
-            signal.set_wakeup_fd(-1)  # a signal to the child must not wake the parent's event loop
-            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-                signal.signal(signum, signal.SIG_DFL)
+            with contextlib.suppress(ValueError):  # (only the main thread may; a loop elsewhere set none)
+                signal.set_wakeup_fd(-1)  # a signal to the child must not wake the parent's event loop
+                for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                    signal.signal(signum, signal.SIG_DFL)
             os.close(read_end)
             blob = encode_snapshot(snapshot)
             with os.fdopen(write_end, "wb") as out:
