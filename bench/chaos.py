@@ -14,9 +14,13 @@ At the end it counts, from the log and the receiver:
 - accepted events, and how often each is on the input topic (must be once);
 - notifications the policy gives (one to the victim's GP per incident) and
   how many were recorded, and how many records repeat an id (must be none);
-- webhooks that arrived (every notification at least once), and deliveries of
-  a ``webhook-id`` that arrived after the dispatchers had recorded it as
-  delivered (must be none);
+- webhooks that arrived (every notification at least once), and webhooks
+  sent again after the dispatchers had recorded that ``webhook-id`` as
+  delivered (must be none). A webhook that arrives after that but was sent
+  before it (its ``webhook-timestamp``, in whole seconds, is before the
+  record) is an earlier attempt that timed out and that a busy receiver
+  handled late: counted and shown, as receivers dedupe those by
+  ``webhook-id``. The ledger's record of every id that arrives late is printed;
 - ``jigsaw replay --kafka`` over the whole log (must exit 0).
 
 Usage::
@@ -312,9 +316,16 @@ async def _verdict(
             ms = int(delivery.at.timestamp() * 1000)
             delivered_at[delivery.notification_id] = min(ms, delivered_at.get(delivery.notification_id, ms))
     arrived = [nid for nid in expected if receiver.arrivals.get(nid)]
-    after_recorded = sum(
-        1 for nid, times in receiver.arrivals.items() for t in times if nid in delivered_at and t > delivered_at[nid]
-    )
+    # An arrival after the delivery was recorded is a re-send unless it was sent (webhook-timestamp, whole seconds)
+    # before that: an earlier attempt that timed out, handled late by a busy receiver (receivers dedupe those).
+    after_recorded = late = 0
+    for nid, times in receiver.arrivals.items():
+        for t, sent_s in zip(times, receiver.sent[nid], strict=True):
+            if nid in delivered_at and t > delivered_at[nid]:
+                if (sent_s + 1) * 1000 <= delivered_at[nid]:
+                    late += 1
+                else:
+                    after_recorded += 1
     resent = sum(len(times) - 1 for times in receiver.arrivals.values())
     replay = await asyncio.create_subprocess_exec(
         str(ROOT / ".venv" / "bin" / "jigsaw"),
@@ -344,9 +355,16 @@ async def _verdict(
         f"records repeating an id: {repeated}"
     )
     print(
-        f"  webhooks arrived: {len(arrived)} of {len(expected)}; arrivals of an id already recorded delivered: "
-        f"{after_recorded}; re-deliveries in all (same webhook-id): {resent}"
+        f"  webhooks arrived: {len(arrived)} of {len(expected)}; sent again after the delivery was recorded: "
+        f"{after_recorded}; sent before it but arriving after it: {late}; re-deliveries in all (same webhook-id): "
+        f"{resent}"
     )
+    for nid, times in receiver.arrivals.items():  # what the ledger says about each id that arrived again late
+        if nid in delivered_at and any(t > delivered_at[nid] for t in times):
+            print(f"    {nid}: arrived at {times} (ms), sent at {receiver.sent[nid]} (s); on the ledger:")
+            for d in (d for d in deliveries if d.notification_id == nid):
+                ms = int(d.at.timestamp() * 1000)
+                print(f"      attempt {d.attempt} {d.outcome} at {ms} ms ({d.duration_ms} ms, {d.error or 'no error'})")
     print(f"  jigsaw replay --kafka: exit {replay.returncode}")
     if replay.returncode != 0:
         print("\n".join("    " + line for line in replay_out.decode().splitlines()[-30:]))

@@ -129,6 +129,7 @@ class Receiver:
 
     def __init__(self) -> None:
         self.arrivals: dict[str, list[int]] = collections.defaultdict(list)  # webhook-id -> arrival times (ms)
+        self.sent: dict[str, list[int]] = collections.defaultdict(list)  # webhook-id -> each one's webhook-timestamp
         self.events: dict[str, str] = {}  # webhook-id -> event id
         self.arrived: dict[str, float] = {}  # event id -> when its first webhook arrived (perf_counter)
         self.url = ""
@@ -139,6 +140,7 @@ class Receiver:
         now = time.perf_counter()
         webhook_id = request.headers.get("webhook-id", "")
         self.arrivals[webhook_id].append(int(time.time() * 1000))
+        self.sent[webhook_id].append(int(request.headers.get("webhook-timestamp", "0")))  # when it was sent (s)
         self.events[webhook_id] = str(body.get("event_id"))
         self.arrived.setdefault(str(body.get("event_id")), now)
         return web.Response(status=204)

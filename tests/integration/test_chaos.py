@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 def test_killing_processes_under_load_loses_and_duplicates_nothing(kafka_bootstrap: str) -> None:
     """Every accepted event once in the log, every notification recorded once and delivered, no webhook-id
-    delivered again after its delivery was recorded, and jigsaw replay --kafka clean."""
+    sent again after its delivery was recorded, and jigsaw replay --kafka clean."""
     done = subprocess.run(
         [
             sys.executable,
