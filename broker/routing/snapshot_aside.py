@@ -50,6 +50,8 @@ async def encode_aside(snapshot: RouterSnapshot) -> asyncio.Future[bytes]:
                 for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                     signal.signal(signum, signal.SIG_DFL)
             os.close(read_end)
+            with contextlib.suppress(OSError):
+                os.nice(10)  # background work: the router and the other roles go first
             blob = encode_snapshot(snapshot)
             with os.fdopen(write_end, "wb") as out:
                 out.write(blob)
