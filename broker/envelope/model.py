@@ -207,7 +207,7 @@ def read_canonical(data: bytes, schema: Schema, limits: Limits = DEFAULT_LIMITS)
     The common case in one pass over the bytes, with no re-encoding: every number in its
     shortest form, every string valid UTF-8, every length within the limits, nothing left over.
     When this gives an envelope, ``decode_envelope``'s full path gives an equal one
-    (tests/unit/test_envelope_fast.py); None sends the bytes there, to be decoded or refused.
+    (tests/unit/test_verify_fast_paths.py); None sends the bytes there, to be decoded or refused.
     """
     if limits.max_depth < 1 or not _reader_fits(schema):
         return None
