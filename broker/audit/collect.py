@@ -2,11 +2,13 @@
 
 ``replay_log`` reads, in this order and a batch at a time:
 
-1. the notification and decision records, into the replay's temporary index;
+1. the notification and decision records, into the replay's temporary index
+   (the workers already verify the first input batches meanwhile);
 2. the input topic from its first record (or from a router snapshot's offset)
    to where it ends when the replay starts, with the tree heads topic read just
    ahead of it, each batch's events verified on worker processes while the
-   main process routes the batch before it.
+   main process routes the batch before it, and the next batch read from the
+   log while it does.
 
 It also reads how far the router has committed on the input (records past it
 are not expected to have notifications yet) and where every audited topic ends.
