@@ -281,8 +281,9 @@ class LiveRouter:
         try:
             blob = await encoding
             await self._snapshots.put_snapshot(Snapshot(SNAPSHOT_NAME, position, blob, self._clock()))
-        except (SnapshotInvalid, JigsawError) as exc:  # the next one is due in snapshot_every records
-            _log.warning("router_snapshot_failed", offset=position, error=exc.message)
+        except (SnapshotInvalid, JigsawError, OSError) as exc:  # the next one is due in snapshot_every records
+            error = exc.message if isinstance(exc, JigsawError) else repr(exc)
+            _log.warning("router_snapshot_failed", offset=position, error=error)
             return
         _log.info("router_snapshot", offset=position, bytes=len(blob))
 
