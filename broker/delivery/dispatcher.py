@@ -182,9 +182,8 @@ class Dispatcher:
     async def run(self, *, idle_wait: float = 0.5, pause: float = 1.0) -> None:
         """Start, then deliver until cancelled.
 
-        When the log cannot be reached (a retriable error), everything learned is
-        dropped and, after ``pause`` seconds, learned again from the log: the
-        deliveries topic says what was done, so nothing is sent twice.
+        When the log cannot be reached (a retriable error), everything learned is dropped and, after ``pause``
+        seconds, learned again from the log: the deliveries topic says what was done, so nothing is sent twice.
         """
         try:
             while True:
@@ -228,6 +227,8 @@ class Dispatcher:
             fetched = [(record.partition, record) for record in records]
         # After the read: the router wrote these after it read the directory entries they depend on.
         await self.directory.refresh()
+        if fetched or self._waiting:  # what any dispatcher recorded up to now: nothing it delivered is sent again
+            await self._read_ledger()
         inbox: list[DeliveryRecord] = []
         for partition, record in fetched:
             if partition in self._revoked:  # taken away during the read: the new holder sends it
@@ -249,7 +250,10 @@ class Dispatcher:
             await self._record(inbox)
         now = self._clock()
         for nid, job in list(self._waiting.items()):
-            if job.due <= now and nid not in self._tasks and job.partition not in self._revoked:
+            if not self.ledger.owes(nid):  # delivered meanwhile (another dispatcher's record): nothing more to send
+                self._bodies.pop(nid, None)
+                del self._waiting[nid]
+            elif job.due <= now and nid not in self._tasks and job.partition not in self._revoked:
                 del self._waiting[nid]
                 self._spawn(job)
         if time.monotonic() - self._commit_at >= _COMMIT_EVERY_S:

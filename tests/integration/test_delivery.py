@@ -209,6 +209,24 @@ async def test_breaker_opens_after_repeated_failures(world: World, log: Log) -> 
     assert sum(r.kind == "dead_letter" for r in records) == 3
 
 
+async def test_a_notification_another_dispatcher_delivered_meanwhile_is_not_sent_again(world: World, log: Log) -> None:
+    """Before it starts anything, a dispatcher reads what every dispatcher has recorded since it last looked: a
+    delivery recorded by another (the partition's holder before a rebalance) is never sent again."""
+    async with receiving(None) as (receiver,):
+        await world.organisation("GP-A", receiver.url)
+        late = await _dispatcher(log)
+        await late.step()  # holds the partitions now, and read the ledger when it took them up
+        note = await world.notify("GP-A")
+        first = await _dispatcher(log)
+        await first.settle()
+        assert receiver.ids() == {note.notification_id: 1}
+        await late.settle()  # reads the same notification (the embedded log's member holds every partition)
+        await first.close()
+        await late.close()
+    assert receiver.ids() == {note.notification_id: 1}
+    assert outcomes(await world.deliveries(note.notification_id)) == [("attempt", "delivered")]
+
+
 async def test_a_partition_taken_away_during_a_read_starts_nothing_more_here(
     world: World, log: Log, monkeypatch: pytest.MonkeyPatch
 ) -> None:
