@@ -16,10 +16,11 @@ At the end it counts, from the log and the receiver:
   how many were recorded, and how many records repeat an id (must be none);
 - webhooks that arrived (every notification at least once), and webhooks
   sent again after the dispatchers had recorded that ``webhook-id`` as
-  delivered (must be none). A webhook that arrives after that but was sent
-  before it (its ``webhook-timestamp``, in whole seconds, is before the
-  record) is an earlier attempt that timed out and that a busy receiver
-  handled late: counted and shown, as receivers dedupe those by
+  delivered (must be none): attempts on the ledger that started after the
+  record (in ms), or arrivals whose ``webhook-timestamp`` (whole seconds) is
+  after it. An arrival after the record that was sent before it (an earlier
+  attempt that timed out, or two dispatchers' first attempts at once during a
+  rebalance) is counted and shown apart, as receivers dedupe those by
   ``webhook-id``. The ledger's record of every id that arrives late is printed;
 - ``jigsaw replay --kafka`` over the whole log (must exit 0).
 
@@ -316,16 +317,25 @@ async def _verdict(
             ms = int(delivery.at.timestamp() * 1000)
             delivered_at[delivery.notification_id] = min(ms, delivered_at.get(delivery.notification_id, ms))
     arrived = [nid for nid in expected if receiver.arrivals.get(nid)]
-    # An arrival after the delivery was recorded is a re-send unless it was sent (webhook-timestamp, whole seconds)
-    # before that: an earlier attempt that timed out, handled late by a busy receiver (receivers dedupe those).
+    # Re-sent after its delivery was recorded (what must never happen), per id, the larger of two lower bounds:
+    # attempts on the ledger that started (recorded time less duration, ms) after the id's first delivery was
+    # recorded; arrivals whose webhook-timestamp (whole seconds) starts after it (an attempt whose dispatcher was
+    # killed before recording it is on no ledger). Other arrivals after the record were sent before it: an earlier
+    # attempt, or two dispatchers' first attempts at once in a rebalance; receivers dedupe those by webhook-id.
     after_recorded = late = 0
     for nid, times in receiver.arrivals.items():
-        for t, sent_s in zip(times, receiver.sent[nid], strict=True):
-            if nid in delivered_at and t > delivered_at[nid]:
-                if (sent_s + 1) * 1000 <= delivered_at[nid]:
-                    late += 1
-                else:
-                    after_recorded += 1
+        first = delivered_at.get(nid)
+        if first is None:
+            continue
+        by_ledger = sum(
+            1
+            for d in deliveries
+            if d.notification_id == nid and int(d.at.timestamp() * 1000) - (d.duration_ms or 0) > first
+        )
+        by_header = sum(1 for sent_s in receiver.sent[nid] if sent_s * 1000 > first)
+        again = max(by_ledger, by_header)
+        after_recorded += again
+        late += max(0, sum(1 for t in times if t > first) - again)
     resent = sum(len(times) - 1 for times in receiver.arrivals.values())
     replay = await asyncio.create_subprocess_exec(
         str(ROOT / ".venv" / "bin" / "jigsaw"),

@@ -50,8 +50,9 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self.member = member
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
+        # What the group says is revoked, and whatever this member was last given (should the two ever differ).
+        mine = self.member.held | frozenset(tp.partition for tp in revoked if tp.topic == self.member.full_topic)
         self.member.held = frozenset()
-        mine = frozenset(tp.partition for tp in revoked if tp.topic == self.member.full_topic)
         if mine and self.member.on_revoked is not None:  # the next holder is given them only after this returns
             try:
                 await self.member.on_revoked(mine)
