@@ -4,13 +4,14 @@ restarted loses no notification and writes none twice (memory, embedded and a re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import io
 import json
 import os
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -21,9 +22,11 @@ from broker.log import EmbeddedLog, Headers, Log, MemoryLog, Position
 from broker.log.membership import SequentialWriter
 from broker.log.namespace import NamespacedLog
 from broker.routing import snapshot_aside
+from broker.routing.live import SNAPSHOT_NAME, LiveRouter
 from broker.routing.service import RouterService
 from broker.routing.state import RoutingState
 from broker.simulate import load_scenario, run_scenario
+from broker.store import Snapshot, SqliteStore, Store
 
 SCENARIO = Path(__file__).parents[1] / "scenarios" / "data" / "family-a.json"
 INPUTS = (topics.INPUT,)
@@ -67,6 +70,31 @@ async def _append_all(log: Log, records: list) -> None:  # type: ignore[type-arg
 
 async def _ids(log: Log) -> list[str]:
     return [json.loads(r.value)["notification_id"] for r in await _read_all(log, topics.NOTIFICATIONS)]
+
+
+@contextlib.asynccontextmanager
+async def _started(log: Log, tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    """The log started with its input topic, and a store beside it for the routers' snapshots; both closed after."""
+    await log.start()
+    store = SqliteStore(tmp_path / "store.db")
+    await store.start()
+    try:
+        await log.create_topic(topics.INPUT)
+        yield store
+    finally:
+        await store.close()
+        await log.close()
+
+
+async def _route_and_snapshot(router: LiveRouter, store: Store) -> Snapshot:
+    """Start a live router, route what the input holds, and save a snapshot now: the store's newest."""
+    await router.start()
+    await router.turn()
+    await router._snapshot()
+    await router.saved()
+    saved = await store.latest_snapshot(SNAPSHOT_NAME)
+    assert saved is not None
+    return saved
 
 
 class Crash(RuntimeError):
@@ -179,29 +207,18 @@ async def test_a_router_starts_from_its_snapshot_and_routes_the_tail_exactly_as_
     applies only the records after it, and the log ends with exactly the notifications a full run wrote."""
     import shutil
 
-    from broker.routing.live import SNAPSHOT_NAME, LiveRouter
-    from broker.store.sqlite import SqliteStore
-
     path, until = kept
     copy = tmp_path / "log.db"
     shutil.copy(path, copy)
     expected, inputs = await _recorded(copy)
 
     log = EmbeddedLog(tmp_path / "live.db")
-    await log.start()
-    store = SqliteStore(tmp_path / "store.db")
-    await store.start()
-    try:
-        await log.create_topic(topics.INPUT)
+    async with _started(log, tmp_path) as store:
         half = len(inputs) // 2
         await _append_all(log, inputs[:half])
         first = LiveRouter(log, snapshots=store, snapshot_every=10, clock=lambda: until)
-        await first.start()
-        await first.turn()
-        await first._snapshot()
-        await first.saved()
-        saved = await store.latest_snapshot(SNAPSHOT_NAME)
-        assert saved is not None and 0 < saved.offset <= half
+        saved = await _route_and_snapshot(first, store)
+        assert 0 < saved.offset <= half
         await _append_all(log, inputs[half:])
         second = LiveRouter(log, snapshots=store, snapshot_every=10, clock=lambda: until)
         await second.router.start()
@@ -212,9 +229,6 @@ async def test_a_router_starts_from_its_snapshot_and_routes_the_tail_exactly_as_
         got = await _ids(log)
         assert [i for i, n in Counter(got).items() if n > 1] == []
         assert set(got) == set(expected)
-    finally:
-        await store.close()
-        await log.close()
 
 
 @pytest.mark.parametrize("backend", ["embedded", pytest.param("kafka", marks=pytest.mark.kafka)])
@@ -225,9 +239,6 @@ async def test_a_router_from_a_snapshot_reads_only_newer_outputs_and_still_write
     in the snapshot; a third router started from it reads only the outputs written after it and writes each
     notification once."""
     from broker.audit.state_snapshot import decode_snapshot
-    from broker.routing.live import SNAPSHOT_NAME, LiveRouter
-    from broker.store.sqlite import SqliteStore
-
     path, until = kept
     expected, inputs = await _recorded(path)
     if backend == "kafka":
@@ -237,11 +248,7 @@ async def test_a_router_from_a_snapshot_reads_only_newer_outputs_and_still_write
         log: Log = NamespacedLog(inner, f"t{uuid.uuid4().hex[:10]}.")
     else:
         log = EmbeddedLog(tmp_path / "live.db")
-    await log.start()
-    store = SqliteStore(tmp_path / "store.db")
-    await store.start()
-    try:
-        await log.create_topic(topics.INPUT)
+    async with _started(log, tmp_path) as store:
         await _append_all(log, inputs)
         ahead = RouterService(log)  # its clock is ahead: it raises every escalation due by ``until``
         await ahead.start()
@@ -252,12 +259,7 @@ async def test_a_router_from_a_snapshot_reads_only_newer_outputs_and_still_write
             await ahead._writer.close()
         past = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
         behind = LiveRouter(log, snapshots=store, snapshot_every=1, clock=lambda: past)  # its clock is behind
-        await behind.start()
-        await behind.turn()
-        await behind._snapshot()
-        await behind.saved()
-        saved = await store.latest_snapshot(SNAPSHOT_NAME)
-        assert saved is not None
+        saved = await _route_and_snapshot(behind, store)
         snapshot = decode_snapshot(saved.blob)
         assert snapshot.escalations  # written by the router ahead, not raised yet by this state
         assert snapshot.outputs is not None and sum(snapshot.outputs[topics.NOTIFICATIONS]) >= len(
@@ -275,9 +277,6 @@ async def test_a_router_from_a_snapshot_reads_only_newer_outputs_and_still_write
         got = await _ids(log)
         assert [i for i, n in Counter(got).items() if n > 1] == []
         assert set(got) == set(expected)
-    finally:
-        await store.close()
-        await log.close()
 
 
 async def test_input_arriving_while_the_router_lingers_is_routed_in_the_same_step(
