@@ -307,7 +307,7 @@ class KafkaLog:
                 await consumer.start()
             tp = TopicPartition(topic, partition)
             consumer.assign([tp])
-            reader = self._readers[key] = PartitionReader(consumer, tp)
+            reader = self._readers[key] = PartitionReader(consumer, tp, lambda tps: self._meta.end_offsets(tps))
             evicted = []
             while len(self._readers) > self._max_readers:
                 evicted.append(self._readers.popitem(last=False)[1])

@@ -11,7 +11,7 @@ read that finds only markers between it and the end says so at once).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -47,9 +47,14 @@ def to_record(message: Any) -> Record:
 class PartitionReader:
     """One manually assigned consumer for one topic partition, with where it stands."""
 
-    def __init__(self, consumer: Any, tp: TopicPartition) -> None:
+    def __init__(
+        self, consumer: Any, tp: TopicPartition, ends: Callable[[list[TopicPartition]], Awaitable[Any]] | None = None
+    ) -> None:
         self.consumer = consumer
         self.tp = tp
+        # End offsets, asked on another connection: a broker answers one connection's requests in order, so
+        # asked on this consumer's own, the request would wait behind its parked fetch (up to fetch_max_wait_ms).
+        self._ends = ends or consumer.end_offsets
         self.next_offset: int | None = None  # where the consumer will continue without a seek
         self.lock = asyncio.Lock()
         self.closed = False  # evicted (too many readers); whoever still holds it asks for a new one
@@ -92,7 +97,7 @@ class PartitionReader:
                 return await self._fill(messages, limit)
             # Nothing buffered; but right after a seek the broker may hold records the
             # consumer has not fetched yet. Those must come back even when timeout is 0.
-            end = (await self.consumer.end_offsets([self.tp]))[self.tp]
+            end = (await self._ends([self.tp]))[self.tp]
             if end > offset and self.dry != (offset, end):
                 catch_up = loop.time() + max(_CATCH_UP_S, deadline - loop.time())
                 while loop.time() < catch_up:

@@ -116,6 +116,31 @@ async def test_sequential_reads_reuse_one_consumer(kafka_log: KafkaLog, topic: s
 
 
 @pytest.mark.kafka
+async def test_a_read_at_the_end_asks_the_end_offset_beside_its_fetches(kafka_log: KafkaLog, topic: str) -> None:
+    """A read that finds nothing buffered asks where the partition ends on another connection.
+
+    A broker answers one connection's requests in order, so asked on the reader's own
+    connection the question waits behind its parked fetch (up to ``fetch_max_wait_ms``):
+    the router's linger read waited for the next event to arrive, 45 ms at 20 events/s.
+    """
+    await kafka_log.append_many(topic, [(None, b"%d" % i, ()) for i in range(3)])
+    assert len(await kafka_log.read(topic, 0, limit=10)) == 3
+    [reader] = kafka_log._readers.values()
+    asked_own: list[object] = []
+    own = reader.consumer.end_offsets
+
+    async def spy(partitions: list[object]) -> object:
+        asked_own.append(partitions)
+        return await own(partitions)
+
+    reader.consumer.end_offsets = spy
+    assert await kafka_log.read(topic, 3, timeout=0) == []
+    await kafka_log.append_many(topic, [(None, b"3", ())])
+    assert [r.value for r in await kafka_log.read(topic, 3, timeout=0)] == [b"3"]
+    assert asked_own == []
+
+
+@pytest.mark.kafka
 async def test_replication_beyond_the_cluster_is_a_config_error(kafka_bootstrap: str, topic: str) -> None:
     """Asking a one-broker cluster for three replicas fails as a configuration error, not a hang."""
     log = KafkaLog(kafka_bootstrap, replication_factor=3)
