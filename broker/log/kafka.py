@@ -345,7 +345,11 @@ class KafkaLog:
         there = {p: TopicPartition(topic, p) for p in partitions if await self._exists(topic, p)}
         with self._errors(f"read the end offsets of {topic}{sorted(there)}"):
             offsets = await self._meta.end_offsets(list(there.values())) if there else {}
-        return {p: int(offsets[there[p]]) if p in there else 0 for p in partitions}
+        ends = {p: int(offsets[there[p]]) if p in there else 0 for p in partitions}
+        for p, end in ends.items():  # a reader of a partition known to hold records waits for them, asking nothing
+            if (reader := self._readers.get((topic, p))) is not None and end > reader.seen_end:
+                reader.seen_end = end
+        return ends
 
     async def read_compacted(self, topic: str) -> dict[bytes, Record]:
         return await latest_by_key(self, topic)

@@ -59,6 +59,7 @@ class PartitionReader:
         self.lock = asyncio.Lock()
         self.closed = False  # evicted (too many readers); whoever still holds it asks for a new one
         self.dry: tuple[int, int] | None = None  # (offset, end): only transaction markers lie between them
+        self.seen_end = 0  # the furthest end offset learned for this partition (``KafkaLog.end_offsets`` sets it)
 
     def seek(self, offset: int) -> None:
         if self.next_offset != offset:
@@ -97,7 +98,9 @@ class PartitionReader:
                 return await self._fill(messages, limit)
             # Nothing buffered; but right after a seek the broker may hold records the
             # consumer has not fetched yet. Those must come back even when timeout is 0.
-            end = (await self._ends([self.tp]))[self.tp]
+            end = self.seen_end  # records up to a known end are there: wait for them without asking again
+            if end <= offset or self.dry == (offset, end):
+                end = self.seen_end = max(self.seen_end, (await self._ends([self.tp]))[self.tp])
             if end > offset and self.dry != (offset, end):
                 catch_up = loop.time() + max(_CATCH_UP_S, deadline - loop.time())
                 while loop.time() < catch_up:

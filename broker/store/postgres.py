@@ -17,18 +17,20 @@ holder's lock goes with its connection.
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from broker.errors import ConfigError, StoreUnavailable
-from broker.store.conn import Row, numbered
+from broker.store.conn import Conn, Row, numbered
 from broker.store.sqlstore import SqlStore
 
 if TYPE_CHECKING:
     import asyncpg
 
 __all__ = ["PostgresStore", "redact_dsn"]
+
+T = TypeVar("T")
 
 # SQLSTATE classes that say "the database, not the request": connection (08), resources (53),
 # operator intervention and shutdowns (57), system errors (58), and transaction rollbacks such as
@@ -151,6 +153,14 @@ class PostgresStore(SqlStore):
         if self._pool is None:
             raise StoreUnavailable(f"the store at {self._where()} is not open (call start first)")
         return self._pool
+
+    async def _writing(self, body: Callable[[Conn], Awaitable[T]]) -> T:
+        async with self._write() as conn:
+            return await body(conn)
+
+    async def _reading(self, body: Callable[[Conn], Awaitable[T]]) -> T:
+        async with self._read() as conn:
+            return await body(conn)
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[_Conn]:

@@ -4,7 +4,9 @@ Two connections, each on its own worker thread so the event loop never
 blocks on the disk: one writes (a write transaction holds it, and SQLite's
 ``BEGIN IMMEDIATE`` takes the file's write lock, so writers in other
 processes on the same machine wait their turn), one reads (WAL: readers see
-the last commit and never wait for a writer). Commits use WAL with
+the last commit and never wait for a writer). A transaction, or a read, runs
+whole on its connection's thread: one hop from the event loop, not one per
+statement (a hop costs more than a small statement). Commits use WAL with
 ``synchronous=NORMAL``: a killed process loses nothing, and a power cut can lose
 only the last commits, which the log (the record the views are materialised
 from) gives back when the views catch up at the next start; two fsyncs per
@@ -16,15 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from broker.errors import StoreUnavailable
-from broker.store.conn import Row
+from broker.store.conn import Conn, Row
 from broker.store.sqlstore import SqlStore
 
 __all__ = ["SqliteStore"]
@@ -93,25 +95,47 @@ def _rollback(db: sqlite3.Connection) -> None:
         db.execute("ROLLBACK")
 
 
-class _Conn:
-    """``Conn`` over one ``_Thread``."""
+class _Here:
+    """``Conn`` on the store's own thread: each call runs at once, so a whole body runs in one hop there."""
 
-    def __init__(self, thread: _Thread) -> None:
-        self._thread = thread
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
 
     async def execute(self, sql: str, *args: Any) -> int:
-        return await self._thread.call(lambda db: db.execute(sql, args).rowcount)
+        return self._db.execute(sql, args).rowcount
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
-            await self._thread.call(lambda db: db.executemany(sql, rows))
+            self._db.executemany(sql, rows)
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
-        return await self._thread.call(lambda db: db.execute(sql, args).fetchall())
+        return self._db.execute(sql, args).fetchall()
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
-        row: Row | None = await self._thread.call(lambda db: db.execute(sql, args).fetchone())
+        row: Row | None = self._db.execute(sql, args).fetchone()
         return row
+
+
+def _at_once(body: Callable[[Conn], Awaitable[T]], db: sqlite3.Connection) -> T:
+    """Run ``body`` on ``_Here(db)`` to its end: it never waits, so one ``send`` finishes it."""
+    coro = body(_Here(db))
+    try:
+        coro.send(None)  # type: ignore[attr-defined]
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    coro.close()  # type: ignore[attr-defined]
+    raise RuntimeError("a store body waited for something other than SQLite")
+
+
+def _transaction(body: Callable[[Conn], Awaitable[T]], db: sqlite3.Connection) -> T:
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        out = _at_once(body, db)
+        db.execute("COMMIT")
+    except BaseException:
+        _rollback(db)
+        raise
+    return out
 
 
 class SqliteStore(SqlStore):
@@ -167,21 +191,13 @@ class SqliteStore(SqlStore):
             raise StoreUnavailable(f"the store at {self.path} is not open (call start first)")
         return self._writer, self._reader
 
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[_Conn]:
+    async def _writing(self, body: Callable[[Conn], Awaitable[T]]) -> T:
+        """The whole transaction in one hop to the writer's thread: a thread hop costs more than a statement,
+        and the write lock is held for the one hop (``BEGIN``, each statement and ``COMMIT`` were a hop each)."""
         writer, _ = self._threads()
         async with self._write_lock:
-            conn = _Conn(writer)
-            await conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                await asyncio.shield(writer.call(lambda db: db.execute("COMMIT")))
-            except BaseException:
-                # Shielded: a cancelled caller must still leave the connection out of its transaction.
-                await asyncio.shield(writer.call(_rollback))
-                raise
+            return await writer.call(functools.partial(_transaction, body))
 
-    @asynccontextmanager
-    async def _read(self) -> AsyncIterator[_Conn]:
+    async def _reading(self, body: Callable[[Conn], Awaitable[T]]) -> T:
         _, reader = self._threads()
-        yield _Conn(reader)
+        return await reader.call(functools.partial(_at_once, body))

@@ -1,10 +1,11 @@
 """The ``Store`` protocol over SQL, shared by the SQLite and PostgreSQL backends.
 
-A backend fills in how to open and close, a write transaction (``_write``), a
-read (``_read``) and the statement that serialises writers of one view or of
-the migrations (``_lock``: an advisory transaction lock on PostgreSQL; nothing
-on SQLite, whose ``BEGIN IMMEDIATE`` already holds the database's one write
-lock). Everything else is here, once.
+A backend fills in how to open and close, how to run a body of statements in a
+write transaction (``_writing``) or for reading (``_reading``), and the
+statement that serialises writers of one view or of the migrations (``_lock``:
+an advisory transaction lock on PostgreSQL; nothing on SQLite, whose ``BEGIN
+IMMEDIATE`` already holds the database's one write lock). Everything else is
+here, once.
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ from __future__ import annotations
 import abc
 import datetime as dt
 import time
-from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from broker.delivery.ledger import Job
 from broker.delivery.records import DeliveryRecord
@@ -45,6 +45,8 @@ from broker.store.model import (
 
 __all__ = ["SqlStore"]
 
+T = TypeVar("T")
+
 _log = get_logger("jigsaw.store")
 
 VIEW_TABLES = {
@@ -67,16 +69,16 @@ class SqlStore(abc.ABC):
     dialect: str = "sqlite"
 
     @abc.abstractmethod
-    def _write(self) -> AbstractAsyncContextManager[Conn]:
-        """A connection in a write transaction, committed on leaving (rolled back on an error)."""
-
-    @abc.abstractmethod
-    def _read(self) -> AbstractAsyncContextManager[Conn]:
-        """A connection for reads (sees only committed data)."""
-
-    @abc.abstractmethod
     def _lock(self, key: str) -> str | None:
         """A statement that serialises write transactions holding the same key, or None."""
+
+    @abc.abstractmethod
+    async def _writing(self, body: Callable[[Conn], Awaitable[T]]) -> T:
+        """``body`` on a connection in one write transaction, committed when it returns (rolled back if it raises)."""
+
+    @abc.abstractmethod
+    async def _reading(self, body: Callable[[Conn], Awaitable[T]]) -> T:
+        """``body`` on a connection for reads (it sees only committed data)."""
 
     @abc.abstractmethod
     async def start(self) -> None:
@@ -94,33 +96,34 @@ class SqlStore(abc.ABC):
 
     async def _migrate(self) -> None:
         """Apply the migrations this database lacks, once, whoever else is starting."""
-        async with self._write() as conn:
-            lock = self._lock("migrations")
-            if lock:
-                await conn.execute(lock)
-            await conn.execute(schema_table(self.dialect))
-            done = {int(r[0]) for r in await conn.fetch("SELECT version FROM store_schema")}
-            if done and max(done) > latest_version():
-                raise ConfigError(
-                    f"the store at {self._where()} has schema version {max(done)}, newer than this Jigsaw knows "
-                    f"({latest_version()}): run the newer Jigsaw, or point this one at another store"
-                )
-            for migration in MIGRATIONS:
-                if migration.version in done:
-                    continue
-                for statement in migration.statements(self.dialect):
-                    await conn.execute(statement)
-                await conn.execute(
-                    "INSERT INTO store_schema (version, name, applied_ms) VALUES (?, ?, ?)",
-                    migration.version,
-                    migration.name,
-                    int(time.time() * 1000),
-                )
-                _log.info("store_migrated", store=self.name, version=migration.version, migration=migration.name)
+        await self._writing(self._migrate_in)
+
+    async def _migrate_in(self, conn: Conn) -> None:
+        lock = self._lock("migrations")
+        if lock:
+            await conn.execute(lock)
+        await conn.execute(schema_table(self.dialect))
+        done = {int(r[0]) for r in await conn.fetch("SELECT version FROM store_schema")}
+        if done and max(done) > latest_version():
+            raise ConfigError(
+                f"the store at {self._where()} has schema version {max(done)}, newer than this Jigsaw knows "
+                f"({latest_version()}): run the newer Jigsaw, or point this one at another store"
+            )
+        for migration in MIGRATIONS:
+            if migration.version in done:
+                continue
+            for statement in migration.statements(self.dialect):
+                await conn.execute(statement)
+            await conn.execute(
+                "INSERT INTO store_schema (version, name, applied_ms) VALUES (?, ?, ?)",
+                migration.version,
+                migration.name,
+                int(time.time() * 1000),
+            )
+            _log.info("store_migrated", store=self.name, version=migration.version, migration=migration.name)
 
     async def schema_version(self) -> int:
-        async with self._read() as conn:
-            row = await conn.fetchrow("SELECT MAX(version) FROM store_schema")
+        row = await self._reading(lambda conn: conn.fetchrow("SELECT MAX(version) FROM store_schema"))
         return 0 if row is None or row[0] is None else int(row[0])
 
     async def status(self) -> dict[str, Any]:
@@ -143,108 +146,88 @@ class SqlStore(abc.ABC):
     ) -> list[Claim]:
         claimed_ms = None if now is None else to_ms(now)
         stale_ms = None if now is None or stale_after is None else to_ms(now - stale_after)
-        async with self._write() as conn:
-            return await accepted_sql.claim_many(conn, rows, claimed_ms, stale_ms)
+        return await self._writing(lambda conn: accepted_sql.claim_many(conn, rows, claimed_ms, stale_ms))
 
     async def settle(self, event_id: str, digest: str, position: Position) -> bool:
-        async with self._write() as conn:
-            return await accepted_sql.settle(conn, event_id, digest, position)
+        return await self._writing(lambda conn: accepted_sql.settle(conn, event_id, digest, position))
 
     async def settle_many(self, landed: Sequence[tuple[str, str, Position]]) -> list[bool]:
         if not landed:
             return []
-        async with self._write() as conn:
-            return await accepted_sql.settle_many(conn, landed)
+        return await self._writing(lambda conn: accepted_sql.settle_many(conn, landed))
 
     async def release(self, event_id: str, digest: str) -> bool:
-        async with self._write() as conn:
-            return await accepted_sql.release(conn, event_id, digest)
+        return await self._writing(lambda conn: accepted_sql.release(conn, event_id, digest))
 
     async def accepted(self, event_id: str) -> AcceptedId | None:
-        async with self._read() as conn:
-            found = await accepted_sql.get_many(conn, [event_id])
+        found = await self._reading(lambda conn: accepted_sql.get_many(conn, [event_id]))
         return found.get(event_id)
 
     async def accepted_many(self, event_ids: Sequence[str]) -> dict[str, AcceptedId]:
-        async with self._read() as conn:
-            return await accepted_sql.get_many(conn, event_ids)
+        return await self._reading(lambda conn: accepted_sql.get_many(conn, event_ids))
 
     # -- inboxes ----------------------------------------------------------------------
 
     async def add_notifications(self, notes: Sequence[InboxNotification]) -> None:
-        async with self._write() as conn:
-            await inbox_sql.add_notifications(conn, notes)
+        await self._writing(lambda conn: inbox_sql.add_notifications(conn, notes))
 
     async def notification(self, recipient: str, notification_id: str) -> InboxItem | None:
-        async with self._read() as conn:
-            return await inbox_sql.get_notification(conn, recipient, notification_id)
+        return await self._reading(lambda conn: inbox_sql.get_notification(conn, recipient, notification_id))
 
     async def list_inbox(self, query: InboxQuery) -> Page[InboxItem]:
-        async with self._read() as conn:
-            return await inbox_sql.list_inbox(conn, query)
+        return await self._reading(lambda conn: inbox_sql.list_inbox(conn, query))
 
     async def count_listing(self, query: InboxQuery) -> int:
-        async with self._read() as conn:
-            return await inbox_sql.count_listing(conn, query)
+        return await self._reading(lambda conn: inbox_sql.count_listing(conn, query))
 
     async def count_inbox(self, recipient: str, *, now: dt.datetime) -> InboxCounts:
-        async with self._read() as conn:
-            return await inbox_sql.count_inbox(conn, recipient, to_ms(now))
+        return await self._reading(lambda conn: inbox_sql.count_inbox(conn, recipient, to_ms(now)))
 
     async def mark_read(self, recipient: str, notification_id: str, *, by: str, at: dt.datetime) -> bool:
-        async with self._write() as conn:
-            return await inbox_sql.mark_read(conn, recipient, notification_id, by, to_ms(at))
+        return await self._writing(lambda conn: inbox_sql.mark_read(conn, recipient, notification_id, by, to_ms(at)))
 
     async def acknowledge(self, ack: InboxAck) -> AckOutcome:
-        async with self._write() as conn:
-            return await inbox_sql.acknowledge(conn, ack)
+        return await self._writing(lambda conn: inbox_sql.acknowledge(conn, ack))
 
     async def release_ack(self, ack: InboxAck) -> bool:
-        async with self._write() as conn:
-            return await inbox_sql.release_ack(conn, ack)
+        return await self._writing(lambda conn: inbox_sql.release_ack(conn, ack))
 
     # -- delivery ledger ------------------------------------------------------------
 
     async def record_deliveries(self, records: Sequence[DeliveryRecord]) -> None:
-        async with self._write() as conn:
-            await ledger_sql.record_deliveries(conn, records)
+        await self._writing(lambda conn: ledger_sql.record_deliveries(conn, records))
 
     async def delivery(self, notification_id: str) -> DeliveryHistory | None:
-        async with self._read() as conn:
-            return await ledger_sql.delivery_history(conn, notification_id)
+        return await self._reading(lambda conn: ledger_sql.delivery_history(conn, notification_id))
 
     async def delivered(self, notification_ids: Sequence[str]) -> set[str]:
-        async with self._read() as conn:
-            return await ledger_sql.delivered(conn, notification_ids)
+        return await self._reading(lambda conn: ledger_sql.delivered(conn, notification_ids))
 
     async def due_retries(
         self, *, before: dt.datetime, partitions: Sequence[int] | None = None, limit: int = 500
     ) -> list[Job]:
-        async with self._read() as conn:
-            return await ledger_sql.due_retries(conn, to_ms(before), partitions, limit)
+        return await self._reading(lambda conn: ledger_sql.due_retries(conn, to_ms(before), partitions, limit))
 
     async def delivery_status(self, recipient: str) -> OrgDeliveryStatus:
-        async with self._read() as conn:
-            return await ledger_sql.delivery_status(conn, recipient)
+        return await self._reading(lambda conn: ledger_sql.delivery_status(conn, recipient))
 
     # -- chronology index -----------------------------------------------------------
 
     async def index_chronology(self, refs: Sequence[ChronologyRef]) -> None:
-        async with self._write() as conn:
-            await ledger_sql.add_chronology(conn, refs)
+        await self._writing(lambda conn: ledger_sql.add_chronology(conn, refs))
 
     async def chronology(self, nhs_number: str, *, limit: int = 500, after: str | None = None) -> Page[ChronologyRef]:
         if not 1 <= limit <= 10_000:
             raise ValueError("limit must be between 1 and 10000")
-        async with self._read() as conn:
-            return await ledger_sql.chronology_page(conn, nhs_number, limit, after)
+        return await self._reading(lambda conn: ledger_sql.chronology_page(conn, nhs_number, limit, after))
 
     # -- snapshots ------------------------------------------------------------------
 
     async def put_snapshot(self, snapshot: Snapshot, *, keep: int = 3) -> None:
         if keep < 1:
             raise ValueError("keep at least one snapshot")
-        async with self._write() as conn:
+
+        async def put(conn: Conn) -> None:
             await conn.execute(
                 "INSERT INTO snapshots (name, input_offset, created_ms, blob) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (name, input_offset) DO UPDATE SET created_ms = excluded.created_ms, blob = excluded.blob",
@@ -260,45 +243,51 @@ class SqlStore(abc.ABC):
                 snapshot.name,
                 keep,
             )
+
+        await self._writing(put)
         _log.info(
             "snapshot_saved", store=self.name, snapshot=snapshot.name, offset=snapshot.offset, bytes=len(snapshot.blob)
         )
 
     async def latest_snapshot(self, name: str) -> Snapshot | None:
-        async with self._read() as conn:
-            row = await conn.fetchrow(
+        row = await self._reading(
+            lambda conn: conn.fetchrow(
                 "SELECT input_offset, created_ms, blob FROM snapshots WHERE name = ? "
                 "ORDER BY input_offset DESC LIMIT 1",
                 name,
             )
+        )
         return None if row is None else Snapshot(name, int(row[0]), bytes(row[2]), from_ms(int(row[1])))
 
     # -- materialisation ------------------------------------------------------------
 
     async def apply(self, batch: Batch) -> bool:
-        async with self._write() as conn:
-            lock = self._lock(f"view:{batch.view}")
-            if lock:
-                await conn.execute(lock)
-            current = await self._positions(conn, batch.view)
-            if batch.upto and all(current.get(k, 0) >= v for k, v in batch.upto.items()):
-                return False
-            await accepted_sql.materialise(conn, batch.accepted)
-            await inbox_sql.add_notifications(conn, batch.notifications)
-            await inbox_sql.add_acks(conn, batch.acks)
-            await ledger_sql.record_deliveries(conn, batch.deliveries)
-            await ledger_sql.add_chronology(conn, batch.chronology)
-            for (topic, partition), offset in batch.upto.items():
-                await conn.execute(
-                    "INSERT INTO view_positions (view_name, log_topic, log_partition, next_offset) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (view_name, log_topic, log_partition) DO UPDATE SET next_offset = "
-                    "CASE WHEN excluded.next_offset > view_positions.next_offset THEN excluded.next_offset "
-                    "ELSE view_positions.next_offset END",
-                    batch.view,
-                    topic,
-                    partition,
-                    offset,
-                )
+        return await self._writing(lambda conn: self._apply(conn, batch))
+
+    async def _apply(self, conn: Conn, batch: Batch) -> bool:
+        lock = self._lock(f"view:{batch.view}")
+        if lock:
+            await conn.execute(lock)
+        current = await self._positions(conn, batch.view)
+        if batch.upto and all(current.get(k, 0) >= v for k, v in batch.upto.items()):
+            return False
+        await accepted_sql.materialise(conn, batch.accepted)
+        await inbox_sql.add_notifications(conn, batch.notifications)
+        await inbox_sql.add_acks(conn, batch.acks)
+        await ledger_sql.record_deliveries(conn, batch.deliveries)
+        await ledger_sql.add_chronology(conn, batch.chronology)
+        for (topic, partition), offset in batch.upto.items():
+            await conn.execute(
+                "INSERT INTO view_positions (view_name, log_topic, log_partition, next_offset) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (view_name, log_topic, log_partition) DO UPDATE SET next_offset = "
+                "CASE WHEN excluded.next_offset > view_positions.next_offset THEN excluded.next_offset "
+                "ELSE view_positions.next_offset END",
+                batch.view,
+                topic,
+                partition,
+                offset,
+            )
+
         return True
 
     @staticmethod
@@ -310,27 +299,30 @@ class SqlStore(abc.ABC):
 
     async def position(self, view: str, topic: str, partition: int = 0) -> int:
         _check_view(view)
-        async with self._read() as conn:
-            row = await conn.fetchrow(
+        row = await self._reading(
+            lambda conn: conn.fetchrow(
                 "SELECT next_offset FROM view_positions WHERE view_name = ? AND log_topic = ? AND log_partition = ?",
                 view,
                 topic,
                 partition,
             )
+        )
         return 0 if row is None else int(row[0])
 
     async def positions(self, view: str) -> dict[tuple[str, int], int]:
         _check_view(view)
-        async with self._read() as conn:
-            return await self._positions(conn, view)
+        return await self._reading(lambda conn: self._positions(conn, view))
 
     async def reset_view(self, view: str) -> None:
         _check_view(view)
-        async with self._write() as conn:
+
+        async def reset(conn: Conn) -> None:
             lock = self._lock(f"view:{view}")
             if lock:
                 await conn.execute(lock)
             for table in VIEW_TABLES[view]:
                 await conn.execute(f"DELETE FROM {table}")
             await conn.execute("DELETE FROM view_positions WHERE view_name = ?", view)
+
+        await self._writing(reset)
         _log.info("store_view_reset", store=self.name, view=view)

@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import sys
 import time
+from typing import Any
 
 import pytest
 
@@ -368,3 +369,33 @@ async def test_a_cursor_not_given_out_is_refused(store: Store) -> None:
             await store.list_inbox(InboxQuery("ORG-A", after=cursor))
     with pytest.raises(InvalidRequest):
         InboxQuery("ORG-A", state="overdue")  # overdue needs a now
+
+
+async def test_a_write_body_that_fails_leaves_nothing_and_the_store_goes_on(store: Store) -> None:
+    """A transaction body runs whole or not at all: a failure part-way rolls back what it wrote.
+
+    On SQLite the body runs to its end in one hop to the store's thread, so a body that waits
+    for anything but the database (here the event loop) is refused the same way.
+    """
+    from broker.store.sqlstore import SqlStore
+
+    assert isinstance(store, SqlStore)
+    insert = "INSERT INTO store_schema (version, name, applied_ms) VALUES (?, ?, ?)"
+
+    async def fails(conn: Any) -> None:
+        await conn.execute(insert, 90, "half", 0)
+        raise ValueError("part-way")
+
+    with pytest.raises(ValueError, match="part-way"):
+        await store._writing(fails)
+    if store.dialect == "sqlite":
+
+        async def waits(conn: Any) -> None:
+            await conn.execute(insert, 91, "waits", 0)
+            await asyncio.sleep(0)
+
+        with pytest.raises(RuntimeError, match="waited"):
+            await store._writing(waits)
+    rows = await store._reading(lambda conn: conn.fetch("SELECT version FROM store_schema WHERE version >= 90"))
+    assert rows == []
+    assert (await store.claim(AcceptedId("evt-after", "d1", "ORG-P"))).won

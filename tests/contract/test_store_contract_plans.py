@@ -64,20 +64,18 @@ async def _fill(store: Store, count: int = 8000) -> None:
 
 async def _plan(store: SqlStore, query: InboxQuery) -> str:
     sql, args = listing_sql(query)
-    async with store._read() as conn:
-        if store.dialect == "postgresql":
-            rows = await conn.fetch("EXPLAIN " + sql, *args)
-            return "\n".join(str(r[0]) for r in rows)
-        rows = await conn.fetch("EXPLAIN QUERY PLAN " + sql, *args)
-        return "\n".join(str(r[-1]) for r in rows)
+    if store.dialect == "postgresql":
+        rows = await store._reading(lambda conn: conn.fetch("EXPLAIN " + sql, *args))
+        return "\n".join(str(r[0]) for r in rows)
+    rows = await store._reading(lambda conn: conn.fetch("EXPLAIN QUERY PLAN " + sql, *args))
+    return "\n".join(str(r[-1]) for r in rows)
 
 
 async def test_every_inbox_listing_is_served_by_an_index(store: Store) -> None:
     """EXPLAIN shows each listing (plain, paged, by status, priority or child) reading an index, never the table."""
     assert isinstance(store, SqlStore)
     await _fill(store)
-    async with store._write() as conn:
-        await conn.execute("ANALYZE")
+    await store._writing(lambda conn: conn.execute("ANALYZE"))
 
     for name, query in QUERIES.items():
         plan = await _plan(store, query)
@@ -102,8 +100,7 @@ async def test_the_newest_page_is_an_ordered_index_range_on_postgres(postgres_ds
     try:
         await store.start()
         await _fill(store)
-        async with store._write() as conn:
-            await conn.execute("ANALYZE")
+        await store._writing(lambda conn: conn.execute("ANALYZE"))
         for name in ("newest", "awaiting", "priority", "next page"):
             plan = await _plan(store, QUERIES[name])
             assert "Index Scan" in plan and "Sort" not in plan, f"{name}: {plan}"

@@ -219,8 +219,7 @@ async def test_stores_starting_at_once_migrate_once(store_backend: StoreBackend)
     assert versions == {1}
     sql = stores[0]
     assert isinstance(sql, SqlStore)
-    async with sql._read() as conn:
-        rows = await conn.fetch("SELECT version FROM store_schema")
+    rows = await sql._reading(lambda conn: conn.fetch("SELECT version FROM store_schema"))
     assert [int(r[0]) for r in rows] == [1]
     status = await stores[1].status()
     assert status["ok"] is True and status["schema"] == 1
@@ -230,8 +229,8 @@ async def test_a_store_newer_than_the_code_is_refused(store_backend: StoreBacken
     """A database migrated by a newer Jigsaw is refused with a ConfigError, not half-used."""
     first = await store_backend.open()
     assert isinstance(first, SqlStore)
-    async with first._write() as conn:
-        await conn.execute("INSERT INTO store_schema (version, name, applied_ms) VALUES (?, ?, ?)", 99, "future", 0)
+    future = "INSERT INTO store_schema (version, name, applied_ms) VALUES (?, ?, ?)"
+    await first._writing(lambda conn: conn.execute(future, 99, "future", 0))
 
     with pytest.raises(ConfigError, match="newer"):
         await store_backend.open()
