@@ -19,6 +19,7 @@ __all__ = [
     "ACK",
     "DECISIONS",
     "DELIVERIES",
+    "DIRECTORY_AT_HEADER",
     "EVENT",
     "INPUT",
     "NOTIFICATIONS",
@@ -35,6 +36,10 @@ INPUT = "jigsaw.input"  # accepted events and acknowledgements, one partition, t
 RECORD_HEADER = "record"  # what an input record is: EVENT or ACK
 SOURCE_KIND_HEADER = "source_kind"  # on events: the publishing organisation's kind (police, gp_practice, ...)
 EVENT = b"event"
+# On notifications (and decisions): the input offset of the last partnership event (the directory) the
+# router had applied when it routed them; a dispatcher that has read the input past it has every entry
+# they need.
+DIRECTORY_AT_HEADER = "directory_at"
 ACK = b"ack"
 REJECTED = "jigsaw.rejected"
 NOTIFICATIONS = "jigsaw.notifications"

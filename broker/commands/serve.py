@@ -21,6 +21,7 @@ import signal
 
 from aiohttp import web
 
+from broker import heap
 from broker.gateway.app import create_app
 from broker.gateway.guard import GUARD
 from broker.gateway.keys import CREDENTIALS, KEYS
@@ -83,6 +84,7 @@ async def serve(settings: Settings, *, shutdown_timeout: float = 10.0, stop: asy
     generated = settings.data_dir / "webhook-signing-key"  # Jigsaw's own key when none is configured
     if settings.signing_key_file is None and generated.exists():
         check_secret_file(generated, "Jigsaw's generated signing key")
+    heap.configure()
     app = create_app(settings, open_log(settings))
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -94,6 +96,7 @@ async def serve(settings: Settings, *, shutdown_timeout: float = 10.0, stop: asy
         site = await start_site(app, settings, shutdown_timeout=shutdown_timeout)
         runner = site.runner
         log.info("listening", url=site.name, log_backend=settings.log_backend, roles=list(settings.roles))
+        heap.settle(full=True)  # what starting made (the app, its views caught up) lives as long as the process
         await stop.wait()
         log.info("stopping", reason="signal")
     finally:

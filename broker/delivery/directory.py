@@ -10,12 +10,14 @@ private network); one without uses the inbox. ``Directory`` is pure;
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from broker import topics
 from broker.errors import SchemaInvalid
-from broker.log.base import Log
+from broker.log.base import Log, Record
 from broker.log.scan import read_available
 from broker.logging import get_logger
 from broker.model import Event
@@ -87,9 +89,26 @@ class DirectoryFollower:
         self.directory = Directory()
         self._decode = decode
         self._positions: dict[int, int] = {}
+        self._read_at = -math.inf  # monotonic time of the last refresh
+
+    def holds(self, offset: int) -> bool:
+        """The input record at ``offset`` (partition 0, the input's one partition) has been read."""
+        return self._positions.get(0, 0) > offset
+
+    async def refresh_for(self, records: Iterable[Record], *, every: float = 1.0) -> None:
+        """``refresh`` when a notification among ``records`` was routed with a directory entry newer than
+        this one has read (its ``directory_at`` header; a record without one counts as newer), or when the
+        last refresh is ``every`` seconds old, so endpoint changes reach retries too. Reading the whole input
+        at every dispatcher step cost a quarter of the end-to-end latency at 200 events/s."""
+        if time.monotonic() - self._read_at < every and all(
+            (at := record.header(topics.DIRECTORY_AT_HEADER)) is not None and self.holds(int(at)) for record in records
+        ):
+            return
+        await self.refresh()
 
     async def refresh(self) -> None:
         """Read whatever the topic gained since the last refresh (no waiting)."""
+        self._read_at = time.monotonic()
         topic = topics.INPUT
         for partition in range(max(1, await self.log.partitions(topic))):
             offset = self._positions.get(partition, 0)

@@ -28,7 +28,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from broker import topics, wire
+from broker import heap, topics, wire
 from broker.delivery import breaker as breakers
 from broker.delivery.backoff import STANDARD, Schedule
 from broker.delivery.directory import DirectoryFollower
@@ -182,13 +182,13 @@ class Dispatcher:
     async def run(self, *, idle_wait: float = 0.5, pause: float = 1.0) -> None:
         """Start, then deliver until cancelled.
 
-        When the log cannot be reached (a retriable error), everything learned is dropped and, after ``pause``
-        seconds, learned again from the log: the deliveries topic says what was done, so nothing is sent twice.
-        """
+        When the log cannot be reached (a retriable error), everything learned is dropped and learned again from
+        the log after ``pause`` seconds: the deliveries topic says what was done, so nothing is sent twice."""
         try:
             while True:
                 try:
                     await self.start()
+                    heap.settle()  # the ledger as read is long-lived: full collections no longer walk it
                     while True:
                         await self.step(wait=idle_wait)
                         raise_if_cancelled()
@@ -226,7 +226,7 @@ class Dispatcher:
             records = await read_any(self.log, topics.NOTIFICATIONS, self._positions, min(timeout, 0.5))
             fetched = [(record.partition, record) for record in records]
         # After the read: the router wrote these after it read the directory entries they depend on.
-        await self.directory.refresh()
+        await self.directory.refresh_for(record for _, record in fetched)
         if fetched or self._waiting:  # what any dispatcher recorded up to now: nothing it delivered is sent again
             await self._read_ledger()
         inbox: list[DeliveryRecord] = []

@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from broker import topics
+from broker import heap, topics
 from broker.audit.sealer import Sealer
 from broker.errors import JigsawError
 from broker.log.base import Log
@@ -209,6 +209,7 @@ class LiveRouter:
                 return
             if self.router.position == before:
                 break
+        heap.settle()  # the state as caught up is long-lived: full collections no longer walk it
         while True:
             await self.turn(wait=self._wait)
             await self._snapshot()

@@ -34,7 +34,7 @@ from broker import topics
 from broker.audit.seal import Seal, encode_seal
 from broker.audit.sealer import Sealer
 from broker.errors import SchemaInvalid
-from broker.log.base import Log, Record
+from broker.log.base import Headers, Log, Record
 from broker.log.scan import read_new
 from broker.logging import get_logger
 from broker.model import Event
@@ -97,6 +97,7 @@ class RouterService:
         self._since: dict[str, list[int]] = {}  # where that read starts, per output topic and partition
         self._early: set[str] = set()  # escalations written that this state has not raised (yet)
         self.routed = 0
+        self._directory_at = -1  # the last partnership event applied (``topics.DIRECTORY_AT_HEADER``)
         self.caught_up = False  # the last step read the input to its end
 
     async def start(self) -> None:
@@ -121,6 +122,8 @@ class RouterService:
         self.caught_up = len(records) < self._batch
         outputs: list[Output] = []
         for record in records:
+            if record.header(topics.SOURCE_KIND_HEADER) == b"partnership":  # may change the directory
+                self._directory_at = record.offset
             outputs += self._apply(record)
             if self.sealer is not None:
                 self.sealer.observe(record)
@@ -160,6 +163,7 @@ class RouterService:
         goes unsealed.
         """
         self.state, self.position, self.at_ms = state, position, at_ms
+        self._directory_at = position - 1  # not in the snapshot: the dispatcher reads the directory to here
         self._written, self._since, self._early = None, dict(outputs or {}), set(escalations)
         if self.sealer is not None:
             await self.sealer.catch_up(position)
@@ -250,8 +254,9 @@ class RouterService:
             self._written.add(ident)
             fresh.append(item)
             (notes if isinstance(item, Notification) else decisions).append(item)
+        directory_at = (topics.DIRECTORY_AT_HEADER, b"%d" % self._directory_at)
         appends = [
-            (topic, [encode_output(i) for i in group], int(at.timestamp() * 1000))
+            (topic, [_with_header(encode_output(i), directory_at) for i in group], int(at.timestamp() * 1000))
             for topic, items in ((topics.NOTIFICATIONS, notes), (topics.DECISIONS, decisions))
             for at, group in itertools.groupby(items, key=_at)
         ]
@@ -272,6 +277,11 @@ class RouterService:
         if fresh:
             _log.info("routed", events=self.routed, notifications=len(notes), decisions=len(decisions))
         return fresh
+
+
+def _with_header(record: tuple[bytes, bytes, Headers], header: tuple[str, bytes]) -> tuple[bytes, bytes, Headers]:
+    key, value, headers = record
+    return key, value, (*headers, header)
 
 
 def _at(item: Notification | Decision) -> dt.datetime:

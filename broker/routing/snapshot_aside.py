@@ -22,6 +22,7 @@ import contextlib
 import os
 import signal
 
+from broker import heap
 from broker.audit.state_snapshot import RouterSnapshot, SnapshotInvalid, encode_snapshot
 from broker.logging import get_logger
 
@@ -36,6 +37,7 @@ async def encode_aside(snapshot: RouterSnapshot) -> asyncio.Future[bytes]:
     When this returns, the state may change: the encoding works on a copy taken at the call.
     """
     fork = getattr(os, "fork", None)
+    heap.settle()  # the copy's pages stay shared: no collection in either process walks the state now
     read_end, write_end = os.pipe()
     try:
         pid = fork() if fork is not None else -1

@@ -33,7 +33,6 @@ PARTNERSHIP = "PARTNERSHIP-TEST"
 VALID_FROM = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
 
-
 def synthetic_notification(recipient: str, *, kind: str = "alert", priority: str = "urgent") -> Notification:
     """A notification as the router would write it, sent now (to the millisecond, as its JSON keeps)."""
     now = dt.datetime.now(dt.UTC)
@@ -55,6 +54,7 @@ def synthetic_notification(recipient: str, *, kind: str = "alert", priority: str
         rule="R1",
         content={"summary": "synthetic"},
     )
+
 
 @dataclasses.dataclass
 class Received:
@@ -140,8 +140,8 @@ class World:
             await self.log.create_topic(topic)
         return self
 
-    async def organisation(self, org_id: str, endpoint: str | None = None, *, internal: bool = True) -> None:
-        """Publish a directory entry for an organisation, as the partnership would."""
+    async def organisation(self, org_id: str, endpoint: str | None = None, *, internal: bool = True) -> int:
+        """Publish a directory entry for an organisation, as the partnership would; its input offset."""
         now = dt.datetime.now(dt.UTC)
         data = {
             "org_id": org_id,
@@ -156,12 +156,18 @@ class World:
             "directory.organisation", data, source=PARTNERSHIP, key=self.partnership_key, occurred_at=now
         )
         outcome = await self.intake.submit(env, caller=None, now=now)
-        assert outcome.error is None, outcome.error
+        assert outcome.error is None and outcome.position is not None, outcome.error
+        return outcome.position.offset
 
-    async def notify(self, recipient: str, *, kind: str = "alert", priority: str = "urgent") -> Notification:
-        """Append a notification to the notifications topic, as the router would."""
+    async def notify(
+        self, recipient: str, *, kind: str = "alert", priority: str = "urgent", directory_at: int | None = None
+    ) -> Notification:
+        """Append a notification to the notifications topic, as the router would (with ``directory_at``: the
+        offset of the last directory entry the router had applied, ``topics.DIRECTORY_AT_HEADER``)."""
         note = synthetic_notification(recipient, kind=kind, priority=priority)
         key, value, headers = encode_output(note)
+        if directory_at is not None:
+            headers = (*headers, (topics.DIRECTORY_AT_HEADER, b"%d" % directory_at))
         await self.log.append(topics.NOTIFICATIONS, value, key=key, headers=headers)
         return note
 

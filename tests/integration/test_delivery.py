@@ -209,6 +209,43 @@ async def test_breaker_opens_after_repeated_failures(world: World, log: Log) -> 
     assert sum(r.kind == "dead_letter" for r in records) == 3
 
 
+async def test_the_directory_is_read_again_when_a_notification_was_routed_with_a_newer_entry(
+    world: World, log: Log
+) -> None:
+    """A notification says the last directory entry its router had applied (``directory_at``). A dispatcher that
+    has read the input past it delivers with the entries it holds, without reading the input again; one routed
+    after an endpoint changed goes to the new endpoint at once. A notification without the header (from an
+    older router) has the directory read first."""
+    async with receiving(None, None, None) as (first_hook, second_hook, third_hook):
+        at = await world.organisation("GP-A", first_hook.url)
+        dispatcher = await _dispatcher(log)
+        first = await world.notify("GP-A", directory_at=at)
+        await dispatcher.settle()
+        changed = await world.organisation("GP-A", second_hook.url)
+        second = await world.notify("GP-A", directory_at=changed)
+        await dispatcher.settle()
+        await dispatcher.close()
+        assert first_hook.ids() == {first.notification_id: 1}
+        assert second_hook.ids() == {second.notification_id: 1}
+
+        follower = dispatcher.directory
+        later = await world.organisation("GP-A", third_hook.url)
+
+        def routed(*headers: tuple[str, bytes]) -> Record:
+            return Record(topics.NOTIFICATIONS, 0, 0, b"GP-A", b"{}", headers, 0)
+
+        await follower.refresh_for([routed((topics.DIRECTORY_AT_HEADER, b"%d" % changed))], every=3600)
+        entry = follower.directory.get("GP-A")
+        assert entry is not None and entry.endpoint == second_hook.url  # held what that notification needed
+        await follower.refresh_for([routed((topics.DIRECTORY_AT_HEADER, b"%d" % later))], every=3600)
+        entry = follower.directory.get("GP-A")
+        assert entry is not None and entry.endpoint == third_hook.url
+        await world.organisation("GP-A", first_hook.url)
+        await follower.refresh_for([routed()], every=3600)
+        entry = follower.directory.get("GP-A")
+        assert entry is not None and entry.endpoint == first_hook.url
+
+
 async def test_a_notification_another_dispatcher_delivered_meanwhile_is_not_sent_again(world: World, log: Log) -> None:
     """Before it starts anything, a dispatcher reads what every dispatcher has recorded since it last looked: a
     delivery recorded by another (the partition's holder before a rebalance) is never sent again."""

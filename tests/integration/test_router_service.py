@@ -304,6 +304,29 @@ async def test_input_arriving_while_the_router_lingers_is_routed_in_the_same_ste
     assert outputs[0.0] == outputs[1.0] and outputs[0.0]
 
 
+async def test_every_notification_names_the_last_directory_entry_its_router_had_applied(
+    kept: tuple[Path, dt.datetime],
+) -> None:
+    """Each notification carries ``directory_at``: the offset of the last partnership event the router had
+    applied when it wrote it, so a dispatcher reads the input again only when it lacks that entry."""
+    _, records = await _recorded(kept[0])
+    partnership = [r.offset for r in records if r.header(topics.SOURCE_KIND_HEADER) == b"partnership"]
+    assert partnership, "the scenario publishes directory entries"
+    log = MemoryLog()
+    router = RouterService(log, batch=1)
+    await router.start()
+    await _append_all(log, records)
+    seen = 0
+    while (at := router.position) < len(records):
+        await router.step()
+        notes = await _read_all(log, topics.NOTIFICATIONS)
+        expected = max((o for o in partnership if o <= at), default=-1)
+        for note in notes[seen:]:
+            assert note.header(topics.DIRECTORY_AT_HEADER) == b"%d" % expected, (at, note.offset)
+        seen = len(notes)
+    assert seen > 0
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="encoding aside needs fork")
 async def test_a_snapshot_encoded_aside_holds_the_state_as_it_stood_while_routing_goes_on(
     kept: tuple[Path, dt.datetime], monkeypatch: pytest.MonkeyPatch
