@@ -54,7 +54,7 @@ ENV_VARS: dict[str, str | None] = {
     "JIGSAW_TREE_HEAD_INTERVAL": "10",
     "JIGSAW_APPEND_TIMEOUT": "10",
     "JIGSAW_SNAPSHOT_EVERY": "10000",
-    "JIGSAW_ROUTER_LINGER_MS": "5",
+    "JIGSAW_ROUTER_LINGER_MS": "2",
     "JIGSAW_KAFKA_PARTITIONS": "6",
     "JIGSAW_KAFKA_TOPIC_PREFIX": None,
     "JIGSAW_WEBHOOK_RETRY_SCHEDULE": "standard",
@@ -150,7 +150,7 @@ class Settings:
     tree_head_interval: int = 10  # ... or after this many seconds with input records no head covers yet
     append_timeout: int = 10  # seconds a submission may wait for the log before it is answered log_unavailable
     snapshot_every: int = 10_000  # input records between the router's snapshots (in the store)
-    router_linger_ms: int = 5  # how long the router waits for more input once some arrived (0: not at all)
+    router_linger_ms: int = 2  # how long the router waits for more input once some arrived (0: not at all)
     kafka_partitions: int = 6  # partitions of the notifications topic (dispatchers share them as a group)
     kafka_topic_prefix: str = ""  # put before every topic and group name: several deployments on one cluster
     webhook_retry_schedule: str = "standard"  # comma-separated seconds between retries, or standard/testing
