@@ -15,7 +15,8 @@ How the protocol maps onto Kafka:
 - a topic is created (with the configured replication factor) on its first
   append, so the log does not rely on the broker's ``auto.create.topics.enable``.
 - reads use one group-less, manually assigned consumer per topic partition,
-  kept between calls (``kafka_reader``).
+  kept between calls (``kafka_reader``); end offsets are asked on another
+  consumer's connection (``_ends``), never behind a reader's parked fetch.
 - commits go through one consumer per group, manually assigned and paused
   (``kafka_group.Committer``); committed positions are read with the admin
   client. Roles that run as several processes use group members and
@@ -35,10 +36,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import (
-    ConsumerStoppedError,
-    KafkaError,
-)
+from aiokafka.errors import ConsumerStoppedError, KafkaError
 
 from broker.errors import ConfigError, LogUnavailable
 from broker.log.base import Headers, Position, Record
@@ -150,6 +148,11 @@ class KafkaLog:
         if self._producer is None:
             await self.start()
 
+    async def _ends(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        if self._meta is None:  # closed while a read was waiting
+            raise LogUnavailable("the Kafka log is closed")
+        return await self._meta.end_offsets(tps)  # type: ignore[no-any-return]
+
     async def close(self) -> None:
         async with self._lock:
             if self._producer is None:
@@ -162,13 +165,9 @@ class KafkaLog:
             self._committers.clear()
             self._ensured.clear()
             self._partition_counts.clear()
-            for consumer in [*consumers, meta]:
+            for stop in [*(c.stop for c in [*consumers, meta]), admin.close, producer.stop]:  # the producer flushes
                 with contextlib.suppress(KafkaError):
-                    await consumer.stop()
-            with contextlib.suppress(KafkaError):
-                await admin.close()
-            with contextlib.suppress(KafkaError):
-                await producer.stop()  # flushes anything still in flight
+                    await stop()
 
     def safety_report(self) -> dict[str, Any]:
         """The safety settings as the live aiokafka objects hold them (not as configured).
@@ -221,10 +220,7 @@ class KafkaLog:
         return 0
 
     async def _exists(self, topic: str, partition: int) -> bool:
-        count = self._partition_counts.get(topic, 0)
-        if partition < count:
-            return True
-        return partition < await self.partitions(topic)
+        return partition < self._partition_counts.get(topic, 0) or partition < await self.partitions(topic)
 
     async def _wait_exists(self, topic: str, partition: int, deadline: float) -> bool:
         loop = asyncio.get_running_loop()
@@ -307,7 +303,7 @@ class KafkaLog:
                 await consumer.start()
             tp = TopicPartition(topic, partition)
             consumer.assign([tp])
-            reader = self._readers[key] = PartitionReader(consumer, tp, lambda tps: self._meta.end_offsets(tps))
+            reader = self._readers[key] = PartitionReader(consumer, tp, self._ends)
             evicted = []
             while len(self._readers) > self._max_readers:
                 evicted.append(self._readers.popitem(last=False)[1])
