@@ -38,7 +38,11 @@ def configure() -> None:
     gc.set_threshold(*THRESHOLDS)
 
 
-def settle(*, full: bool = False) -> None:
-    """Collect the young generations (every generation with ``full``), then freeze everything left."""
-    gc.collect(2 if full else 1)
+def settle() -> None:
+    """Collect the young generations, then freeze everything left.
+
+    Never a full collection: on a router restored from a big city's snapshot one would stop the
+    process for seconds, long enough for the group to take the input partition away.
+    """
+    gc.collect(1)
     gc.freeze()

@@ -96,7 +96,7 @@ async def serve(settings: Settings, *, shutdown_timeout: float = 10.0, stop: asy
         site = await start_site(app, settings, shutdown_timeout=shutdown_timeout)
         runner = site.runner
         log.info("listening", url=site.name, log_backend=settings.log_backend, roles=list(settings.roles))
-        heap.settle(full=True)  # what starting made (the app, its views caught up) lives as long as the process
+        heap.settle()  # what starting made (the app, its views caught up) lives as long as the process
         await stop.wait()
         log.info("stopping", reason="signal")
     finally:
