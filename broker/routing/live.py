@@ -43,9 +43,13 @@ from broker.roles import RoleBoard, RoleContext
 from broker.routing.service import GROUP, RouterService
 from broker.routing.state import Output
 
-__all__ = ["SNAPSHOT_NAME", "LiveRouter", "run_router"]
+__all__ = ["SNAPSHOT_BYTES_PER_S", "SNAPSHOT_NAME", "LiveRouter", "run_router"]
 
 SNAPSHOT_NAME = "router"
+# Snapshots written, on average, at most this fast: a snapshot of N bytes is followed by none for N / this
+# seconds. A city's state is hundreds of MB; written every ``snapshot_every`` records at 200 events/s it held
+# the SQLite store's one write lock, and the disk, often enough to slow every gateway's POST eightfold.
+SNAPSHOT_BYTES_PER_S = 1_000_000
 _LAG_EVERY_S = 1.0  # the lag shown on /healthz and /metrics: an end-offset request, not on every turn
 
 _log = get_logger("jigsaw.router")
@@ -100,6 +104,7 @@ class LiveRouter:
         self._snapshot_every = snapshot_every
         self._linger = linger
         self._snapshot_at = 0  # the input offset of the newest snapshot saved or loaded
+        self._next_snapshot = 0.0  # monotonic time before which no snapshot starts (``SNAPSHOT_BYTES_PER_S``)
         self._saving: asyncio.Task[None] | None = None  # the snapshot being encoded and saved
         self._lag_at = -_LAG_EVERY_S  # monotonic time the lag was last reported
         self._started = False
@@ -249,12 +254,15 @@ class LiveRouter:
         _log.info("router_restored", offset=snapshot.input_offset, escalations=len(snapshot.escalations))
 
     async def _snapshot(self) -> None:
-        """Start saving a snapshot every ``snapshot_every`` input records (its outputs are committed by now).
+        """Start saving a snapshot every ``snapshot_every`` input records (its outputs are committed by now),
+        and no sooner after the last one than its size at ``SNAPSHOT_BYTES_PER_S`` allows.
 
         A copy of this process encodes the state as it stands (``snapshot_aside``) while this one goes on
         routing; one snapshot at a time, saved in the background (``saved`` waits for it).
         """
         if self._snapshots is None or self.router.position - self._snapshot_at < self._snapshot_every:
+            return
+        if time.monotonic() < self._next_snapshot:  # a big state is written less often
             return
         if self._saving is not None and not self._saving.done():
             return
@@ -286,6 +294,7 @@ class LiveRouter:
             error = exc.message if isinstance(exc, JigsawError) else repr(exc)
             _log.warning("router_snapshot_failed", offset=position, error=error)
             return
+        self._next_snapshot = time.monotonic() + len(blob) / SNAPSHOT_BYTES_PER_S
         _log.info("router_snapshot", offset=position, bytes=len(blob))
 
     async def saved(self) -> None:

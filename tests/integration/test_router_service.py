@@ -231,6 +231,33 @@ async def test_a_router_starts_from_its_snapshot_and_routes_the_tail_exactly_as_
         assert set(got) == set(expected)
 
 
+@pytest.mark.parametrize(("rate", "snapshots"), [(1e12, 2), (1.0, 1)])
+async def test_a_big_snapshot_is_followed_by_the_next_only_when_its_size_allows(
+    kept: tuple[Path, dt.datetime], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rate: float, snapshots: int
+) -> None:
+    """Snapshots are written at most ``SNAPSHOT_BYTES_PER_S`` on average: after one of N bytes the next waits
+    N / rate seconds even when ``snapshot_every`` records have come (a city's state is hundreds of MB, and
+    writing it every 10,000 records slowed every POST sharing the SQLite store eightfold)."""
+    from broker.routing import live
+
+    monkeypatch.setattr(live, "SNAPSHOT_BYTES_PER_S", rate)
+    path, until = kept
+    _, inputs = await _recorded(path)
+    log = EmbeddedLog(tmp_path / "live.db")
+    async with _started(log, tmp_path) as store:
+        half = len(inputs) // 2
+        await _append_all(log, inputs[:half])
+        router = LiveRouter(log, snapshots=store, snapshot_every=1, clock=lambda: until)
+        first = await _route_and_snapshot(router, store)
+        await _append_all(log, inputs[half:])
+        await router.router.run_until_idle()
+        await router._snapshot()
+        await router.saved()
+        newest = await store.latest_snapshot(SNAPSHOT_NAME)
+        assert newest is not None
+        assert newest.offset == (len(inputs) if snapshots == 2 else first.offset)
+
+
 @pytest.mark.parametrize("backend", ["embedded", pytest.param("kafka", marks=pytest.mark.kafka)])
 async def test_a_router_from_a_snapshot_reads_only_newer_outputs_and_still_writes_no_escalation_twice(
     kept: tuple[Path, dt.datetime], tmp_path: Path, request: pytest.FixtureRequest, backend: str
