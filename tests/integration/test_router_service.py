@@ -18,7 +18,7 @@ import pytest
 
 from broker import topics
 from broker.audit.state_snapshot import RouterSnapshot, SnapshotInvalid
-from broker.log import EmbeddedLog, Headers, Log, MemoryLog, Position
+from broker.log import EmbeddedLog, Headers, Log, MemoryLog, Position, Record
 from broker.log.membership import SequentialWriter
 from broker.log.namespace import NamespacedLog
 from broker.routing import snapshot_aside
@@ -95,6 +95,17 @@ async def _route_and_snapshot(router: LiveRouter, store: Store) -> Snapshot:
     saved = await store.latest_snapshot(SNAPSHOT_NAME)
     assert saved is not None
     return saved
+
+
+async def _snapshot_at_half(
+    log: Log, store: Store, inputs: list[Record], until: dt.datetime, *, every: int
+) -> tuple[LiveRouter, Snapshot]:
+    """Route the first half of ``inputs`` with a live router that saves a snapshot, then append the rest."""
+    await _append_all(log, inputs[: len(inputs) // 2])
+    router = LiveRouter(log, snapshots=store, snapshot_every=every, clock=lambda: until)
+    saved = await _route_and_snapshot(router, store)
+    await _append_all(log, inputs[len(inputs) // 2 :])
+    return router, saved
 
 
 class Crash(RuntimeError):
@@ -214,12 +225,8 @@ async def test_a_router_starts_from_its_snapshot_and_routes_the_tail_exactly_as_
 
     log = EmbeddedLog(tmp_path / "live.db")
     async with _started(log, tmp_path) as store:
-        half = len(inputs) // 2
-        await _append_all(log, inputs[:half])
-        first = LiveRouter(log, snapshots=store, snapshot_every=10, clock=lambda: until)
-        saved = await _route_and_snapshot(first, store)
-        assert 0 < saved.offset <= half
-        await _append_all(log, inputs[half:])
+        _, saved = await _snapshot_at_half(log, store, inputs, until, every=10)
+        assert 0 < saved.offset <= len(inputs) // 2
         second = LiveRouter(log, snapshots=store, snapshot_every=10, clock=lambda: until)
         await second.router.start()
         await second._restore()
@@ -245,11 +252,7 @@ async def test_a_big_snapshot_is_followed_by_the_next_only_when_its_size_allows(
     _, inputs = await _recorded(path)
     log = EmbeddedLog(tmp_path / "live.db")
     async with _started(log, tmp_path) as store:
-        half = len(inputs) // 2
-        await _append_all(log, inputs[:half])
-        router = LiveRouter(log, snapshots=store, snapshot_every=1, clock=lambda: until)
-        first = await _route_and_snapshot(router, store)
-        await _append_all(log, inputs[half:])
+        router, first = await _snapshot_at_half(log, store, inputs, until, every=1)
         await router.router.run_until_idle()
         await router._snapshot()
         await router.saved()
