@@ -48,13 +48,13 @@ class PartitionReader:
     """One manually assigned consumer for one topic partition, with where it stands."""
 
     def __init__(
-        self, consumer: Any, tp: TopicPartition, ends: Callable[[list[TopicPartition]], Awaitable[Any]] | None = None
+        self, consumer: Any, tp: TopicPartition, ends: Callable[[list[TopicPartition]], Awaitable[Any]]
     ) -> None:
         self.consumer = consumer
         self.tp = tp
         # End offsets, asked on another connection: a broker answers one connection's requests in order, so
         # asked on this consumer's own, the request would wait behind its parked fetch (up to fetch_max_wait_ms).
-        self._ends = ends or consumer.end_offsets
+        self._ends = ends
         self.next_offset: int | None = None  # where the consumer will continue without a seek
         self.lock = asyncio.Lock()
         self.closed = False  # evicted (too many readers); whoever still holds it asks for a new one

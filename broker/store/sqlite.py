@@ -156,7 +156,6 @@ class SqliteStore(SqlStore):
         self._durable = durable
         self._writer: _Thread | None = None
         self._reader: _Thread | None = None
-        self._write_lock = asyncio.Lock()  # one transaction at a time on the writer connection
 
     def _where(self) -> str:
         return str(self.path)
@@ -192,11 +191,10 @@ class SqliteStore(SqlStore):
         return self._writer, self._reader
 
     async def _writing(self, body: Callable[[Conn], Awaitable[T]]) -> T:
-        """The whole transaction in one hop to the writer's thread: a thread hop costs more than a statement,
-        and the write lock is held for the one hop (``BEGIN``, each statement and ``COMMIT`` were a hop each)."""
+        """The whole transaction in one hop to the writer's thread (a hop costs more than a statement); the
+        thread runs one at a time, so transactions on the writer connection never interleave."""
         writer, _ = self._threads()
-        async with self._write_lock:
-            return await writer.call(functools.partial(_transaction, body))
+        return await writer.call(functools.partial(_transaction, body))
 
     async def _reading(self, body: Callable[[Conn], Awaitable[T]]) -> T:
         _, reader = self._threads()
