@@ -13,6 +13,13 @@ envelopes:
 - the full ``validation.verify`` rate with no HTTP and no log (decode, key,
   signature, schema, permission, NHS numbers).
 
+The gateway runs as a scale-out gateway process does (``JIGSAW_ROLES=gateway``):
+the serving views are followed by a ``views`` process (``--views`` runs that
+role in the gateway's process too, as the embedded default does), and a
+batch's signatures are checked on ``JIGSAW_VERIFY_WORKERS`` worker processes
+(``--verify-workers``; default auto, as the service). The CPU-time ratio counts
+this process only: with workers, read the wall-clock one.
+
 Usage::
 
     python bench/gateway_throughput.py --bootstrap 127.0.0.1:19092 [--events 20000] [--batch 500]
@@ -47,7 +54,7 @@ from broker.gateway.app import create_app
 from broker.gateway.auth import Credentials
 from broker.log import EmbeddedLog, Log
 from broker.nhs import synthetic_nhs_numbers
-from broker.settings import Settings
+from broker.settings import Settings, verify_worker_count
 from broker.validation import verify
 
 SOURCE = "POLICE-WYP"
@@ -166,7 +173,11 @@ async def main(args: argparse.Namespace) -> int:
         for record in keys.records.values():
             store.save(record)
         settings = Settings(
-            data_dir=workdir, keys_dir=workdir / "keys", max_body_bytes=8 * 1024 * 1024, max_batch=args.batch
+            data_dir=workdir,
+            keys_dir=workdir / "keys",
+            max_body_bytes=8 * 1024 * 1024,
+            max_batch=args.batch,
+            verify_workers=args.verify_workers,
         )
         credentials = Credentials.from_tokens([(TOKEN, SOURCE, "publisher")])
         print(f"building and signing {args.events} envelopes ...", flush=True)
@@ -178,7 +189,10 @@ async def main(args: argparse.Namespace) -> int:
         full = _validate_rate(bodies, keys)
         single, many = await _log_rates(_open_log(args, workdir / "scratch"), bodies, args.batch)
 
-        app = create_app(settings, _open_log(args, workdir), keys=store, credentials=credentials, roles=())
+        # A gateway process as the scale-out runbook runs it: the views are followed by a ``views`` process
+        # (``--views``: by this one too, as the embedded default does).
+        roles = ("views",) if args.views else ()
+        app = create_app(settings, _open_log(args, workdir), keys=store, credentials=credentials, roles=roles)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -194,9 +208,12 @@ async def main(args: argparse.Namespace) -> int:
         finally:
             await runner.cleanup()
 
+    workers = verify_worker_count(settings)
     backend = f"kafka at {args.bootstrap}" if args.backend == "kafka" else "embedded (SQLite)"
     print(f"log backend                     : {backend}")
     print(f"envelopes                       : {args.events} (mean {size:.0f} bytes), batches of {args.batch}")
+    print(f"roles in the gateway's process  : {'gateway, views' if args.views else 'gateway'}")
+    print(f"signature worker processes      : {workers} (JIGSAW_VERIFY_WORKERS)")
     print(f"build + sign (client side)      : {build_rate:,.0f} envelopes/s")
     print(f"raw Ed25519 verify              : {raw:,.0f} verifies/s (one core, PAE precomputed)")
     print(f"validation.verify (no HTTP/log) : {full:,.0f} envelopes/s")
@@ -226,6 +243,12 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument(
+        "--verify-workers", type=int, default=None, help="signature worker processes (default: auto, as the service)"
+    )
+    parser.add_argument(
+        "--views", action="store_true", help="run the views role (serving views followed) in the gateway's process"
+    )
     return parser.parse_args()
 
 

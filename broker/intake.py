@@ -27,26 +27,20 @@ import tempfile
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
-from broker import topics, wire
+from broker import submissions, topics, wire
 from broker.accepted import AcceptedIds
 from broker.delivery.directory import DirectoryFollower
 from broker.envelope.keys import KeyRegistry
 from broker.envelope.model import Envelope, encode_envelope
-from broker.errors import (
-    EventPending,
-    Forbidden,
-    LogUnavailable,
-    NotPermitted,
-    Refusal,
-    UnknownOrganisation,
-)
+from broker.envelope.verifiers import Presigned, SignatureWorkers
+from broker.errors import EventPending, LogUnavailable, NotPermitted, Refusal, UnknownOrganisation
 from broker.log.base import Log, Position
 from broker.logging import get_logger
 from broker.recent import Recent, RecentEvents
 from broker.schemas import Catalogue, default_catalogue
 from broker.store import AcceptedId, SqliteStore, Store
 from broker.submissions import Outcome, Pending, conflict, content_digest, event_headers, lost_claim, refusal_record
-from broker.validation import DEFAULT_RULES, Accepted, Rules, event_of, subject_key, verify
+from broker.validation import DEFAULT_RULES, Accepted, Rules, event_of, subject_key
 
 __all__ = ["Intake", "Outcome", "content_digest"]
 
@@ -67,8 +61,10 @@ class Intake:
         append_timeout: float = 10.0,
         claim_wait: float = 2.0,
         recent: RecentEvents | None = None,
+        signature_workers: int = 0,
     ) -> None:
         self.log = log
+        self.signatures = SignatureWorkers(signature_workers)  # a batch's signatures checked beside the loop
         self._keys = keys
         self._catalogue = catalogue or default_catalogue()
         self._rules = rules
@@ -115,11 +111,12 @@ class Intake:
             )
         await self.directory.refresh()
         # In full and unbounded: rebuilding an empty store from a long log takes as long as it takes.
-        read = await self.ids.start(background=self._private is None)
+        read = await self.ids.start(background=False)  # the views role follows in the background
         _log.info("accepted_ids_caught_up", records_read=read)
 
     async def close(self) -> None:
         """Stop background work; close the private store (a store passed in belongs to the caller)."""
+        await self.signatures.close()
         if self._ids is not None:
             await self._ids.close()
             if self._private is not None:
@@ -266,11 +263,15 @@ class Intake:
         def org_kind(org_id: str) -> str | None:
             return kinds.get(org_id) or self.directory.directory.kind_of(org_id)
 
+        presigned: Sequence[Presigned | None] = [None] * len(bodies)
+        raws = [b for b in bodies if isinstance(b, bytes)]
+        if self.signatures.count and len(bodies) >= 8 and len(raws) == len(bodies):
+            presigned = await self.signatures.presign(raws, self._keys(), self._catalogue, self._rules.limits)
         for i, body in enumerate(bodies):
             raw = body if isinstance(body, bytes) else encode_envelope(body, self._catalogue)
             try:
                 accepted, digest = await self._verified(
-                    body, caller=caller, now=now, batch_publishers=sources, org_kind=org_kind
+                    body, caller=caller, now=now, batch_publishers=sources, org_kind=org_kind, presigned=presigned[i]
                 )
                 env = accepted.envelope
                 if env.event_id in in_batch:
@@ -324,6 +325,7 @@ class Intake:
         now: dt.datetime,
         batch_publishers: dict[str, str] | None = None,
         org_kind: Callable[[str], str | None] | None = None,
+        presigned: Presigned | None = None,
     ) -> tuple[Accepted, str]:
         """``_check``, looking up what it lacked and checking again.
 
@@ -343,7 +345,9 @@ class Intake:
         directory_read = publishers_read = False
         while True:
             try:
-                return self._check(body, caller=caller, now=now, publisher_of=publisher_of, org_kind=org_kind)
+                return self._check(
+                    body, caller=caller, now=now, publisher_of=publisher_of, org_kind=org_kind, presigned=presigned
+                )
             except UnknownOrganisation:
                 if directory_read:
                     raise
@@ -363,10 +367,13 @@ class Intake:
         now: dt.datetime,
         publisher_of: Callable[[str], str | None],
         org_kind: Callable[[str], str | None],
+        presigned: Presigned | None = None,
     ) -> tuple[Accepted, str]:
-        """Every check of one submission but the id index: verified envelope and its content digest."""
-        accepted = verify(
+        """Every check of one submission but the id index (``submissions.check``), with this intake's rules."""
+        return submissions.check(
             body,
+            caller=caller,
+            presigned=presigned,
             keys=self._keys(),
             now=now,
             publisher_of=publisher_of,
@@ -374,14 +381,6 @@ class Intake:
             catalogue=self._catalogue,
             rules=self._rules,
         )
-        env = accepted.envelope
-        if caller is not None and env.source != caller:
-            raise Forbidden(
-                f"you are signed in as {caller} but the envelope's source is {env.source}: "
-                "an organisation may only submit its own events",
-                event_id=env.event_id,
-            )
-        return accepted, content_digest(env)
 
     async def refuse(
         self, error: Refusal, *, caller: str | None, body: bytes, now: dt.datetime, client: str | None = None

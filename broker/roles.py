@@ -69,6 +69,8 @@ class RoleContext:
     keys: KeyStore
     board: RoleBoard = dataclasses.field(default_factory=RoleBoard)
     metrics: Any = None  # the app's ``broker.observability.Metrics`` (None: the role keeps its own)
+    store: Any = None  # the gateway's started ``broker.store.Store`` in this process (None: open one if needed)
+    recent: Any = None  # the intake's ``broker.recent.RecentEvents`` (what it accepted lately, decoded)
 
 
 def restart_delay(failures: int, *, first: float = 1.0, most: float = 30.0) -> float:
@@ -82,6 +84,7 @@ RoleRunner = Callable[[RoleContext], Awaitable[None]]
 ROLE_RUNNERS: dict[str, str | RoleRunner] = {
     "router": "broker.routing.live:run_router",  # routes, and raises escalations on the wall clock
     "dispatcher": "broker.delivery.workers:run_dispatcher",
+    "views": "broker.store.views_role:run_views",  # the serving views followed in the background
 }
 
 

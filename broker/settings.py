@@ -9,15 +9,16 @@ everything on the embedded log with no setup.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
 from broker.errors import ConfigError
 
-__all__ = ["ENV_VARS", "LOG_BACKENDS", "ROLES", "STORES", "Settings"]
+__all__ = ["ENV_VARS", "LOG_BACKENDS", "ROLES", "STORES", "Settings", "verify_worker_count"]
 
 LOG_BACKENDS = ("embedded", "kafka", "memory")
-ROLES = ("gateway", "router", "dispatcher")
+ROLES = ("gateway", "router", "dispatcher", "views")
 STORES = ("sqlite", "postgresql")
 
 # Every variable the code reads, with its default (None: no default).
@@ -45,7 +46,7 @@ ENV_VARS: dict[str, str | None] = {
     "JIGSAW_KAFKA_MIN_INSYNC_REPLICAS": None,  # unset: 2 from a replication factor of 3 up (broker.log.kafka)
     "JIGSAW_HTTP_HOST": "127.0.0.1",
     "JIGSAW_HTTP_PORT": "8080",
-    "JIGSAW_ROLES": "gateway,router,dispatcher",
+    "JIGSAW_ROLES": "gateway,router,dispatcher,views",
     "JIGSAW_MAX_BODY_BYTES": str(1024 * 1024),
     "JIGSAW_MAX_BATCH": "500",
     "JIGSAW_CREDENTIALS_FILE": None,
@@ -55,6 +56,7 @@ ENV_VARS: dict[str, str | None] = {
     "JIGSAW_APPEND_TIMEOUT": "10",
     "JIGSAW_SNAPSHOT_EVERY": "10000",
     "JIGSAW_ROUTER_LINGER_MS": "2",
+    "JIGSAW_VERIFY_WORKERS": "auto",
     "JIGSAW_KAFKA_PARTITIONS": "6",
     "JIGSAW_KAFKA_TOPIC_PREFIX": None,
     "JIGSAW_WEBHOOK_RETRY_SCHEDULE": "standard",
@@ -85,6 +87,13 @@ ENV_VARS: dict[str, str | None] = {
     "JIGSAW_WEB_IDLE_MINUTES": "30",
     "JIGSAW_WEB_ASSETS_DIR": None,  # node_modules holding govuk-frontend (deploy/web/fetch.sh)
 }
+
+
+def verify_worker_count(settings: Settings) -> int:
+    """Signature worker processes a gateway runs: as set, or one per core but the event loop's, at most 2."""
+    if settings.verify_workers is not None:
+        return settings.verify_workers
+    return max(0, min(2, (os.cpu_count() or 1) - 1))
 
 
 def _int(env: Mapping[str, str], name: str, *, least: int = 1) -> int:
@@ -151,6 +160,7 @@ class Settings:
     append_timeout: int = 10  # seconds a submission may wait for the log before it is answered log_unavailable
     snapshot_every: int = 10_000  # input records between the router's snapshots (in the store)
     router_linger_ms: int = 2  # how long the router waits for more input once some arrived (0: not at all)
+    verify_workers: int | None = None  # processes checking a batch's signatures (None: auto, cores - 1, at most 2)
     kafka_partitions: int = 6  # partitions of the notifications topic (dispatchers share them as a group)
     kafka_topic_prefix: str = ""  # put before every topic and group name: several deployments on one cluster
     webhook_retry_schedule: str = "standard"  # comma-separated seconds between retries, or standard/testing
@@ -279,6 +289,9 @@ class Settings:
             append_timeout=_int(env, "JIGSAW_APPEND_TIMEOUT"),
             snapshot_every=_int(env, "JIGSAW_SNAPSHOT_EVERY"),
             router_linger_ms=_int(env, "JIGSAW_ROUTER_LINGER_MS", least=0),
+            verify_workers=None
+            if get("JIGSAW_VERIFY_WORKERS") == "auto"
+            else _int(env, "JIGSAW_VERIFY_WORKERS", least=0),
             kafka_partitions=_int(env, "JIGSAW_KAFKA_PARTITIONS"),
             kafka_topic_prefix=env.get("JIGSAW_KAFKA_TOPIC_PREFIX") or "",
             webhook_retry_schedule=schedule,

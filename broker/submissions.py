@@ -15,16 +15,18 @@ from typing import Any
 
 from broker import topics, wire
 from broker.envelope.model import Envelope, to_millis
-from broker.errors import DuplicateEvent, EventPending, Refusal
+from broker.envelope.verifiers import Presigned
+from broker.errors import DuplicateEvent, EventPending, Forbidden, Refusal
 from broker.log.base import Headers, Position
 from broker.model import Event
 from broker.routing.model import iso
 from broker.store import Claim
-from broker.validation import Accepted
+from broker.validation import Accepted, verify
 
 __all__ = [
     "Outcome",
     "Pending",
+    "check",
     "conflict",
     "content_digest",
     "event_headers",
@@ -151,3 +153,24 @@ def refusal_record(
         "body_bytes": len(body),
         **({"client": client} if client else {}),
     }
+
+
+def check(
+    body: bytes | Envelope, *, caller: str | None, presigned: Presigned | None = None, **verify_args: Any
+) -> tuple[Accepted, str]:
+    """Every check of one submission but the id index: the verified envelope and its content digest.
+
+    ``verify_args`` go to ``validation.verify``. ``presigned``: the envelope already decoded, with a
+    signature worker's answer (``broker.envelope.verifiers``). ``caller``: the authenticated organisation,
+    which must be the envelope's source (None: trusted to be, as the simulator is).
+    """
+    checked = (presigned.public_key, presigned.valid) if presigned and presigned.public_key else None
+    accepted = verify(presigned.envelope if presigned is not None else body, checked=checked, **verify_args)
+    env = accepted.envelope
+    if caller is not None and env.source != caller:
+        raise Forbidden(
+            f"you are signed in as {caller} but the envelope's source is {env.source}: "
+            "an organisation may only submit its own events",
+            event_id=env.event_id,
+        )
+    return accepted, content_digest(env)

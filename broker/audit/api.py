@@ -164,7 +164,7 @@ def mount_audit(
 
     async def access_topic_and_index(app: web.Application) -> Any:
         await log.create_topic(topics.ACCESS)
-        await service.follower.start()
+        await service.follower.start(background=False)  # the views role follows in the background
         yield
         await service.follower.close()
 

@@ -11,7 +11,7 @@ input topic, where the router reads it in order and cancels the escalation.
 The inbox is read from the store (``broker.store``): listings are pages of an
 index, oldest first, with a ``next`` cursor (``after``), never a scan. The
 view is materialised from the log by ``inbox_view.InboxFollower`` (caught up
-before each request, bounded, and in the background), so a notification is
+before each request, bounded, and in the background by the ``views`` role), so a notification is
 readable as soon as it is routed and the store can be rebuilt from the log.
 An acknowledgement is decided by the store (``Store.acknowledge``: the first
 one counts, whichever gateway took it) and only then appended to the input
@@ -266,7 +266,7 @@ def add_inbox_routes(app: web.Application, service: InboxService) -> None:
 
     async def follow(app: web.Application) -> Any:
         await service.log.create_topic(topics.ACCESS)  # every read is recorded there
-        read = await service.follower.start()
+        read = await service.follower.start(background=False)  # the views role follows in the background
         _log.info("inbox_started", store=service.store.name, records_read=read)
         yield
         await service.follower.close()

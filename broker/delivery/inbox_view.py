@@ -3,7 +3,8 @@
 The view is materialised from the notifications topic (every partition) and
 the acknowledgements on the input topic (``broker.store.materialise``), by the
 one follower loop (``broker.store.follow.ViewFollower``): in full at start,
-before a request is answered (bounded), and every second in the background.
+before a request is answered (bounded), and every second in the background
+where the process runs the ``views`` role (``broker.store.views_role``).
 A view that is empty or behind (a new machine, a deleted file, a dropped
 schema) is rebuilt from the log.
 """

@@ -50,7 +50,7 @@ from broker.logging import get_logger
 from broker.observability import Metrics
 from broker.recent import RecentEvents
 from broker.roles import RoleBoard, RoleContext, run_roles
-from broker.settings import Settings
+from broker.settings import Settings, verify_worker_count
 from broker.store import Store, open_store
 from broker.validation import event_of
 
@@ -128,7 +128,14 @@ def create_app(
         def registry() -> KeyRegistry:
             return key_store.current()
 
-        intake = Intake(log, registry, store=store, append_timeout=settings.append_timeout, recent=recent)
+        intake = Intake(
+            log,
+            registry,
+            store=store,
+            append_timeout=settings.append_timeout,
+            recent=recent,
+            signature_workers=verify_worker_count(settings),
+        )
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_errors_and_metrics])
     app[SETTINGS] = settings
     app[LOG] = log
@@ -165,7 +172,15 @@ def create_app(
         await log.close()
 
     async def background_roles(app: web.Application) -> AsyncIterator[None]:
-        ctx = RoleContext(settings=settings, log=log, keys=keys, board=app[ROLE_BOARD], metrics=app[METRICS])
+        ctx = RoleContext(
+            settings=settings,
+            log=log,
+            keys=keys,
+            board=app[ROLE_BOARD],
+            metrics=app[METRICS],
+            store=store,
+            recent=recent,
+        )
         async for tasks in run_roles(ctx, background):
             app[ROLE_TASKS] = tasks
             yield

@@ -83,7 +83,7 @@ def test_dockerfile_sets_only_variables_the_code_reads() -> None:
 
 
 def test_the_scale_out_compose_runs_every_role_twice_with_real_settings() -> None:
-    """deploy/compose.scale-out.yml runs gateway, router and dispatcher as separate services, two of each,
+    """deploy/compose.scale-out.yml runs gateway, router, dispatcher and views as separate services, two of each,
     each naming exactly its role and only variables the code reads, on Kafka and PostgreSQL."""
     data = yaml.safe_load((ROOT / "deploy" / "compose.scale-out.yml").read_text())
     services = data["services"]

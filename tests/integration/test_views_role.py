@@ -1,0 +1,76 @@
+"""The ``views`` role follows the log into the serving views; a gateway without it catches up only on request."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from broker import topics
+from broker.gateway.app import create_app
+from broker.gateway.keys import ROLE_BOARD, STORE
+from broker.log import EmbeddedLog
+from broker.settings import Settings
+from broker.store import Store
+from tests.integration.gateway_support import running_gateway
+
+
+async def _inbox_read(store: Store) -> int:
+    """How many notification records the inbox view has applied, over every partition."""
+    positions = await store.positions("inbox")
+    return sum(offset for (topic, _), offset in positions.items() if topic == topics.NOTIFICATIONS)
+
+
+@contextlib.asynccontextmanager
+async def _views_process(tmp_path: Path) -> AsyncIterator[web.Application]:
+    """A second process's app over the same log and store files, running only the views role."""
+    settings = Settings(data_dir=tmp_path, keys_dir=tmp_path / "keys", roles=("views",))
+    app = create_app(settings, EmbeddedLog(tmp_path / "log.db"))
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    try:
+        yield app
+    finally:
+        await runner.cleanup()
+
+
+async def _until(condition: object, seconds: float) -> bool:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while asyncio.get_running_loop().time() < deadline:
+        if await condition():  # type: ignore[operator]
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def test_only_a_views_process_follows_in_the_background_and_a_request_catches_up_without_one(
+    tmp_path: Path,
+) -> None:
+    """Gateway alone: a notification stays out of the view until an inbox request reads it in. With a views
+    process (no gateway: it serves no agency traffic) it is in the view within a few seconds, unasked."""
+    async with running_gateway("embedded", tmp_path) as gateway:
+        store = gateway.app[STORE]
+        before = await _inbox_read(store)
+        await gateway.notify("HV-BRADFORD-NORTH")
+        await asyncio.sleep(2.5)  # more than two of the views role's intervals
+        assert await _inbox_read(store) == before, "a gateway followed the log in the background"
+        headers = {"Authorization": f"Bearer {gateway.tokens['RECIPIENT']}"}
+        async with gateway.session.get(gateway.base_url + "/v1/inbox", headers=headers) as response:
+            assert response.status == 200 and len((await response.json())["notifications"]) == 1
+        assert await _inbox_read(store) == before + 1
+
+        async with _views_process(tmp_path) as views:
+            assert await _until(lambda: _running(views), 10), views[ROLE_BOARD].snapshot()
+            await gateway.notify("HV-BRADFORD-NORTH")
+
+            async def applied() -> bool:
+                return await _inbox_read(store) == before + 2
+
+            assert await _until(applied, 10), "the views process did not follow the notifications topic"
+
+
+async def _running(app: web.Application) -> bool:
+    return app[ROLE_BOARD].get("views").get("state") == "running"
