@@ -14,7 +14,7 @@ from broker.errors import JigsawError
 __all__ = ["main"]
 
 COMMANDS: dict[str, str] = {
-    "serve": "run the HTTP gateway, router and dispatcher (JIGSAW_ROLES picks a subset)",
+    "serve": "run the HTTP gateway, router, dispatcher and views (JIGSAW_ROLES picks a subset)",
     "simulate": "run a scenario file through the real pipeline on a virtual clock",
     "replay": "verify a log: signatures, hash chain, routing decisions; write a child's chronology",
     "keys": "Jigsaw's own key (init); make, revoke and list agency signing keys; credentials",

@@ -1,4 +1,4 @@
-"""``jigsaw serve``: the HTTP gateway, router and dispatcher (``JIGSAW_ROLES``) on the configured log.
+"""``jigsaw serve``: the HTTP gateway, router, dispatcher and views (``JIGSAW_ROLES``) on the configured log.
 
 Runs on the embedded log by default. ``GET /healthz`` reports the log
 backend's status, ``GET /metrics`` is Prometheus text. HTTPS when

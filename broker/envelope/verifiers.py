@@ -128,6 +128,7 @@ class SignatureWorkers:
         self.count = max(0, count)
         self._workers: list[_Worker] = []
         self._started_at = -_RESTART_AFTER_S
+        self._starting = asyncio.Lock()  # two batches at once start the missing workers once
         self.checked = 0  # signatures answered by workers
         self.inline = 0  # signatures a lost worker left to the event loop
 
@@ -135,15 +136,16 @@ class SignatureWorkers:
         """Start the workers that are not running (at most once every few seconds)."""
         if len(self._workers) >= self.count and all(w.alive for w in self._workers):
             return
-        if time.monotonic() - self._started_at < _RESTART_AFTER_S:
-            return
-        self._started_at = time.monotonic()
-        for worker in [w for w in self._workers if not w.alive]:
-            self._workers.remove(worker)
-            await worker.close()
-            _log.warning("signature_worker_lost", exit_code=worker.process.returncode)
-        while len(self._workers) < self.count:
-            self._workers.append(await _spawn())
+        async with self._starting:
+            if time.monotonic() - self._started_at < _RESTART_AFTER_S:
+                return
+            self._started_at = time.monotonic()
+            for worker in [w for w in self._workers if not w.alive]:
+                self._workers.remove(worker)
+                await worker.close()
+                _log.warning("signature_worker_lost", exit_code=worker.process.returncode)
+            while len(self._workers) < self.count:
+                self._workers.append(await _spawn())
 
     async def close(self) -> None:
         """Stop every worker."""

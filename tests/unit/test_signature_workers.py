@@ -3,6 +3,7 @@ costs only speed."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 import signal
@@ -158,5 +159,20 @@ async def test_a_stuck_worker_is_killed_and_its_signatures_checked_on_the_event_
         assert [o.status for o in outcomes] == ["accepted"] * 10 + ["refused"]
         assert outcomes[-1].error is not None and outcomes[-1].error.code == "signature_invalid"
         assert intake.signatures.inline == 11 and await worker.process.wait() == -signal.SIGKILL
+    finally:
+        await intake.close()
+
+
+async def test_batches_arriving_together_start_the_workers_once() -> None:
+    """Two batches at once on a fresh intake: one worker process, both batches accepted."""
+    log = MemoryLog()
+    intake = Intake(log, lambda: KEYS.registry, signature_workers=1)
+    await intake.start()
+    try:
+        await intake.submit_many(sample_directory(KEYS, at=NOW), caller=None, now=NOW)
+        batches = [[encode_envelope(_env(index=i)) for i in range(n, n + 10)] for n in (0, 100)]
+        results = await asyncio.gather(*(intake.submit_many(b, caller=None, now=NOW) for b in batches))
+        assert [o.status for r in results for o in r] == ["accepted"] * 20
+        assert len(intake.signatures._workers) == 1 and intake.signatures.checked == 20
     finally:
         await intake.close()
