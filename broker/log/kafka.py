@@ -50,6 +50,7 @@ from broker.log.kafka_safety import (
     describe_error,
     partitioner,
     safety_report,
+    track,
 )
 from broker.log.kafka_security import KafkaSecurity
 from broker.log.scan import latest_by_key
@@ -143,6 +144,7 @@ class KafkaLog:
                 await self.security.explain(self.bootstrap, exc, self._security_options)  # a clearer error, if it can
                 raise
             self._producer, self._admin, self._meta = producer, admin, meta
+            self._tracked: set[str] = set()  # topics the producer keeps in its metadata (``kafka_safety.track``)
 
     async def _started(self) -> None:
         if self._producer is None:
@@ -266,6 +268,7 @@ class KafkaLog:
         if topic not in self._ensured:
             await self.create_topic(topic)
         with self._errors(f"append to {topic}"):
+            await track(self._producer, topic, self._tracked)
             # Queue everything first so the producer batches it, then wait for every ack. When queueing fails
             # part-way, what was queued is still waited for: when this returns or raises, every record's fate
             # is final (the intake releases an id only then).

@@ -28,6 +28,7 @@ from aiokafka.errors import (
 )
 
 from broker.errors import LogUnavailable
+from broker.log.kafka_safety import track
 from broker.logging import get_logger
 
 __all__ = ["GROUP_SETTINGS", "Committer", "KafkaMember", "KafkaTransactions", "committed_offset"]
@@ -144,6 +145,7 @@ class KafkaTransactions:
             **common, **PRODUCER_SAFETY, partitioner=partitioner, transactional_id=transactional_id
         )
         self._started = False
+        self._tracked: set[str] = set()
 
     async def start(self) -> None:
         """Register the transactional id with the cluster (fencing any older producer that holds it)."""
@@ -172,6 +174,8 @@ class KafkaTransactions:
         """Append every ``(topic, items, timestamp_ms)`` and commit ``group``'s offsets, all or nothing."""
         await self.start()
         try:
+            for topic, _, _ in appends:
+                await track(self.producer, topic, self._tracked)
             async with self.producer.transaction():
                 futures = []
                 for topic, items, timestamp_ms in appends:

@@ -21,6 +21,7 @@ __all__ = [
     "describe_error",
     "partitioner",
     "safety_report",
+    "track",
 ]
 
 # Never rely on aiokafka's defaults for these (see the module docstring).
@@ -38,6 +39,20 @@ def partitioner(key: bytes | None, all_partitions: Sequence[int], available: Seq
     """aiokafka partitioner that places keys exactly as the other backends do."""
     ordered = sorted(all_partitions)
     return ordered[partition_for(key, len(ordered))]
+
+
+async def track(producer: Any, topic: str, tracked: set[str]) -> None:
+    """Have ``producer`` keep ``topic`` in its metadata from now on (once per topic; ``tracked`` remembers).
+
+    aiokafka's client asks for every topic's metadata while it tracks none, and later only for the topics
+    it tracks; a send to a topic it already knew from such an answer does not track it. The next refresh
+    (caused by a send to a new topic) then drops that topic, and a batch queued for it waits for a leader
+    until its request times out with ``NotLeaderForPartitionError``: the router's first transaction on a
+    fresh broker stalled 30 s that way.
+    """
+    if topic not in tracked:
+        await producer.client.add_topic(topic)
+        tracked.add(topic)
 
 
 def describe_error(exc: BaseException) -> str:

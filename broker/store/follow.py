@@ -50,9 +50,14 @@ class ViewFollower:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, *, background: bool = True) -> int:
-        """Create the topics, catch the view up in full, and follow in the background; records read."""
-        for topic, _ in self._sources:
-            await self.log.create_topic(topic)
+        """Catch the view up in full, and follow in the background; records read.
+
+        A follower creates none of the topics it reads: their writers do, with the partitions the
+        deployment gives them. (A view process that created the notifications topic with one partition
+        before the router created it with ``JIGSAW_KAFKA_PARTITIONS`` won that race: the router's first
+        transaction then failed on partitions that did not exist, and dispatchers could not share the work.)
+        A topic that is not there yet reads as empty.
+        """
         read = await self.catch_up()
         if background and self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._follow())

@@ -200,3 +200,45 @@ async def test_readers_beyond_the_cap_are_recycled(kafka_bootstrap: str, unique:
         assert len(log._readers) == 2
     finally:
         await log.close()
+
+
+async def test_a_transaction_writes_a_topic_known_from_start_beside_a_new_one(
+    kafka_bootstrap: str, unique: Callable[[str], str]
+) -> None:
+    """aiokafka's producer knows every topic from its first metadata but refreshes only the topics it was asked
+    about: a transaction to a topic it knew from the start and to one created since lost the first's leader at
+    the refresh the second caused, and waited out its request timeout (the router's first transaction on a fresh
+    broker stalled 30 s, then failed with NotLeaderForPartitionError). Every topic written is now asked about."""
+    known, later = unique("known"), unique("later")
+    setup = KafkaLog(kafka_bootstrap, client_id="jigsaw-tests")
+    await setup.start()
+    await setup.create_topic(known)
+    log = KafkaLog(kafka_bootstrap, client_id="jigsaw-tests", request_timeout_ms=5_000)
+    await log.start()
+    writer = log.writer(unique("txn"))
+    try:
+        await writer.start()
+        # A refresh while the producer tracks no topic asks for all of them: ``known`` is in, untracked.
+        await writer.producer.client.force_metadata_update()
+        assert writer.producer.client.cluster.partitions_for_topic(known) == {0}
+        await setup.create_topic(later)
+        started = time.monotonic()
+        await writer.write([(known, [(b"k", b"one", ())], None), (later, [(b"k", b"two", ())], None)], {}, "g")
+        assert time.monotonic() - started < 4.0
+        # After a refresh the producer's metadata still holds both (a queued batch for a lost one never drains).
+        await writer.producer.client.force_metadata_update()
+        for topic in (known, later):
+            assert writer.producer.client.cluster.partitions_for_topic(topic) == {0}, topic
+        assert [r.value for r in await setup.read(known, 0, timeout=5)] == [b"one"]
+        assert [r.value for r in await setup.read(later, 0, timeout=5)] == [b"two"]
+        # The log's own producer (the gateway's appends) likewise.
+        client = log._producer.client
+        await client.force_metadata_update()  # tracking nothing yet: every topic
+        await log.append(known, b"three", key=b"k")
+        await log.append(later, b"four", key=b"k")
+        await client.force_metadata_update()
+        assert client.cluster.partitions_for_topic(known) == {0} and client.cluster.partitions_for_topic(later) == {0}
+    finally:
+        await writer.close()
+        await log.close()
+        await setup.close()

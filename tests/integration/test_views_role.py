@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
 
 from broker import topics
+from broker.delivery.inbox_view import InboxFollower
 from broker.gateway.app import create_app
 from broker.gateway.keys import ROLE_BOARD, STORE
-from broker.log import EmbeddedLog
+from broker.log import EmbeddedLog, Log
+from broker.log.namespace import NamespacedLog
 from broker.settings import Settings
-from broker.store import Store
+from broker.store import SqliteStore, Store
+from broker.store.chronology_view import ChronologyFollower
+from broker.store.follow import DeliveriesFollower
+from tests.conftest import LogBackend
 from tests.integration.gateway_support import running_gateway
 
 
@@ -74,3 +80,25 @@ async def test_only_a_views_process_follows_in_the_background_and_a_request_catc
 
 async def _running(app: web.Application) -> bool:
     return app[ROLE_BOARD].get("views").get("state") == "running"
+
+
+async def test_a_view_follower_creates_no_topic_so_the_router_gives_notifications_their_partitions(
+    log_backend: LogBackend, tmp_path: Path
+) -> None:
+    """Views followed before any writer ran leave the topics alone: the notifications topic is created by the
+    router (or a dispatcher) with the deployment's partitions, never with one by a reader that came first."""
+    log: Log = await log_backend.open()
+    if log_backend.name == "kafka":  # topics of this test's own on the shared broker
+        log = NamespacedLog(log, f"views{uuid.uuid4().hex[:10]}.")
+    store = SqliteStore(tmp_path / "store.db")
+    await store.start()
+    followers = [InboxFollower(log, store), ChronologyFollower(log, store), DeliveriesFollower(log, store)]
+    try:
+        for follower in followers:
+            assert await follower.start(background=False) == 0
+        for topic in (topics.NOTIFICATIONS, topics.DECISIONS, topics.DELIVERIES):
+            assert await log.partitions(topic) == 0, f"a follower created {topic}"
+        await log.create_topic(topics.NOTIFICATIONS, partitions=6)  # as the router does
+        assert await log.partitions(topics.NOTIFICATIONS) == 6
+    finally:
+        await store.close()
