@@ -126,8 +126,12 @@ jvm=(java $KAFKA_HEAP_OPTS -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headl
      "-Dlog4j.configuration=file:$KAFKA_STATE/log4j.properties" -cp "$KAFKA_LIB/*")
 
 if ! $resume; then  # a fresh broker: format its storage (a resumed one keeps its cluster id and records)
-# A cluster id is 16 random bytes, URL-safe base64 without padding.
-cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+# A cluster id is 16 random bytes, URL-safe base64 without padding; never one that starts with "-",
+# which the storage tool reads as an option (its format then fails, once in 64 starts).
+cluster_id=""
+while [[ -z $cluster_id || $cluster_id == -* ]]; do
+    cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+done
 if ! "${jvm[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$config" "${format_args[@]}" >"$log_file" 2>&1; then
     echo "start.sh: formatting the storage in $data_dir failed:" >&2
     cat "$log_file" >&2
