@@ -8,6 +8,7 @@ prefix. Consumer groups are prefixed too.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from broker.log.base import Log, Position, Record
@@ -73,6 +74,16 @@ class _NamespacedMember:
         self.inner = inner
         self.group = group
         self.topic = topic
+
+    @property
+    def on_revoked(self) -> Callable[[frozenset[int]], Awaitable[None]] | None:
+        """The inner member's: it is the one the group calls (a callback set here alone was never called,
+        so a dispatcher under a topic prefix went on sending from partitions already given to another)."""
+        return self.inner.on_revoked  # type: ignore[no-any-return]
+
+    @on_revoked.setter
+    def on_revoked(self, callback: Callable[[frozenset[int]], Awaitable[None]] | None) -> None:
+        self.inner.on_revoked = callback
 
     async def start(self) -> None:
         await self.inner.start()

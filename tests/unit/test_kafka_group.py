@@ -38,3 +38,25 @@ async def test_a_failing_revoke_hook_does_not_stop_the_rebalance() -> None:
     member.on_revoked = broken
     await _Listener(member).on_partitions_revoked([TopicPartition("t", 2)])
     assert member.held == frozenset()
+
+
+async def test_a_revoke_hook_set_on_a_prefixed_member_is_the_one_the_group_calls() -> None:
+    """Under ``JIGSAW_KAFKA_TOPIC_PREFIX`` the dispatcher holds a namespaced member: the hook it sets there must
+    be the inner member's, which the rebalance calls (it was not, and two dispatchers sent the same webhooks
+    around a rebalance: the chaos test's rare duplicates)."""
+    from broker.log.kafka import KafkaLog
+    from broker.log.namespace import NamespacedLog
+
+    member = NamespacedLog(KafkaLog("127.0.0.1:9"), "p.").member("g", "t")
+    inner = member.inner
+    assert (inner.full_group, inner.full_topic) == ("p.g", "p.t")
+    inner.held = frozenset({1})
+    seen: list[frozenset[int]] = []
+
+    async def finish(partitions: frozenset[int]) -> None:
+        seen.append(partitions)
+
+    member.on_revoked = finish
+    assert member.on_revoked is finish
+    await _Listener(inner).on_partitions_revoked([TopicPartition("p.t", 1)])
+    assert seen == [frozenset({1})]
