@@ -23,6 +23,7 @@ __all__ = [
     "SampleKeys",
     "make_keys",
     "publisher_for",
+    "retraction_of",
     "sample_data",
     "sample_directory",
     "signed_sample",
@@ -275,4 +276,16 @@ def signed_sample(event_type: str, index: int, keys: SampleKeys, *, now: dt.date
         occurred_at=now - dt.timedelta(hours=1),
         issued_at=now,
         event_id=f"00000000-0000-4000-8000-{index:012d}",
+    )
+
+
+def retraction_of(original: Envelope, keys: SampleKeys, *, at: dt.datetime, reason: str = "wrong child") -> Envelope:
+    """A retraction of ``original`` by its own publisher, signed with the sample key, happening and issued at ``at``."""
+    return build_envelope(
+        "record.retracted",
+        {"original_event_id": original.event_id, "reason": reason},
+        source=original.source,
+        key=keys.signing[original.source],
+        occurred_at=at,
+        issued_at=at,
     )

@@ -89,6 +89,7 @@ class _Worker:
             _count, future = self.waiting.popleft()
             if not future.done():
                 future.set_exception(ConnectionError(f"signature worker gone: {type(exc).__name__}"))
+                future.exception()  # a batch that gave up waiting is not told again, in the log
         self.load = 0
 
     @property

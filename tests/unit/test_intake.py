@@ -7,7 +7,7 @@ from pathlib import Path
 
 from broker import topics
 from broker.client import build_envelope
-from broker.envelope.testing import make_keys, publisher_for, sample_data, sample_directory
+from broker.envelope.testing import make_keys, publisher_for, retraction_of, sample_data, sample_directory
 from broker.intake import Intake
 from broker.log import MemoryLog
 from broker.store import SqliteStore
@@ -29,14 +29,7 @@ async def test_a_batch_accepts_refuses_and_recognises_copies_each_on_its_own() -
     await intake.start()
     first, second = _env(keys, index=1), _env(keys, "gp.registration", index=2)
     forged = _env(keys, index=3).with_signature(bytes(64))
-    retraction = build_envelope(
-        "record.retracted",
-        {"original_event_id": first.event_id, "reason": "wrong child"},
-        source=first.source,
-        key=keys.signing[first.source],
-        occurred_at=NOW,
-        issued_at=NOW,
-    )
+    retraction = retraction_of(first, keys, at=NOW)
     directory = sample_directory(keys, at=NOW)  # listed earlier in the same batch: the registration may name them
     outcomes = await intake.submit_many([*directory, first, second, forged, first, retraction], caller=None, now=NOW)
     assert {o.status for o in outcomes[: len(directory)]} == {"accepted"}

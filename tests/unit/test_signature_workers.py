@@ -18,7 +18,7 @@ from broker import topics
 from broker.client import build_envelope
 from broker.envelope import verifiers
 from broker.envelope.model import Envelope, encode_envelope
-from broker.envelope.testing import make_keys, publisher_for, sample_data, sample_directory
+from broker.envelope.testing import make_keys, publisher_for, retraction_of, sample_data, sample_directory
 from broker.envelope.verifier_worker import answer
 from broker.intake import Intake
 from broker.log import MemoryLog
@@ -43,14 +43,7 @@ def _mixed_batch() -> list[bytes]:
     victim = {**sample_data("police.domestic_abuse_incident", 5)["victim"], "nhs_number": bad_nhs}
     first = _env(index=1)
     other_org = next(org for org in KEYS.signing if org != first.source)
-    retraction = build_envelope(
-        "record.retracted",
-        {"original_event_id": first.event_id, "reason": "wrong child"},
-        source=first.source,
-        key=KEYS.signing[first.source],
-        occurred_at=NOW,
-        issued_at=NOW,
-    )
+    retraction = retraction_of(first, KEYS, at=NOW)
     envelopes = [
         *sample_directory(KEYS, at=NOW),
         first,
