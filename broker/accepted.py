@@ -23,9 +23,9 @@ the record landed) and only then releases a claim still without a position, so
 a re-send after a log outage is recognised rather than appended twice.
 
 The index is materialised from the input topic (``materialise.accepted``),
-so a store that is empty or behind is rebuilt from the log at start; it is
-followed in the background too (every 5 s), so the look at the log's tail
-that a stale claim or a release needs stays short.
+so a store that is empty or behind is rebuilt from the log at start; the
+``views`` role follows it in the background (every 5 s), so the look at the
+log's tail that a stale claim or a release needs stays short.
 """
 
 from __future__ import annotations

@@ -53,10 +53,9 @@ class ViewFollower:
         """Catch the view up in full, and follow in the background; records read.
 
         A follower creates none of the topics it reads: their writers do, with the partitions the
-        deployment gives them. (A view process that created the notifications topic with one partition
-        before the router created it with ``JIGSAW_KAFKA_PARTITIONS`` won that race: the router's first
-        transaction then failed on partitions that did not exist, and dispatchers could not share the work.)
-        A topic that is not there yet reads as empty.
+        deployment gives them. (A gateway that created the notifications topic with one partition before
+        the router created it with ``JIGSAW_KAFKA_PARTITIONS`` won that race, and dispatchers could not
+        share the work.) A topic that is not there yet reads as empty.
         """
         read = await self.catch_up()
         if background and self._task is None:
