@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime as dt
 import os
 import sys
@@ -47,6 +46,7 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.scene import cpu_seconds
 from broker.client import build_envelope
 from broker.envelope import KeyStore, encode_envelope, pre_auth_encoding
 from broker.envelope.batch import BATCH_CONTENT_TYPE, encode_batch
@@ -131,13 +131,8 @@ async def _log_rates(log: Log, bodies: list[bytes], batch: int) -> tuple[float, 
 
 
 def _workers_cpu(app: web.Application) -> float:
-    """CPU seconds the gateway's signature workers have used so far (user and system, from /proc)."""
-    total = 0.0
-    for worker in app[INTAKE].signatures._workers:
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{worker.process.pid}/stat").read_text().rpartition(")")[2].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
+    """CPU seconds the gateway's signature workers have used so far."""
+    return sum(cpu_seconds(worker.process.pid) for worker in app[INTAKE].signatures._workers)
 
 
 def _open_log(args: argparse.Namespace, workdir: Path) -> Log:

@@ -51,7 +51,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.scene import Receiver, free_port, incident, registration, victim
+from bench.scene import Receiver, cpu_seconds, free_port, incident, registration, victim
 from broker import topics
 from broker.client import JigsawClient
 from broker.delivery.dispatcher import GROUP as DISPATCHER_GROUP
@@ -118,15 +118,6 @@ async def own_broker() -> AsyncIterator[str]:
         )
         await stop.wait()
         shutil.rmtree(state, ignore_errors=True)
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User plus system CPU seconds a process has used so far (Linux ``/proc``), 0 when it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def bench(args: argparse.Namespace) -> int:
@@ -258,14 +249,14 @@ async def measure(args: argparse.Namespace, *, shared: bool) -> int:
                 if delay > 0:
                     await asyncio.sleep(delay)
                 if index == int(args.warmup * args.rate):
-                    cpu_before = {name: _cpu_seconds(pid) for name, pid in watched.items()}
+                    cpu_before = {name: cpu_seconds(pid) for name, pid in watched.items()}
                 tasks.append(asyncio.create_task(post(index, counted=index >= args.warmup * args.rate)))
             await asyncio.gather(*tasks)
             for _ in range(300):  # stragglers: up to 30 s
                 if all(e in receiver.arrived for e in sent):
                     break
                 await asyncio.sleep(0.1)
-            cpu_after = {name: _cpu_seconds(pid) for name, pid in watched.items()}
+            cpu_after = {name: cpu_seconds(pid) for name, pid in watched.items()}
             latencies = [(receiver.arrived[e] - t) * 1000 for e, t in sent.items() if e in receiver.arrived]
             missing = len(sent) - len(latencies)
     finally:

@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import itertools
 import json
+import os
 import socket
 import time
 import uuid
@@ -34,6 +35,7 @@ from broker.store.sqlstore import SqlStore
 
 __all__ = [
     "Receiver",
+    "cpu_seconds",
     "directory_entry",
     "free_port",
     "incident",
@@ -43,6 +45,15 @@ __all__ = [
     "victim",
     "wait_healthy",
 ]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds a process has used so far (Linux ``/proc``), 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:

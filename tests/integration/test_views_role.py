@@ -21,6 +21,7 @@ from broker.store import SqliteStore, Store
 from broker.store.chronology_view import ChronologyFollower
 from broker.store.follow import DeliveriesFollower
 from tests.conftest import LogBackend
+from tests.integration.delivery_service import eventually
 from tests.integration.gateway_support import running_gateway
 
 
@@ -43,15 +44,6 @@ async def _views_process(tmp_path: Path) -> AsyncIterator[web.Application]:
         await runner.cleanup()
 
 
-async def _until(condition: object, seconds: float) -> bool:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while asyncio.get_running_loop().time() < deadline:
-        if await condition():  # type: ignore[operator]
-            return True
-        await asyncio.sleep(0.1)
-    return False
-
-
 async def test_only_a_views_process_follows_in_the_background_and_a_request_catches_up_without_one(
     tmp_path: Path,
 ) -> None:
@@ -69,13 +61,13 @@ async def test_only_a_views_process_follows_in_the_background_and_a_request_catc
         assert await _inbox_read(store) == before + 1
 
         async with _views_process(tmp_path) as views:
-            assert await _until(lambda: _running(views), 10), views[ROLE_BOARD].snapshot()
+            await eventually(lambda: _running(views), timeout=10, what="the views role to run")
             await gateway.notify("HV-BRADFORD-NORTH")
 
             async def applied() -> bool:
                 return await _inbox_read(store) == before + 2
 
-            assert await _until(applied, 10), "the views process did not follow the notifications topic"
+            await eventually(applied, timeout=10, what="the views process to follow the notifications topic")
 
 
 async def _running(app: web.Application) -> bool:
