@@ -11,10 +11,8 @@ State lives in the log: on start, and whenever it is given a partition, the disp
 its end (``Ledger``): it skips what was delivered, by itself or by the partition's previous holder, and resumes the
 retries owed, always with the same ``webhook-id`` (the notification id). The one gap left is a crash between a
 receiver's 2xx and its record; receivers dedupe on ``webhook-id``. A partition the group takes away starts nothing
-more here and goes to another only once the attempts in flight on it are recorded. Attempts run as tasks, so a slow
-endpoint never holds up the others; the committed offset never passes a notification whose first outcome is not yet
-recorded.
-"""
+more here and goes to another only once the attempts in flight on it are recorded. Attempts run as tasks (a slow
+endpoint never holds up the others); the committed offset never passes a first outcome not yet recorded."""
 
 from __future__ import annotations
 
@@ -38,7 +36,7 @@ from broker.delivery.signing import WebhookKey
 from broker.delivery.webhook import AttemptResult, WebhookSender
 from broker.errors import JigsawError
 from broker.log.base import Log
-from broker.log.scan import read_any, read_available_many, read_new
+from broker.log.scan import read_any, read_available_many, read_fetched, read_new
 from broker.logging import get_logger
 from broker.observability import Metrics
 from broker.roles import raise_if_cancelled
@@ -52,6 +50,7 @@ _BUSY_POLL_S = 0.02  # how often to look again while attempts are in flight (a r
 _REQUEUE = dt.timedelta(seconds=1)
 _LAG_EVERY_S = 5.0  # how often the consumer lag metric is brought up to date
 _DELIVERY_FACTS = ("notification_id", "recipient", "kind", "outcome", "attempt", "status", "error")  # logged
+_GLANCE_S = 0.001  # a look at the deliveries topic before each step's attempts: what its consumer has fetched
 _COMMIT_EVERY_S = 0.5  # not every step (a busy broker's work); a new holder checks re-reads against the ledger
 
 
@@ -90,19 +89,14 @@ class Dispatcher:
         self.schedule = schedule
         self.sender = sender or WebhookSender(key, timeout=timeout)
         self._clock = clock
-        self._group = group
-        self._partitions = partitions
+        self._group, self._partitions = group, partitions
         self._member: Any = None
         self._lag_at = 0.0
-        self._slots = asyncio.Semaphore(concurrency)
-        self._per_endpoint = per_endpoint
+        self._slots, self._per_endpoint = asyncio.Semaphore(concurrency), per_endpoint
         self._endpoint_slots: dict[str, asyncio.Semaphore] = {}
-        self._breaker_template = breaker
-        self._breakers: dict[str, breakers.Breaker] = {}
+        self._breaker_template, self._breakers = breaker, dict[str, breakers.Breaker]()
         self.metrics = metrics if metrics is not None else Metrics()
-        self.delivered = 0
-        self.dead_lettered = 0
-        self.inboxed = 0
+        self.delivered = self.dead_lettered = self.inboxed = 0
         self._forget()
 
     def _forget(self) -> None:
@@ -114,6 +108,7 @@ class Dispatcher:
         self._committed: dict[int, int] = {}
         self._commit_at = 0.0  # monotonic time of the last commit
         self._ledger_read: dict[int, int] = {}  # how far the deliveries topic is applied to the ledger
+        self._ledger_parts = 1
         self._unrecorded: dict[int, set[int]] = defaultdict(set)  # offsets with no outcome recorded yet
         self._bodies: dict[str, bytes] = {}  # notification id -> body, while attempts are owed
         self._waiting: dict[str, Job] = {}  # retries whose notification has been read again
@@ -133,9 +128,15 @@ class Dispatcher:
         await self.sender.start()
         _log.info("dispatcher_started", delivered_before=len(self.ledger.done), retries_owed=len(self.ledger.retries))
 
-    async def _read_ledger(self) -> None:
-        """Apply what the deliveries topic gained since the last look (other dispatchers' work included)."""
-        async for records in read_new(self.log, topics.DELIVERIES, self._ledger_read):
+    async def _read_ledger(self, *, glance: bool = False) -> None:
+        """Apply what the deliveries topic gained since the last look (other dispatchers' work included): to its
+        end now (start, partitions taken up), or at a ``glance`` what was fetched (each step: ``read_fetched``)."""
+        if glance:
+            batches = read_fetched(self.log, topics.DELIVERIES, self._ledger_read, self._ledger_parts, _GLANCE_S)
+        else:
+            self._ledger_parts = await self.log.partitions(topics.DELIVERIES)
+            batches = read_new(self.log, topics.DELIVERIES, self._ledger_read)
+        async for records in batches:
             for delivery in map(decode_delivery, records):
                 if delivery is not None:
                     self.ledger.apply(delivery)
@@ -219,16 +220,15 @@ class Dispatcher:
             timeout = min(timeout, max(0.0, (soonest - now).total_seconds()))
         if self._tasks:
             timeout = min(timeout, _BUSY_POLL_S)
-        found = await read_available_many(self.log, topics.NOTIFICATIONS, self._positions)
+        if timeout > 0:  # wait on every partition held at once (a standby holds none: it only polls the group)
+            found = await read_any(self.log, topics.NOTIFICATIONS, self._positions, min(timeout, 0.5))
+        else:
+            found = await read_available_many(self.log, topics.NOTIFICATIONS, self._positions)
         fetched = [(record.partition, record) for record in found]
-        if not fetched and timeout > 0:
-            # Wait on every partition held at once (a standby holds none: it only keeps polling the group).
-            records = await read_any(self.log, topics.NOTIFICATIONS, self._positions, min(timeout, 0.5))
-            fetched = [(record.partition, record) for record in records]
         # After the read: the router wrote these after it read the directory entries they depend on.
         await self.directory.refresh_for(record for _, record in fetched)
         if fetched or self._waiting:  # what any dispatcher recorded up to now: nothing it delivered is sent again
-            await self._read_ledger()
+            await self._read_ledger(glance=True)
         inbox: list[DeliveryRecord] = []
         for partition, record in fetched:
             if partition in self._revoked:  # taken away during the read: the new holder sends it
@@ -393,8 +393,8 @@ class Dispatcher:
                     _log.warning("commit_refused", partition=partition, offset=target, error=exc.message)
                     continue
                 self._committed[partition] = target
-        if time.monotonic() - self._lag_at >= _LAG_EVERY_S:  # a few end-offset requests, now and then
+        if time.monotonic() - self._lag_at >= _LAG_EVERY_S:  # one end-offset request, now and then
             self._lag_at = time.monotonic()
-            for partition, position in list(self._positions.items()):
-                end = await self.log.end_offset(topics.NOTIFICATIONS, partition=partition)
-                self.metrics.set_consumer_lag(self._group, topics.NOTIFICATIONS, partition, max(0, end - position))
+            at = dict(self._positions)
+            for partition, end in (await self.log.end_offsets(topics.NOTIFICATIONS, sorted(at))).items():
+                self.metrics.set_consumer_lag(self._group, topics.NOTIFICATIONS, partition, max(0, end - at[partition]))

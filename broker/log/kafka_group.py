@@ -28,7 +28,7 @@ from aiokafka.errors import (
 )
 
 from broker.errors import LogUnavailable
-from broker.log.kafka_safety import track
+from broker.log.kafka_safety import quick_transaction_retry, track
 from broker.logging import get_logger
 
 __all__ = ["GROUP_SETTINGS", "Committer", "KafkaMember", "KafkaTransactions", "committed_offset"]
@@ -141,6 +141,8 @@ class KafkaTransactions:
         from broker.log.kafka_safety import PRODUCER_SAFETY, partitioner
 
         self.transactional_id = transactional_id
+        if not quick_transaction_retry():
+            _log.warning("transaction_retry_not_set", reason="aiokafka has no BACKOFF_OVERRIDE")
         self.producer = AIOKafkaProducer(
             **common, **PRODUCER_SAFETY, partitioner=partitioner, transactional_id=transactional_id
         )

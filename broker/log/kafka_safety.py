@@ -18,8 +18,10 @@ __all__ = [
     "CONSUMER_SAFETY",
     "PRODUCER_SAFETY",
     "TOPIC_DEFAULTS",
+    "TXN_RETRY_S",
     "describe_error",
     "partitioner",
+    "quick_transaction_retry",
     "safety_report",
     "track",
 ]
@@ -53,6 +55,29 @@ async def track(producer: Any, topic: str, tracked: set[str]) -> None:
     if topic not in tracked:
         await producer.client.add_topic(topic)
         tracked.add(topic)
+
+
+# How soon a transaction that follows another asks again to add its first partitions (aiokafka: 20 ms).
+TXN_RETRY_S: Final = 0.002
+
+
+def quick_transaction_retry() -> bool:
+    """Have a transaction that follows another start within milliseconds, not after aiokafka's 20 ms wait.
+
+    The coordinator answers ``EndTxn`` before it has written the commit markers, and until they are
+    written it refuses the next transaction's first ``AddPartitionsToTxn`` with ``CONCURRENT_TRANSACTIONS``
+    (KAFKA-5477). aiokafka then waits ``BACKOFF_OVERRIDE`` (20 ms), a module constant with no setting, so
+    back-to-back transactions took 24 ms each on Kafka 3.9 on loopback, 17 ms of it waiting; asking again
+    after 2 ms they take 6.6 ms, with about the same number of requests (the markers are written within
+    2 ms). The router commits every batch in a transaction, so this wait was on every notification's path.
+    Returns False (and changes nothing) if this aiokafka has no such constant.
+    """
+    from aiokafka.producer import sender
+
+    if not isinstance(getattr(sender, "BACKOFF_OVERRIDE", None), float):
+        return False
+    sender.BACKOFF_OVERRIDE = TXN_RETRY_S
+    return True
 
 
 def describe_error(exc: BaseException) -> str:

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 
 from broker.log.base import Log, Record
 
-__all__ = ["latest_by_key", "read_any", "read_available", "read_available_many", "read_new", "scan"]
+__all__ = ["latest_by_key", "read_any", "read_available", "read_available_many", "read_fetched", "read_new", "scan"]
 
 
 async def read_available(log: Log, topic: str, offset: int, *, partition: int = 0, limit: int = 1000) -> list[Record]:
@@ -60,6 +60,22 @@ async def read_new(
             yield records
             offset = records[-1].offset + 1
             positions[partition] = offset
+
+
+async def read_fetched(
+    log: Log, topic: str, positions: dict[int, int], partitions: int, wait: float, *, limit: int = 5000
+) -> AsyncIterator[list[Record]]:
+    """Batches of what partitions ``0..partitions-1`` gained since ``positions`` (updated), waiting ``wait`` s at most.
+
+    Asks for no end offset: ``read_new``'s look at the end costs a request, and on Kafka a reader walking
+    forward already keeps a fetch waiting there that the broker answers as soon as a record lands. What
+    landed within the last moment is left for the next look. Other backends read up to their end.
+    """
+    for partition in range(partitions):
+        offset = positions.get(partition, 0)
+        while records := await log.read(topic, offset, partition=partition, limit=limit, timeout=wait):
+            yield records
+            offset = positions[partition] = records[-1].offset + 1
 
 
 async def read_any(log: Log, topic: str, positions: dict[int, int], timeout: float) -> list[Record]:

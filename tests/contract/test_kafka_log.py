@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
@@ -138,6 +139,56 @@ async def test_a_read_at_the_end_asks_the_end_offset_beside_its_fetches(kafka_lo
     await kafka_log.append_many(topic, [(None, b"3", ())])
     assert [r.value for r in await kafka_log.read(topic, 3, timeout=0)] == [b"3"]
     assert asked_own == []
+
+
+@pytest.mark.kafka
+async def test_a_walking_reader_waits_on_its_own_fetch_and_asks_no_end_offset(kafka_log: KafkaLog, topic: str) -> None:
+    """A reader that goes on from where it stopped waits on its consumer's fetch, which the broker answers as soon
+    as a record is there: an idle wait asks nothing more (it asked the end offset after every one, most of a
+    dispatcher's requests). A record appended during a wait still comes back at once; after a seek, a read that
+    must not wait still asks the end and finds what is there."""
+    await kafka_log.append_many(topic, [(None, b"%d" % i, ()) for i in range(3)])
+    assert len(await kafka_log.read(topic, 0, limit=10)) == 3
+    [reader] = kafka_log._readers.values()
+    asked: list[object] = []
+    ends = reader._ends
+
+    async def spy(partitions: list[object]) -> object:
+        asked.append(partitions)
+        return await ends(partitions)
+
+    reader._ends = spy
+    assert await kafka_log.read(topic, 3, timeout=0.3) == []
+    assert asked == []
+
+    async def later() -> None:
+        await asyncio.sleep(0.2)
+        await kafka_log.append(topic, b"3")
+
+    writing = asyncio.create_task(later())
+    started = time.monotonic()
+    assert [r.value for r in await kafka_log.read(topic, 3, timeout=10)] == [b"3"]
+    assert time.monotonic() - started < 5.0  # it came when appended, not at the timeout
+    await writing
+    assert asked == []
+    # A seek back: a read with no wait asks where the partition ends and fetches what is there.
+    assert [r.value for r in await kafka_log.read(topic, 1, timeout=0)] == [b"1", b"2", b"3"]
+    assert [r.value for r in await kafka_log.read(topic, 1, limit=1, timeout=0)] == [b"1"]
+    await kafka_log.append(topic, b"4")
+    assert [r.value for r in await kafka_log.read(topic, 2, limit=2, timeout=0)] == [b"2", b"3"]
+    assert [r.value for r in await kafka_log.read(topic, 4, timeout=0)] == [b"4"]  # no wait: it asks
+
+
+async def test_a_transaction_after_another_asks_again_within_milliseconds() -> None:
+    """aiokafka waits a fixed 20 ms before asking again when the coordinator is still writing the last
+    transaction's markers (KAFKA-5477): every router batch waited it. Making a transactional writer shortens it."""
+    from aiokafka.producer import sender
+
+    from broker.log.kafka_group import KafkaTransactions
+    from broker.log.kafka_safety import TXN_RETRY_S
+
+    await KafkaTransactions({"bootstrap_servers": "127.0.0.1:9"}, "jigsaw-tests-never-started").close()
+    assert sender.BACKOFF_OVERRIDE == TXN_RETRY_S < 0.02
 
 
 @pytest.mark.kafka

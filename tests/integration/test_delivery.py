@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,6 @@ from broker.delivery.inboxes import notification_of
 from broker.delivery.signing import WebhookKey
 from broker.log import EmbeddedLog, Log
 from broker.log.base import Record
-from broker.log.scan import read_available_many
 from broker.store import SqliteStore
 from tests.integration.delivery_support import World, body_json, closed_port_url, outcomes, receiving
 
@@ -279,15 +278,19 @@ async def test_a_partition_taken_away_during_a_read_starts_nothing_more_here(
         async def poll() -> frozenset[int]:  # the group's answer once the partition is gone
             return frozenset(await held_before() - taken)
 
-        async def read_then_revoke(log_: Log, topic: str, positions: dict[int, int], **options: Any) -> list[Record]:
-            records = await read_available_many(log_, topic, positions, **options)
-            if records and not taken:
-                taken.add(records[0].partition)
-                await member.on_revoked(frozenset(taken))
-            return records
+        def then_revoke(read: Callable[..., Awaitable[list[Record]]]) -> Callable[..., Awaitable[list[Record]]]:
+            async def read_then_revoke(log_: Log, topic: str, positions: dict[int, int], *args: Any) -> list[Record]:
+                records = await read(log_, topic, positions, *args)
+                if records and not taken:
+                    taken.add(records[0].partition)
+                    await member.on_revoked(frozenset(taken))
+                return records
+
+            return read_then_revoke
 
         member.poll = poll
-        monkeypatch.setattr(dispatcher_module, "read_available_many", read_then_revoke)
+        for name in ("read_available_many", "read_any"):  # the read that does not wait, and the one that does
+            monkeypatch.setattr(dispatcher_module, name, then_revoke(getattr(dispatcher_module, name)))
         note = await world.notify("GP-A")
         for _ in range(20):
             await dispatcher.step(wait=0.01)
