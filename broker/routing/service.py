@@ -116,11 +116,9 @@ class RouterService:
         Returns the outputs newly written (already-written ones, recognised by id, are skipped).
         """
         records = await self.log.read(topics.INPUT, self.position, limit=self._batch, timeout=wait)
-        if records and self._linger > 0:  # waits on the read, not asleep: a short wait asks Kafka nothing more
-            until = asyncio.get_running_loop().time() + self._linger
-            while len(records) < self._batch and (left := until - asyncio.get_running_loop().time()) > 0:
-                more = self._batch - len(records)
-                records += await self.log.read(topics.INPUT, records[-1].offset + 1, limit=more, timeout=left)
+        if records and self._linger > 0 and len(records) < self._batch:
+            await asyncio.sleep(self._linger)
+            records += await self.log.read(topics.INPUT, records[-1].offset + 1, limit=self._batch - len(records))
         self.caught_up = len(records) < self._batch
         outputs: list[Output] = []
         for record in records:

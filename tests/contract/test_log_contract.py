@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 from broker.log import Log, Record, partition_for
+from broker.log.scan import read_fetched, read_new
 
 if TYPE_CHECKING:
     from tests.conftest import LogBackend
@@ -161,6 +162,31 @@ async def test_read_with_timeout_returns_empty_when_nothing_comes(log: Log, topi
 
     assert records == []
     assert 0.4 <= elapsed < 5.0
+
+
+async def test_read_fetched_brings_what_landed_and_keeps_its_place(log: Log, topic: str) -> None:
+    """``read_fetched`` (the dispatcher's look at the deliveries topic before each step) brings what landed on
+    every partition since its positions, moves them on, and finds nothing more once it has it all."""
+    await log.create_topic(topic, partitions=2)
+    await log.append(topic, b"a0", partition=0)
+    await log.append(topic, b"b0", partition=1)
+    positions: dict[int, int] = {}
+    first = [r async for batch in read_new(log, topic, positions) for r in batch]
+    assert sorted(r.value for r in first) == [b"a0", b"b0"]
+    await log.append(topic, b"a1", partition=0)
+    await log.append(topic, b"b1", partition=1)
+    await log.append(topic, b"b2", partition=1)
+
+    deadline, seen = time.monotonic() + 10, list[bytes | None]()
+    while len(seen) < 3 and time.monotonic() < deadline:  # on Kafka what landed a moment ago may come next look
+        seen += [r.value for batch in await _batches(read_fetched(log, topic, positions, 2, 0.05)) for r in batch]
+    assert sorted(seen) == [b"a1", b"b1", b"b2"]  # type: ignore[type-var]
+    assert positions == {0: 2, 1: 3}
+    assert await _batches(read_fetched(log, topic, positions, 2, 0.05)) == []
+
+
+async def _batches(batches: AsyncIterator[list[Record]]) -> list[list[Record]]:
+    return [batch async for batch in batches]
 
 
 async def test_unknown_topic_reads_empty(log: Log, topic: str) -> None:
