@@ -5,7 +5,9 @@ already fetched. Two things a plain ``getmany`` does not do are handled here:
 right after a seek the broker may hold records the consumer has not fetched yet
 (they must come back even with no wait), and a transactional writer's commit
 markers take offsets that hold no record (the consumer steps over them, and a
-read that finds only markers between it and the end says so at once).
+read that finds only markers between it and the end says so at once). A reader
+walking forward that waited and got nothing asks nothing more: its consumer's
+fetch waits at the end and the broker answers it as soon as a record lands.
 """
 
 from __future__ import annotations

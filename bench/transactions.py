@@ -1,0 +1,104 @@
+"""Back-to-back Kafka transactions as the router writes them: Jigsaw's quick retry against aiokafka's own wait.
+
+The router commits every batch (its notifications, decisions and its input
+offset) in one transaction. Kafka's coordinator answers ``EndTxn`` before it
+has written the commit markers and refuses the next transaction's first
+partitions with ``CONCURRENT_TRANSACTIONS`` until it has (KAFKA-5477);
+aiokafka then waits 20 ms before asking again. ``kafka_safety.TXN_RETRY_S``
+asks again after 2 ms. This bench runs the same writes through
+``KafkaLog.writer`` with each setting in turn, in alternating rounds, and
+prints the wall time per transaction, how many times the first partitions were
+asked for, and (with ``--kafka-pid-file``) the broker's CPU per transaction.
+
+    .venv/bin/python bench/transactions.py --bootstrap 127.0.0.1:9092 [--kafka-pid-file STATE/kafka.pid]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from aiokafka import conn as aiokafka_conn
+from aiokafka.producer import sender as aiokafka_sender
+
+from bench.scene import cpu_seconds
+from broker.log.kafka import KafkaLog
+from broker.log.kafka_safety import TXN_RETRY_S
+
+AIOKAFKA_WAIT_S = 0.02  # aiokafka's BACKOFF_OVERRIDE as shipped
+_requests: collections.Counter[str] = collections.Counter()
+
+
+def _count_requests() -> None:
+    """Count the requests every aiokafka connection sends, by type."""
+    send = aiokafka_conn.AIOKafkaConnection.send
+
+    def counted(self: Any, request: Any, expect_response: bool = True) -> Any:
+        _requests[type(request).__name__] += 1
+        return send(self, request, expect_response)
+
+    aiokafka_conn.AIOKafkaConnection.send = counted  # type: ignore[method-assign]
+
+
+async def _round(writer: Any, topic: str, group: str, count: int, start: int, pid: int | None) -> dict[str, float]:
+    _requests.clear()
+    cpu, began = (cpu_seconds(pid) if pid else 0.0), time.perf_counter()
+    for i in range(start, start + count):
+        item = (b"family-%d" % (i % 7), b"x" * 600, (("kind", b"notification"),))
+        await writer.write([(topic, [item], None)], {(topic, 0): i + 1}, group)
+    wall = time.perf_counter() - began
+    return {
+        "ms": wall * 1000 / count,
+        "add_partitions": _requests["AddPartitionsToTxnRequest"] / count,
+        "broker_ms": (cpu_seconds(pid) - cpu) * 1000 / count if pid else float("nan"),
+    }
+
+
+async def main(args: argparse.Namespace) -> int:
+    _count_requests()
+    pid = int(Path(args.kafka_pid_file).read_text()) if args.kafka_pid_file else None
+    run = uuid.uuid4().hex[:8]
+    topic, group = f"bench.txn.{run}", f"bench-txn-{run}"
+    log = KafkaLog(args.bootstrap, client_id="jigsaw-bench-transactions")
+    await log.start()
+    await log.create_topic(topic)
+    writer = log.writer(f"bench-txn-{run}")
+    await writer.start()
+    results: dict[str, list[dict[str, float]]] = {"aiokafka 20 ms": [], "jigsaw 2 ms": []}
+    try:
+        await _round(writer, topic, group, 50, 0, None)  # warm-up: connections, coordinator, JIT
+        done = 50
+        for _ in range(args.rounds):
+            for name, wait in (("aiokafka 20 ms", AIOKAFKA_WAIT_S), ("jigsaw 2 ms", TXN_RETRY_S)):
+                aiokafka_sender.BACKOFF_OVERRIDE = wait
+                results[name].append(await _round(writer, topic, group, args.transactions, done, pid))
+                done += args.transactions
+    finally:
+        await writer.close()
+        await log.close()
+    print(f"back-to-back transactions (1 record + the input offset each), {args.rounds} rounds of {args.transactions}")
+    for name, rounds in results.items():
+        ms = statistics.median(r["ms"] for r in rounds)
+        asks = statistics.median(r["add_partitions"] for r in rounds)
+        broker = statistics.median(r["broker_ms"] for r in rounds)
+        cpu = f", broker CPU {broker:.2f} ms" if pid else ""
+        print(f"  {name} retry: {ms:.1f} ms per transaction, first partitions asked {asks:.2f} times{cpu}")
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bootstrap", required=True, help="a running broker")
+    parser.add_argument("--kafka-pid-file", help="the broker's pid file, to report its CPU per transaction")
+    parser.add_argument("--transactions", type=int, default=200, help="transactions per round (default 200)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of each setting, alternating (default 3)")
+    sys.exit(asyncio.run(main(parser.parse_args())))
