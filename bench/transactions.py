@@ -7,8 +7,9 @@ partitions with ``CONCURRENT_TRANSACTIONS`` until it has (KAFKA-5477);
 aiokafka then waits 20 ms before asking again. ``kafka_safety.TXN_RETRY_S``
 asks again after 2 ms. This bench runs the same writes through
 ``KafkaLog.writer`` with each setting in turn, in alternating rounds, and
-prints the wall time per transaction, how many times the first partitions were
-asked for, and (with ``--kafka-pid-file``) the broker's CPU per transaction.
+prints the time each transaction took, how many times the first partitions were
+asked for, and (with ``--kafka-pid-file``) the broker's CPU per transaction
+(which, with ``--gap-ms``, includes the broker's idle work during the pauses).
 
     .venv/bin/python bench/transactions.py --bootstrap 127.0.0.1:9092 [--kafka-pid-file STATE/kafka.pid]
 """
@@ -49,15 +50,20 @@ def _count_requests() -> None:
     aiokafka_conn.AIOKafkaConnection.send = counted  # type: ignore[method-assign]
 
 
-async def _round(writer: Any, topic: str, group: str, count: int, start: int, pid: int | None) -> dict[str, float]:
+async def _round(
+    writer: Any, topic: str, group: str, count: int, start: int, pid: int | None, gap: float = 0.0
+) -> dict[str, float]:
     _requests.clear()
-    cpu, began = (cpu_seconds(pid) if pid else 0.0), time.perf_counter()
+    cpu, took = (cpu_seconds(pid) if pid else 0.0), 0.0
     for i in range(start, start + count):
         item = (b"family-%d" % (i % 7), b"x" * 600, (("kind", b"notification"),))
+        began = time.perf_counter()
         await writer.write([(topic, [item], None)], {(topic, 0): i + 1}, group)
-    wall = time.perf_counter() - began
+        took += time.perf_counter() - began
+        if gap:
+            await asyncio.sleep(gap)
     return {
-        "ms": wall * 1000 / count,
+        "ms": took * 1000 / count,
         "add_partitions": _requests["AddPartitionsToTxnRequest"] / count,
         "broker_ms": (cpu_seconds(pid) - cpu) * 1000 / count if pid else float("nan"),
     }
@@ -80,12 +86,15 @@ async def main(args: argparse.Namespace) -> int:
         for _ in range(args.rounds):
             for name, wait in (("aiokafka 20 ms", AIOKAFKA_WAIT_S), ("jigsaw 2 ms", TXN_RETRY_S)):
                 aiokafka_sender.BACKOFF_OVERRIDE = wait
-                results[name].append(await _round(writer, topic, group, args.transactions, done, pid))
+                results[name].append(
+                    await _round(writer, topic, group, args.transactions, done, pid, args.gap_ms / 1000)
+                )
                 done += args.transactions
     finally:
         await writer.close()
         await log.close()
-    print(f"back-to-back transactions (1 record + the input offset each), {args.rounds} rounds of {args.transactions}")
+    spacing = f"{args.gap_ms:g} ms apart" if args.gap_ms else "back to back"
+    print(f"transactions {spacing} (1 record + the input offset each), {args.rounds} rounds of {args.transactions}")
     for name, rounds in results.items():
         ms = statistics.median(r["ms"] for r in rounds)
         asks = statistics.median(r["add_partitions"] for r in rounds)
@@ -101,4 +110,5 @@ if __name__ == "__main__":
     parser.add_argument("--kafka-pid-file", help="the broker's pid file, to report its CPU per transaction")
     parser.add_argument("--transactions", type=int, default=200, help="transactions per round (default 200)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of each setting, alternating (default 3)")
+    parser.add_argument("--gap-ms", type=float, default=0.0, help="pause between transactions (default 0: none)")
     sys.exit(asyncio.run(main(parser.parse_args())))
