@@ -29,7 +29,6 @@ __all__ = ["READER_SETTINGS", "PartitionReader", "to_record"]
 READER_SETTINGS: Final[Mapping[str, Any]] = MappingProxyType({"auto_offset_reset": "none", "fetch_max_wait_ms": 100})
 _CATCH_UP_S = 10.0  # how long to wait for records the broker holds but the consumer has not fetched yet
 _POLL_S = 0.1
-_TRUSTED_WAIT_S = 0.001  # a wait at least this long on a walking reader's own fetch counts as a look at the end
 _MARKER_POLL_S = 0.002  # short fetches while looking whether only transaction markers are left
 
 
@@ -87,6 +86,7 @@ class PartitionReader:
                 messages = await self.fetch(offset, limit, max(0.0, deadline - began))
             except OffsetOutOfRangeError:
                 self.next_offset = None  # the consumer's position is no longer known
+                walking = False
                 start = (await self.consumer.beginning_offsets([self.tp]))[self.tp]
                 if offset < start:  # removed by retention: carry on from the oldest record left
                     offset = start
@@ -102,7 +102,7 @@ class PartitionReader:
             if messages:
                 return await self._fill(messages, limit)
             known = self.seen_end > offset and self.dry != (offset, self.seen_end)  # records there, not yet fetched
-            if walking and not known and loop.time() >= deadline and loop.time() - began >= _TRUSTED_WAIT_S:
+            if walking and not known and began < deadline <= loop.time():
                 # A reader walking forward waited on its consumer's fetch, which the broker answers as soon as a
                 # record is there: nothing came, so there is nothing to catch up on (asking the end offset after
                 # every idle wait was most of a dispatcher's and a router's requests).
