@@ -102,11 +102,14 @@ class PartitionReader:
             if messages:
                 return await self._fill(messages, limit)
             known = self.seen_end > offset and self.dry != (offset, self.seen_end)  # records there, not yet fetched
-            if walking and not known and began < deadline <= loop.time():
-                # A reader walking forward waited on its consumer's fetch, which the broker answers as soon as a
-                # record is there: nothing came, so there is nothing to catch up on (asking the end offset after
-                # every idle wait was most of a dispatcher's and a router's requests).
-                return []
+            if walking and not known and began < deadline:
+                # A reader walking forward waits on its consumer's fetch, which the broker answers as soon as a
+                # record is there: until the deadline there is nothing to catch up on (asking the end offset after
+                # every idle wait was most of a dispatcher's and a router's requests). aiokafka also wakes the
+                # wait when an empty fetch comes back: then it waits again.
+                if loop.time() >= deadline:
+                    return []
+                continue
             # Nothing buffered; but right after a seek the broker may hold records the
             # consumer has not fetched yet. Those must come back even when timeout is 0.
             end = self.seen_end  # records up to a known end are there: wait for them without asking again
