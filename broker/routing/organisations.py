@@ -9,6 +9,7 @@ so it is always ``restricted``).
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,10 +22,26 @@ class Organisations:
     def __init__(self) -> None:
         self.directory: dict[str, dict[str, Any]] = {}
         self._inferred_kind: dict[str, str] = {}
+        self._in_area: dict[tuple[Any, Any], list[str]] = {}  # (kind, area) -> sorted org ids, from the directory
 
     def list_organisation(self, entry: Mapping[str, Any]) -> None:
         """Apply one directory entry (``directory.organisation`` data)."""
-        self.directory[str(entry["org_id"])] = dict(entry)
+        org = str(entry["org_id"])
+        old = self.directory.get(org)
+        self.directory[org] = dict(entry)
+        index = self._area_index()
+        if old is not None:
+            index[(old.get("kind"), old.get("area"))].remove(org)
+        bisect.insort(index.setdefault((entry.get("kind"), entry.get("area")), []), org)
+
+    def _area_index(self) -> dict[tuple[Any, Any], list[str]]:
+        """The directory by (kind, area); built here for a state from a snapshot written before it was kept."""
+        index = self.__dict__.get("_in_area")
+        if index is None:
+            index = self._in_area = {}
+            for org, e in sorted(self.directory.items()):
+                index.setdefault((e.get("kind"), e.get("area")), []).append(org)
+        return index
 
     def infer_kind(self, org: str, kind: str) -> None:
         """The kind a link's field implies, for an organisation the directory may not list."""
@@ -43,7 +60,7 @@ class Organisations:
         """Every directory organisation of ``kind`` in ``area`` (sorted)."""
         if area is None:
             return []
-        return sorted(o for o, e in self.directory.items() if e.get("kind") == kind and e.get("area") == area)
+        return list(self._area_index().get((kind, area), ()))
 
     def safeguarding_lead(self, org: str) -> str | None:
         entry = self.directory.get(org)

@@ -218,3 +218,22 @@ def test_every_notification_is_a_notification() -> None:
     w.register(v, "GP-A")
     _, out = w.incident(v, None)
     assert all(isinstance(n, Notification) and n.reason for n in notes(out).values())
+
+
+def test_the_organisations_of_an_area_follow_the_directory_as_it_changes() -> None:
+    """An organisation re-listed in another area or as another kind leaves its old place; the answer is sorted."""
+    from broker.routing.graph import FamilyGraph
+
+    g = FamilyGraph()
+    for org, kind, area in (("MARAC-B", "marac", "north"), ("MARAC-A", "marac", "north"), ("CSC-N", "csc", "north")):
+        g.list_organisation({"org_id": org, "kind": kind, "area": area})
+    assert g.orgs_of_kind_in_area("marac", "north") == ["MARAC-A", "MARAC-B"]
+    g.list_organisation({"org_id": "MARAC-B", "kind": "marac", "area": "south"})
+    assert g.orgs_of_kind_in_area("marac", "north") == ["MARAC-A"]
+    assert g.orgs_of_kind_in_area("marac", "south") == ["MARAC-B"]
+    assert g.orgs_of_kind_in_area("marac", None) == []
+    # A graph decoded from a snapshot written before the index was kept builds it from the directory.
+    del g._in_area
+    assert g.orgs_of_kind_in_area("marac", "south") == ["MARAC-B"]
+    g.list_organisation({"org_id": "MARAC-C", "kind": "marac", "area": "south"})
+    assert g.orgs_of_kind_in_area("marac", "south") == ["MARAC-B", "MARAC-C"]
