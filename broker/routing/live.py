@@ -134,7 +134,10 @@ class LiveRouter:
         acknowledgement already in the log always cancels its escalation first, even
         while catching up with a long backlog.
         """
+        before = self.router.position
         out = await self.router.step(wait=wait)
+        if self.router.position == before:  # idle: say where the router reached (it commits at most every 0.5 s)
+            await self.router.flush()
         if self.router.caught_up:
             out += await self.router.step(now=self._clock() - self._grace)
         if self._board is None and self._metrics is None:
@@ -153,9 +156,12 @@ class LiveRouter:
         return out
 
     async def seal(self) -> None:
-        """Publish a signed tree head of the input records no head covers yet (the role is stopping)."""
+        """Publish a signed tree head of the input records no head covers yet, and commit the input offset
+        reached (the role is stopping)."""
         if self._sealer is not None and self._started:
             await self.router.seal(self._clock())
+        if self._started:
+            await self.router.flush()
 
     async def run(self, *, pause: float = 1.0, standby_poll: float = 0.5) -> None:
         """Join the router group; route while this process holds the input partition, stand by otherwise.
@@ -214,6 +220,7 @@ class LiveRouter:
                 return
             if self.router.position == before:
                 break
+        await self.router.flush()
         heap.settle()  # the state as caught up is long-lived: full collections no longer walk it
         while True:
             await self.turn(wait=self._wait)
@@ -269,6 +276,7 @@ class LiveRouter:
         from broker.audit.state_snapshot import RouterSnapshot
         from broker.routing.snapshot_aside import encode_aside
 
+        await self.router.flush()  # a router trusts no snapshot ahead of the committed input offset
         position = self.router.position
         outputs = await self.router.output_ends()  # everything this state wrote lies before these
         snapshot = RouterSnapshot(

@@ -15,11 +15,20 @@ and skipped. So a router killed at any point and restarted loses nothing and
 duplicates nothing. From a snapshot only the outputs written since it was
 taken are read: the state it holds already reflects everything written before,
 except escalations another router raised by its own clock before this state's
-clock got there, which the snapshot lists (``escalations``). The outputs of a batch and
-the input offset they reach are written together through ``log.writer``: on
-Kafka in one transaction under the router's transactional id, so a router that
-lost its place to a standby (a zombie) is fenced and what it began is never
-seen by ``read_committed`` readers.
+clock got there, which the snapshot lists (``escalations``). The outputs of a
+batch are written through ``log.writer``: on Kafka in one transaction under the
+router's transactional id, so a router that lost its place to a standby (a
+zombie) is fenced and what it began is never seen by ``read_committed`` readers.
+
+The input offset the outputs reach goes in the same transaction, but at most
+every ``COMMIT_EVERY_S`` (and at once by ``flush``: when the router goes idle,
+before a snapshot, when it stops). On Kafka committing it costs every
+transaction two more round trips and commit markers on another partition, and
+nothing depends on it being fresh: a router that starts rebuilds from a
+snapshot or the first record and recognises what was written by id. It says
+where the router has reached, for the auditor's replay (inputs after it are
+"not yet routed") and for operators' consumer-lag tools, and it bounds which
+snapshots a router trusts.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import itertools
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -47,6 +57,7 @@ __all__ = ["GROUP", "RouterService"]
 
 GROUP = "jigsaw-router"
 _log = get_logger("jigsaw.router")
+COMMIT_EVERY_S = 0.5  # the input offset is committed with the outputs at most this often (``flush``: at once)
 
 
 def _ts(record: Record) -> dt.datetime:
@@ -68,6 +79,7 @@ class RouterService:
         writer: Any = None,
         metrics: Any = None,
         linger: float = 0.0,
+        commit_every: float = COMMIT_EVERY_S,
     ) -> None:
         """Args:
         log: the log.
@@ -80,6 +92,7 @@ class RouterService:
         metrics: the app's ``broker.observability.Metrics`` (events routed, notifications, escalations), or None.
         linger: seconds a step that found input waits for more before routing it: under load, fewer and larger
             writes (on Kafka, fewer transactions, each with its round trips and commit markers).
+        commit_every: seconds between commits of the input offset with a batch's outputs (0: every batch).
         """
         self.log = log
         self._linger = linger
@@ -92,6 +105,9 @@ class RouterService:
         self._batch = batch
         self._group = group
         self.position = 0  # the next input offset to apply
+        self._commit_every = commit_every
+        self._committed = 0  # the input offset this process last committed (0: none)
+        self._commit_due = 0.0  # monotonic time from which a batch commits the input offset again
         self.at_ms = 0  # the log timestamp of the last input record applied
         self._written: set[str] | None = None  # ids already on the output topics; read before the first write
         self._since: dict[str, list[int]] = {}  # where that read starts, per output topic and partition
@@ -107,7 +123,7 @@ class RouterService:
             await self.log.create_topic(topic)
         if self.sealer is not None:
             await self.sealer.start()
-        self.position = 0
+        self.position = self._committed = 0
         self._written, self._since, self._early = None, {}, set()
 
     async def step(self, *, now: dt.datetime | None = None, wait: float = 0.0) -> list[Output]:
@@ -135,7 +151,8 @@ class RouterService:
             if due and self._metrics is not None:
                 self._metrics.escalated(sum(isinstance(o, Notification) for o in due))
             outputs += due
-        fresh = await self._write(outputs, {(topics.INPUT, 0): self.position} if records else {})
+        commit = bool(records) and time.monotonic() >= self._commit_due
+        fresh = await self._write(outputs, self._commits() if commit else {})
         if self.sealer is not None and self.sealer.due():  # after the outputs: the head says where they ended
             await self.seal(_ts(records[-1]) if records else now or dt.datetime.now(dt.UTC))
         return fresh
@@ -143,8 +160,16 @@ class RouterService:
     async def seal(self, now: dt.datetime) -> None:
         """Publish a signed tree head of the input records no head covers yet, through the router's writer."""
         if self.sealer is not None and (seal := await self.sealer.prepare(now)) is not None:
-            await self._write([], {}, seal)
+            await self._write([], self._commits(), seal)
             self.sealer.published(seal)
+
+    async def flush(self) -> None:
+        """Commit the input offset the router has reached, unless this process has committed it already."""
+        if commits := self._commits():
+            await self._write([], commits)
+
+    def _commits(self) -> dict[tuple[str, int], int]:
+        return {(topics.INPUT, 0): self.position} if self.position > self._committed else {}
 
     async def restore(
         self,
@@ -178,6 +203,7 @@ class RouterService:
                 break
         if now is not None:
             out += await self.step(now=now)
+        await self.flush()
         return out
 
     async def output_ends(self) -> dict[str, list[int]]:
@@ -264,6 +290,9 @@ class RouterService:
             appends.append((topics.TREE_HEADS, [encode_seal(seal)], seal.head.timestamp_ms))
         if appends or commits:
             await self._writer.write(appends, commits, self._group)
+        if commits:
+            self._committed = commits[(topics.INPUT, 0)]
+            self._commit_due = time.monotonic() + self._commit_every
         for item in notes:  # at debug: one line per recipient is too many for a busy partnership
             assert isinstance(item, Notification)
             _log.debug(

@@ -407,3 +407,32 @@ async def test_a_snapshot_the_copy_cannot_encode_is_refused_not_saved(monkeypatc
     encoding = await snapshot_aside.encode_aside(RouterSnapshot(RoutingState(), 0, 0))
     with pytest.raises(SnapshotInvalid, match="ended with 1"):
         await encoding
+
+
+async def test_the_input_offset_is_committed_at_most_so_often_and_at_once_when_the_router_goes_idle(
+    kept: tuple[Path, dt.datetime],
+) -> None:
+    """Outputs are written every batch, but the input offset only every ``commit_every`` seconds (on Kafka two
+    round trips fewer per transaction); ``flush`` (idle, snapshot, stop, ``run_until_idle``) commits it at once."""
+    _, records = await _recorded(kept[0])
+    log = MemoryLog()
+    router = RouterService(log, batch=5, commit_every=3600)
+    await router.start()
+    await _append_all(log, records)
+    for _ in range(4):
+        await router.step()
+    assert router.position == 20
+    assert await log.committed("jigsaw-router", topics.INPUT) == 5  # the first batch; the next is an hour away
+    assert len(await _read_all(log, topics.DECISIONS)) > 1  # outputs were not held back meanwhile
+    await router.flush()
+    assert await log.committed("jigsaw-router", topics.INPUT) == 20
+    await router.run_until_idle()
+    assert await log.committed("jigsaw-router", topics.INPUT) == len(records)
+
+    every = RouterService(MemoryLog(), batch=5, commit_every=0)
+    await every.start()
+    await _append_all(every.log, records[:10])
+    await every.step()
+    assert await every.log.committed("jigsaw-router", topics.INPUT) == 5
+    await every.step()
+    assert await every.log.committed("jigsaw-router", topics.INPUT) == 10
