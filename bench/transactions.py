@@ -8,10 +8,16 @@ aiokafka then waits 20 ms before asking again. ``kafka_safety.TXN_RETRY_S``
 asks again after 2 ms. This bench runs the same writes through
 ``KafkaLog.writer`` with each setting in turn, in alternating rounds, and
 prints the time each transaction took, how many times the first partitions were
-asked for, and (with ``--kafka-pid-file``) the broker's CPU per transaction
-(which, with ``--gap-ms``, includes the broker's idle work during the pauses).
+asked for, the requests sent per transaction, and (with ``--kafka-pid-file``)
+the broker's CPU per transaction (which, with ``--gap-ms``, includes the
+broker's idle work during the pauses).
 
-    .venv/bin/python bench/transactions.py --bootstrap 127.0.0.1:9092 [--kafka-pid-file STATE/kafka.pid]
+``--offsets`` compares instead, both with the 2 ms retry, transactions that
+commit the input offset (``AddOffsetsToTxn`` and ``TxnOffsetCommit``, and commit
+markers on ``__consumer_offsets``) with transactions that do not: the router
+commits it at most every 0.5 s (``routing.service.COMMIT_EVERY_S``).
+
+    .venv/bin/python bench/transactions.py --bootstrap 127.0.0.1:9092 [--kafka-pid-file STATE/kafka.pid] [--offsets]
 """
 
 from __future__ import annotations
@@ -51,20 +57,21 @@ def _count_requests() -> None:
 
 
 async def _round(
-    writer: Any, topic: str, group: str, count: int, start: int, pid: int | None, gap: float = 0.0
+    writer: Any, topic: str, group: str, count: int, start: int, pid: int | None, gap: float = 0.0, offsets: bool = True
 ) -> dict[str, float]:
     _requests.clear()
     cpu, took = (cpu_seconds(pid) if pid else 0.0), 0.0
     for i in range(start, start + count):
         item = (b"family-%d" % (i % 7), b"x" * 600, (("kind", b"notification"),))
         began = time.perf_counter()
-        await writer.write([(topic, [item], None)], {(topic, 0): i + 1}, group)
+        await writer.write([(topic, [item], None)], {(topic, 0): i + 1} if offsets else {}, group)
         took += time.perf_counter() - began
         if gap:
             await asyncio.sleep(gap)
     return {
         "ms": took * 1000 / count,
         "add_partitions": _requests["AddPartitionsToTxnRequest"] / count,
+        "requests": sum(_requests.values()) / count,
         "broker_ms": (cpu_seconds(pid) - cpu) * 1000 / count if pid else float("nan"),
     }
 
@@ -79,28 +86,36 @@ async def main(args: argparse.Namespace) -> int:
     await log.create_topic(topic)
     writer = log.writer(f"bench-txn-{run}")
     await writer.start()
-    results: dict[str, list[dict[str, float]]] = {"aiokafka 20 ms": [], "jigsaw 2 ms": []}
+    settings = (
+        (("input offset committed", TXN_RETRY_S, True), ("no input offset", TXN_RETRY_S, False))
+        if args.offsets
+        else (("aiokafka 20 ms retry", AIOKAFKA_WAIT_S, True), ("jigsaw 2 ms retry", TXN_RETRY_S, True))
+    )
+    results: dict[str, list[dict[str, float]]] = {name: [] for name, _, _ in settings}
     try:
         await _round(writer, topic, group, 50, 0, None)  # warm-up: connections, coordinator, JIT
         done = 50
         for _ in range(args.rounds):
-            for name, wait in (("aiokafka 20 ms", AIOKAFKA_WAIT_S), ("jigsaw 2 ms", TXN_RETRY_S)):
+            for name, wait, offsets in settings:
                 aiokafka_sender.BACKOFF_OVERRIDE = wait
                 results[name].append(
-                    await _round(writer, topic, group, args.transactions, done, pid, args.gap_ms / 1000)
+                    await _round(writer, topic, group, args.transactions, done, pid, args.gap_ms / 1000, offsets)
                 )
                 done += args.transactions
     finally:
         await writer.close()
         await log.close()
     spacing = f"{args.gap_ms:g} ms apart" if args.gap_ms else "back to back"
-    print(f"transactions {spacing} (1 record + the input offset each), {args.rounds} rounds of {args.transactions}")
+    print(f"transactions {spacing} (1 record each), {args.rounds} rounds of {args.transactions}")
     for name, rounds in results.items():
         ms = statistics.median(r["ms"] for r in rounds)
         asks = statistics.median(r["add_partitions"] for r in rounds)
+        sent = statistics.median(r["requests"] for r in rounds)
         broker = statistics.median(r["broker_ms"] for r in rounds)
         cpu = f", broker CPU {broker:.2f} ms" if pid else ""
-        print(f"  {name} retry: {ms:.1f} ms per transaction, first partitions asked {asks:.2f} times{cpu}")
+        print(
+            f"  {name}: {ms:.1f} ms per transaction, {sent:.1f} requests, first partitions asked {asks:.2f} times{cpu}"
+        )
     return 0
 
 
@@ -111,4 +126,5 @@ if __name__ == "__main__":
     parser.add_argument("--transactions", type=int, default=200, help="transactions per round (default 200)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of each setting, alternating (default 3)")
     parser.add_argument("--gap-ms", type=float, default=0.0, help="pause between transactions (default 0: none)")
+    parser.add_argument("--offsets", action="store_true", help="with and without the input offset, not the retries")
     sys.exit(asyncio.run(main(parser.parse_args())))
