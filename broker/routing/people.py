@@ -12,7 +12,7 @@ with and looked up through ``members``.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 __all__ = ["People", "ref_keys"]
@@ -37,7 +37,7 @@ class People:
 
     def __init__(self) -> None:
         self._parent: dict[str, str] = {}
-        self._members: dict[str, set[str]] = {}
+        self._members: dict[str, set[str]] = {}  # root -> its keys, for people known by more than one
         self._dob: dict[str, dt.date] = {}
         self._sensitive: dict[str, bool] = {}
 
@@ -46,7 +46,6 @@ class People:
     def _add(self, key: str) -> None:
         if key not in self._parent:
             self._parent[key] = key
-            self._members[key] = {key}
 
     def find(self, key: str) -> str:
         """The canonical key of the person ``key`` belongs to."""
@@ -71,17 +70,20 @@ class People:
         # Keep the smaller key as root so the canonical key does not depend on arrival order.
         root, other = (ra, rb) if ra < rb else (rb, ra)
         self._parent[other] = root
-        self._members[root] |= self._members.pop(other)
+        self._members[root] = {*self._members.pop(root, (root,)), *self._members.pop(other, (other,))}
         if other in self._dob and root not in self._dob:
             self._dob[root] = self._dob[other]
         if self._sensitive.get(other):
             self._sensitive[root] = True
         return root
 
-    def members(self, person: str) -> set[str]:
+    def members(self, person: str) -> Collection[str]:
         """Every key of the person."""
-        members = self._members.get(person)  # held by roots only
-        return members if members is not None else self._members[self.find(person)]
+        members = self._members.get(person)  # held by the roots of people known by more than one key
+        if members is not None:
+            return members
+        root = self.find(person)
+        return self._members.get(root) or (root,)
 
     def observe(self, ref: Mapping[str, Any] | None, *, born_on: dt.date | None = None) -> str | None:
         """Record a PersonRef; returns its person's canonical key (None for a null ref)."""

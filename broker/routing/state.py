@@ -59,7 +59,6 @@ class RoutingState:
         self.graph = FamilyGraph()
         self.items = Items(self.graph)
         self.seq = 0
-        self.sent: dict[tuple[str, str], str] = {}  # (event id, org) -> notification id (once only)
         self.had: dict[str, set[str]] = defaultdict(set)  # event id -> orgs that published or were told
         self.item_had: dict[str, set[str]] = defaultdict(set)  # item key -> orgs told about it
         self.told: dict[str, list[tuple[str, str, str]]] = defaultdict(list)  # event id -> (org, nid, kind)
@@ -156,7 +155,7 @@ class RoutingState:
             cand = route.recipients[org]
             if org == event.source and not cand.may_be_publisher:
                 continue
-            if (event.event_id, org) in self.sent:
+            if self._sent(event.event_id, org):
                 continue
             if only_new_to_item is not None and org in self.item_had[only_new_to_item]:
                 continue
@@ -256,7 +255,6 @@ class RoutingState:
 
     def _record(self, note: Notification) -> None:
         """Remember a sent notification: once only, who has had what, what awaits an ack."""
-        self.sent[(note.event_id, note.recipient)] = note.notification_id
         self.told[note.event_id].append((note.recipient, note.notification_id, note.kind))
         self._view_of[note.notification_id] = note.view
         if note.kind in ("alert", "catch_up", "history"):
@@ -268,6 +266,10 @@ class RoutingState:
             heapq.heappush(self._pending, (note.ack_by, self._pushed, note.notification_id))
         if note.event_type == "challenge.raised" and note.kind == "alert":
             self._challenge_recipients[note.event_id].append(note)
+
+    def _sent(self, event_id: str, org: str) -> bool:
+        """Once only: whether ``org`` was sent a notification of the event (retractions are of another event)."""
+        return any(o == org and kind != "retraction" for o, _, kind in self.told.get(event_id, ()))
 
     def _lead(self, note: Notification) -> str | None:
         return note.safeguarding_lead or self.graph.safeguarding_lead(note.recipient)
@@ -315,7 +317,7 @@ class RoutingState:
         for csc in cscs:
             for person, how in targets:
                 for item in self.items.history(person, event.occurred_at):
-                    if csc in self.had[item.event_id] or (item.event_id, csc) in self.sent:
+                    if csc in self.had.get(item.event_id, ()) or self._sent(item.event_id, csc):
                         continue
                     path = (
                         f"history item of {how} ({g.people.label(person)}) of {about}, for children's social care "

@@ -147,7 +147,7 @@ async def test_a_snapshot_round_trips_the_state_its_outputs_and_escalations_byte
         {"n": [3, 0], "d": [7]},
         ("e1", "e2"),
     )
-    assert back.state.sent == router.state.sent and back.state.sent
+    assert back.state.told == router.state.told and back.state.told
 
 
 def test_an_older_snapshot_format_is_refused_with_its_name() -> None:
