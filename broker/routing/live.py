@@ -139,7 +139,10 @@ class LiveRouter:
         if self.router.position == before:  # idle: say where the router reached (it commits at most every 0.5 s)
             await self.router.flush()
         if self.router.caught_up:
-            out += await self.router.step(now=self._clock() - self._grace)
+            now = self._clock() - self._grace
+            due = self.router.state.next_due()
+            if due is not None and due <= now:  # else nothing to raise, and no strict read of the input's end
+                out += await self.router.step(now=now)
         if self._board is None and self._metrics is None:
             return out
         if self.router.caught_up:  # the read reached the end of the input: no lag, and no request to say so

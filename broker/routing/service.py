@@ -57,6 +57,7 @@ __all__ = ["GROUP", "RouterService"]
 
 GROUP = "jigsaw-router"
 _log = get_logger("jigsaw.router")
+_GLANCE_S = 0.001  # the linger's second read: what the input's reader has fetched, not where the input ends
 COMMIT_EVERY_S = 0.5  # the input offset is committed with the outputs at most this often (``flush``: at once)
 
 
@@ -134,7 +135,10 @@ class RouterService:
         records = await self.log.read(topics.INPUT, self.position, limit=self._batch, timeout=wait)
         if records and self._linger > 0 and len(records) < self._batch:
             await asyncio.sleep(self._linger)
-            records += await self.log.read(topics.INPUT, records[-1].offset + 1, limit=self._batch - len(records))
+            # A glance at what the reader has fetched meanwhile (a read with no wait asks where the input ends):
+            # anything later is the next step's.
+            more = self._batch - len(records)
+            records += await self.log.read(topics.INPUT, records[-1].offset + 1, limit=more, timeout=_GLANCE_S)
         self.caught_up = len(records) < self._batch
         outputs: list[Output] = []
         for record in records:

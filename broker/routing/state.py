@@ -109,6 +109,11 @@ class RoutingState:
             del self._awaiting[ack.notification_id]
         return out
 
+    def next_due(self) -> dt.datetime | None:
+        """The earliest time ``advance`` may raise something (an ack or a resolution since may cancel it)."""
+        heads = [heap[0][0] for heap in (self._pending, self._challenges) if heap]
+        return min(heads) if heads else None
+
     def advance(self, now: dt.datetime, *, inclusive: bool = True) -> list[Output]:
         """Escalations whose time has come (before ``now``, or at it when ``inclusive``)."""
         out: list[Output] = []

@@ -163,6 +163,22 @@ def test_unacknowledged_notifications_escalate_once_at_ack_by() -> None:
     assert notes(w.run_until("2021-03-01T00:00:00"), kind="escalation") == {}
 
 
+def test_nothing_escalates_before_the_time_next_due_names() -> None:
+    """``next_due`` is when the clock may first raise something: the live router skips the clock until then."""
+    w = World()
+    w.standard_orgs()
+    assert w.state.next_due() is None
+    child, mother = person("2021-01-01"), person("1995-01-01")
+    w.register(child, "GP-A")
+    w.register(mother, "GP-B")
+    w.incident(mother, None, present=[child], at="2021-02-01T10:00:00")
+    due = w.state.next_due()
+    assert due == dt.datetime(2021, 2, 2, 10, tzinfo=dt.UTC)
+    assert notes(w.run_until("2021-02-02T09:59:59"), kind="escalation") == {}
+    assert notes(w.run_until("2021-02-02T10:00:00"), kind="escalation")
+    assert w.state.next_due() is None
+
+
 def test_retraction_tells_everyone_told_and_stops_the_item() -> None:
     """A retracted incident goes as a retraction to each recipient and is no longer history or active."""
     w = World()
