@@ -28,8 +28,8 @@ class Organisations:
         """Apply one directory entry (``directory.organisation`` data)."""
         org = str(entry["org_id"])
         old = self.directory.get(org)
+        index = self._area_index()  # before the directory changes: built from it, it must not hold the new entry
         self.directory[org] = dict(entry)
-        index = self._area_index()
         if old is not None:
             index[(old.get("kind"), old.get("area"))].remove(org)
         bisect.insort(index.setdefault((entry.get("kind"), entry.get("area")), []), org)

@@ -237,3 +237,7 @@ def test_the_organisations_of_an_area_follow_the_directory_as_it_changes() -> No
     assert g.orgs_of_kind_in_area("marac", "south") == ["MARAC-B"]
     g.list_organisation({"org_id": "MARAC-C", "kind": "marac", "area": "south"})
     assert g.orgs_of_kind_in_area("marac", "south") == ["MARAC-B", "MARAC-C"]
+    del g._in_area  # and when the first change after such a snapshot moves an organisation already listed
+    g.list_organisation({"org_id": "MARAC-A", "kind": "marac", "area": "south"})
+    assert g.orgs_of_kind_in_area("marac", "south") == ["MARAC-A", "MARAC-B", "MARAC-C"]
+    assert g.orgs_of_kind_in_area("marac", "north") == []
