@@ -36,7 +36,7 @@ from broker.delivery.signing import WebhookKey
 from broker.delivery.webhook import AttemptResult, WebhookSender
 from broker.errors import JigsawError
 from broker.log.base import Log
-from broker.log.scan import read_any, read_available_many, read_fetched, read_new
+from broker.log.scan import GLANCE_S, read_any, read_available_many, read_fetched, read_new
 from broker.logging import get_logger
 from broker.observability import Metrics
 from broker.roles import raise_if_cancelled
@@ -50,7 +50,6 @@ _BUSY_POLL_S = 0.02  # how often to look again while attempts are in flight (a r
 _REQUEUE = dt.timedelta(seconds=1)
 _LAG_EVERY_S = 5.0  # how often the consumer lag metric is brought up to date
 _DELIVERY_FACTS = ("notification_id", "recipient", "kind", "outcome", "attempt", "status", "error")  # logged
-_GLANCE_S = 0.001  # a look at the deliveries topic before each step's attempts: what its consumer has fetched
 _COMMIT_EVERY_S = 0.5  # not every step (a busy broker's work); a new holder checks re-reads against the ledger
 
 
@@ -132,7 +131,7 @@ class Dispatcher:
         """Apply what the deliveries topic gained since the last look (other dispatchers' work included): to its
         end now (start, partitions taken up), or at a ``glance`` what was fetched (each step: ``read_fetched``)."""
         if glance:
-            batches = read_fetched(self.log, topics.DELIVERIES, self._ledger_read, self._ledger_parts, _GLANCE_S)
+            batches = read_fetched(self.log, topics.DELIVERIES, self._ledger_read, self._ledger_parts, GLANCE_S)
         else:
             self._ledger_parts = await self.log.partitions(topics.DELIVERIES)
             batches = read_new(self.log, topics.DELIVERIES, self._ledger_read)

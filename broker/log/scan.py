@@ -19,7 +19,16 @@ from collections.abc import AsyncIterator
 
 from broker.log.base import Log, Record
 
-__all__ = ["latest_by_key", "read_any", "read_available", "read_available_many", "read_fetched", "read_new", "scan"]
+__all__ = [
+    "GLANCE_S",
+    "latest_by_key",
+    "read_any",
+    "read_available",
+    "read_available_many",
+    "read_fetched",
+    "read_new",
+    "scan",
+]
 
 
 async def read_available(log: Log, topic: str, offset: int, *, partition: int = 0, limit: int = 1000) -> list[Record]:
@@ -60,6 +69,9 @@ async def read_new(
             yield records
             offset = records[-1].offset + 1
             positions[partition] = offset
+
+
+GLANCE_S = 0.001  # a read's wait that only looks at what a walking Kafka reader has fetched: it asks no end offset
 
 
 async def read_fetched(

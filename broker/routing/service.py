@@ -45,7 +45,7 @@ from broker.audit.seal import Seal, encode_seal
 from broker.audit.sealer import Sealer
 from broker.errors import SchemaInvalid
 from broker.log.base import Headers, Log, Record
-from broker.log.scan import read_new
+from broker.log.scan import GLANCE_S, read_new
 from broker.logging import get_logger
 from broker.model import Event
 from broker.routing.model import Decision, Notification
@@ -57,7 +57,6 @@ __all__ = ["GROUP", "RouterService"]
 
 GROUP = "jigsaw-router"
 _log = get_logger("jigsaw.router")
-_GLANCE_S = 0.001  # the linger's second read: what the input's reader has fetched, not where the input ends
 COMMIT_EVERY_S = 0.5  # the input offset is committed with the outputs at most this often (``flush``: at once)
 
 
@@ -138,7 +137,7 @@ class RouterService:
             # A glance at what the reader has fetched meanwhile (a read with no wait asks where the input ends):
             # anything later is the next step's.
             more = self._batch - len(records)
-            records += await self.log.read(topics.INPUT, records[-1].offset + 1, limit=more, timeout=_GLANCE_S)
+            records += await self.log.read(topics.INPUT, records[-1].offset + 1, limit=more, timeout=GLANCE_S)
         self.caught_up = len(records) < self._batch
         outputs: list[Output] = []
         for record in records:
