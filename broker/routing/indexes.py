@@ -25,28 +25,16 @@ class PersonIndexes:
     def _live(self, items: Iterable[Any]) -> list[Any]:
         if not self.retracted:
             return list(items)
-        retracted = self.retracted
-        return [i for i in items if i.event_id not in retracted]
+        return [i for i in items if i.event_id not in self.retracted]
 
     def _for_person(self, index: Mapping[str, Iterable[Any]], person: str) -> list[Any]:
-        members = self.people.members(person)
-        if len(members) == 1:  # most people are known by one key
-            for key in members:
-                return self._live(index.get(key, ()))
         out: list[Any] = []
-        for key in members:
+        for key in self.people.members(person):
             out.extend(index.get(key, ()))
         return self._live(out)
 
     def _keys_for(self, index: Mapping[str, set[str]], person: str) -> set[str]:
-        members = self.people.members(person)
-        if len(members) == 1:
-            for key in members:
-                found = index.get(key)
-                return set(found) if found else set()
         out: set[str] = set()
-        for key in members:
-            found = index.get(key)
-            if found:
-                out |= found
+        for key in self.people.members(person):
+            out |= index.get(key, set())
         return out

@@ -51,12 +51,8 @@ def iso(t: dt.datetime | None) -> str | None:
     """UTC ISO 8601 with a Z, to the second (milliseconds when present)."""
     if t is None:
         return None
-    if t.tzinfo is not dt.UTC:
-        t = t.astimezone(dt.UTC)
-    if t.year >= 1000:  # strftime's %Y does not pad earlier years
-        text = f"{t.year}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
-    else:
-        text = t.strftime("%Y-%m-%dT%H:%M:%S")
+    t = t.astimezone(dt.UTC)
+    text = t.strftime("%Y-%m-%dT%H:%M:%S")
     if t.microsecond:
         text += f".{t.microsecond // 1000:03d}"
     return text + "Z"

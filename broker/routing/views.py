@@ -51,16 +51,8 @@ PERPETRATOR_VIEW_TYPES = frozenset({"police.domestic_abuse_incident", "marac.cas
 PERPETRATOR_ALSO_KINDS = frozenset({"police", "childrens_social_care", "marac", "partnership"})
 
 
-_AS_IS = frozenset({str, int, bool, float, type(None)})
-
-
 def jsonable(value: Any) -> Any:
     """Event data as JSON: dates and times as ISO 8601 text."""
-    kind = type(value)
-    if kind in _AS_IS:  # most of an event's data: checked first, by exact type (an ABC check is slow)
-        return value
-    if kind is dict:
-        return {k if type(k) is str else str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, dt.datetime):
         return iso(value)
     if isinstance(value, dt.date):
