@@ -46,6 +46,7 @@ from broker.audit.checkpoint import PUBLIC_KEY_FILE, load_public_key, public_key
 from broker.audit.collect import replay_log
 from broker.audit.merkle_log import extend_tree, find_record, prove_record
 from broker.audit.sealer import Sealer, last_seal
+from broker.audit.spill import Spill
 from broker.audit.tree_store import TreeStore
 from broker.audit.workers import peak_rss_kb
 from broker.client import build_envelope
@@ -151,17 +152,20 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def _replay(path: Path, jobs: int) -> dict[str, Any]:
+async def _replay(path: Path, jobs: int, memory: int = 0) -> dict[str, Any]:
     keys_dir = Path(f"{path}.keys")
     registry = KeyStore(keys_dir).load()
     key = load_public_key(keys_dir / PUBLIC_KEY_FILE)
     log = EmbeddedLog(path)
     peaks: list[int] = []
     report_workers = peaks
+    spill = Spill(memory * 2**20, path.parent) if memory else None
     started = time.perf_counter()
     await log.start()
     try:
-        report = await replay_log(log, keys=registry, checkpoint_key=key, jobs=jobs, temp_dir=path.parent, peaks=peaks)
+        report = await replay_log(
+            log, keys=registry, checkpoint_key=key, jobs=jobs, temp_dir=path.parent, peaks=peaks, spill=spill
+        )
     finally:
         await log.close()
     seconds = time.perf_counter() - started
@@ -176,6 +180,10 @@ async def _replay(path: Path, jobs: int) -> dict[str, Any]:
         "rss_main_kb": peak_rss_kb(),
         "cpu_main_s": _cpu(),
         "rss_worker_kb": report_workers[0] if report_workers else 0,
+        "spilled_at_kb": (spill.spilled_at or 0) // 1024 if spill else 0,
+        "loads": spill.loads if spill else 0,
+        "evicted": spill.evicted if spill else 0,
+        "file_mb": spill.file_bytes / 1e6 if spill else 0,
     }
 
 
@@ -198,10 +206,10 @@ async def _state_only(path: Path) -> dict[str, Any]:
     return {"rss_main_kb": peak_rss_kb(), "seconds": time.perf_counter() - started, "cpu_main_s": _cpu()}
 
 
-def replay_in_child(path: Path, jobs: int, *, mode: str = "--replay-only") -> dict[str, Any]:
+def replay_in_child(path: Path, jobs: int, *, mode: str = "--replay-only", memory: int = 0) -> dict[str, Any]:
     """Run the replay in a fresh interpreter, so its peak memory is its own."""
     done = subprocess.run(
-        [sys.executable, __file__, mode, str(path), "--jobs", str(jobs)],
+        [sys.executable, __file__, mode, str(path), "--jobs", str(jobs), "--memory", str(memory)],
         capture_output=True,
         text=True,
         check=False,
@@ -271,12 +279,19 @@ def main() -> None:
     parser.add_argument(
         "--reuse", type=Path, help="a directory an earlier --keep run left: replay its logs again instead of building"
     )
+    parser.add_argument(
+        "--memory",
+        type=int,
+        default=0,
+        metavar="MIB",
+        help="also replay each log under this memory ceiling (jigsaw replay --memory): the state spills past it",
+    )
     parser.add_argument("--replay-only", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--state-only", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     configure_logging("json", "warning")
     if args.replay_only is not None:
-        print(json.dumps(asyncio.run(_replay(args.replay_only, args.jobs))))
+        print(json.dumps(asyncio.run(_replay(args.replay_only, args.jobs, args.memory))))
         return
     if args.state_only is not None:
         print(json.dumps(asyncio.run(_state_only(args.state_only))))
@@ -326,6 +341,20 @@ def main() -> None:
                 f"ratio {rate / raw:.2f} (goal 0.45)",
                 flush=True,
             )
+            if args.memory:
+                spilled = replay_in_child(path, args.jobs, memory=args.memory)
+                if not spilled["ok"]:
+                    raise SystemExit("the spilled replay was not clean: " + "; ".join(spilled["findings"]))
+                replayed["spilled"] = spilled
+                print(
+                    f"  the same replay with --memory {args.memory} MiB: {spilled['seconds']:.1f} s, "
+                    f"{built['events'] / spilled['seconds']:,.0f} events/s, ratio "
+                    f"{built['events'] / spilled['seconds'] / raw:.2f}; peak RSS main process "
+                    f"{spilled['rss_main_kb'] / 1024:,.0f} MiB (state spilled at "
+                    f"{spilled['spilled_at_kb'] / 1024:,.0f} MiB; none: 0); {spilled['loads']:,} entries read back "
+                    f"from the file, {spilled['evicted']:,} moved out of memory; file {spilled['file_mb']:,.0f} MB",
+                    flush=True,
+                )
             routed = replay_in_child(path, 1, mode="--state-only")
             alone = replayed["rss_state_kb"] = routed["rss_main_kb"]
             print(
@@ -364,6 +393,9 @@ def main() -> None:
             f"peak RSS {large[0]:,} vs {small[0]:,} events: {ratio:.2f}x (goal <= 1.5x); the routing state alone "
             f"{state:.2f}x; the replay's own memory beyond it {own:.2f}x"
         )
+        if args.memory:
+            spilled = large[1]["spilled"]["rss_main_kb"] / small[1]["spilled"]["rss_main_kb"]
+            print(f"peak RSS with --memory {args.memory} MiB: {spilled:.2f}x (goal <= 1.5x)")
 
 
 if __name__ == "__main__":

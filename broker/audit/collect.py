@@ -30,6 +30,7 @@ from broker.audit.outputs import OutputIndex
 from broker.audit.replay import Replayer
 from broker.audit.report import Report
 from broker.audit.sealer import DEFAULT_EVERY, SEALED_TOPICS
+from broker.audit.spill import Spill
 from broker.audit.state_snapshot import RouterSnapshot
 from broker.audit.window import Bound, resolve_window
 from broker.audit.workers import Verifier
@@ -117,6 +118,7 @@ async def replay_log(
     progress: Callable[[int], None] | None = None,
     total: Callable[[int], None] | None = None,
     peaks: list[int] | None = None,
+    spill: Spill | None = None,
 ) -> Report:
     """Verify a started log and compare the policy's re-run with what it records.
 
@@ -129,6 +131,8 @@ async def replay_log(
         save: keep a snapshot of the routing state after the last input in ``report.snapshot``.
         progress: called with the number of inputs processed; ``total`` once with how many there are.
         peaks: if given, the workers' peak resident memory (KiB) is appended to it at the end.
+        spill: keeps the routing state within a memory ceiling (``audit.spill``; None: all in memory);
+            closed at the end.
 
     Raises:
         ConfigError: a position bound names no input record, or the window ends before it starts.
@@ -164,6 +168,7 @@ async def replay_log(
         resume=resume,
         save=save,
         keep=keep,
+        spill=spill,
     )
     # On Kafka the router writes its outputs in transactions: each commit marker takes an offset, so the
     # output topics have gaps no record ever filled. There a removed notification or decision shows as
@@ -217,3 +222,5 @@ async def replay_log(
         gc.unfreeze()
         verifier.close()
         index.close()
+        if spill is not None:
+            spill.close()

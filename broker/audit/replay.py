@@ -36,6 +36,7 @@ from broker.audit.integrity import TreeCheck
 from broker.audit.outputs import EventRow, OutputIndex
 from broker.audit.report import Report
 from broker.audit.sealer import DEFAULT_EVERY
+from broker.audit.spill import Spill
 from broker.audit.state_snapshot import RouterSnapshot, encode_snapshot
 from broker.audit.verify import check_event, record_time
 from broker.audit.window import Window
@@ -68,6 +69,7 @@ class Replayer:
             (recorded outputs up to its time were given before it and are not compared).
         save: keep a snapshot of the state after the last input in ``snapshot`` (``finish``).
         keep: keep what a chronology needs (grows with the log).
+        spill: keeps the routing state within a memory ceiling, checked after each batch.
     """
 
     def __init__(
@@ -83,6 +85,7 @@ class Replayer:
         save: bool = False,
         catalogue: Catalogue | None = None,
         keep: bool = False,
+        spill: Spill | None = None,
     ) -> None:
         self.keys = keys
         self.window = window or Window.everything()
@@ -103,6 +106,7 @@ class Replayer:
         self.outputs = OutputCheck(index, self.window, self.report.findings, resume_ms=self._resume_ms)
         self.outputs.values = keep  # a chronology reads every notification and decision back
         self._batch_events: dict[str, EventRow] = {}
+        self.spill = spill
 
     # -- the inputs -------------------------------------------------------------
 
@@ -219,6 +223,8 @@ class Replayer:
         self.index.add_events(self._batch_events.values())
         self.outputs.compare(produced, self.about)
         self._batch_events = {}
+        if self.spill is not None:
+            self.spill.check(self.state)
 
     def _publisher(self, event_id: str) -> str | None:
         row = self._batch_events.get(event_id) or self.index.events([event_id]).get(event_id)
@@ -246,6 +252,8 @@ class Replayer:
                 )
             )
         if self._save:
+            if self.spill is not None:
+                self.spill.restore(self.state)  # a snapshot encodes every entry
             head = self.check.last_head
             self.snapshot = encode_snapshot(
                 RouterSnapshot(

@@ -1,12 +1,13 @@
 """``jigsaw replay``: verify a log and re-run the routing policy over it; write a child's chronology.
 
-    jigsaw replay --log FILE [--keys DIR] [--from BOUND] [--to BOUND] [--jobs N]
+    jigsaw replay --log FILE [--keys DIR] [--from BOUND] [--to BOUND] [--jobs N] [--memory MIB]
     jigsaw replay --kafka BOOTSTRAP --keys DIR [--topic-prefix P] [--from BOUND] [--to BOUND] [--jobs N]
     jigsaw replay --log FILE --chronology NHS_NUMBER [--format json|csv|html] [--out FILE]
     jigsaw replay --log FILE --save-snapshot STATE.json      (later:)  jigsaw replay --log FILE --resume STATE.json
 
 Streams the log, holding the routing state and a few batches (``audit.collect.replay_log``), verifying
-signatures on ``--jobs`` worker processes. Prints a summary and one line per
+signatures on ``--jobs`` worker processes; past ``--memory`` the routing state's growing
+part is kept in a temporary file (``audit.spill``). Prints a summary and one line per
 finding; exits 0 only when every signature verifies, every record is the one
 Jigsaw's signed tree heads list (and every head is consistent with the one
 before), and the re-run policy gives exactly the notifications and decision
@@ -28,6 +29,7 @@ from broker.audit.chronology import build_chronology, to_csv, to_json
 from broker.audit.chronology_html import to_html
 from broker.audit.collect import replay_log
 from broker.audit.report import Report
+from broker.audit.spill import Spill
 from broker.audit.state_snapshot import RouterSnapshot, SnapshotInvalid, decode_snapshot
 from broker.audit.verify import parse_recorded, record_time
 from broker.audit.window import parse_bound
@@ -87,6 +89,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="worker processes verifying signatures (default: the core count; 1: none)",
     )
+    parser.add_argument(
+        "--memory",
+        type=int,
+        default=default_memory_mib(),
+        metavar="MIB",
+        help="memory ceiling: past it the routing state's growing part is kept in a temporary file, the recent "
+        "part in memory (default: half this machine's memory; 0: no ceiling)",
+    )
     parser.add_argument("--from", dest="start", metavar="BOUND", help="start of the stretch to check: " + _RANGE_HELP)
     parser.add_argument("--to", dest="end", metavar="BOUND", help="end of the stretch to check (same forms)")
     parser.add_argument(
@@ -101,6 +111,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chronology", metavar="NHS_NUMBER", help="also write this child's chronology")
     parser.add_argument("--format", choices=("json", "csv", "html"), default="json", help="chronology format")
     parser.add_argument("--out", type=Path, metavar="FILE", help="write the chronology here (default: stdout)")
+
+
+def default_memory_mib() -> int:
+    """Half this machine's memory, in MiB (0 where it cannot be told)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**21)
+    except (AttributeError, ValueError, OSError):
+        return 0
 
 
 def _open(args: argparse.Namespace, settings: Settings) -> Log:
@@ -221,6 +239,7 @@ def run(args: argparse.Namespace) -> int:
             keep=bool(args.chronology),
             resume=_load_snapshot(args.resume) if args.resume else None,
             save=args.save_snapshot is not None,
+            spill=Spill(args.memory * 2**20) if args.memory > 0 else None,
         )
     )
     if args.save_snapshot is not None and report.snapshot is not None:
