@@ -183,6 +183,7 @@ async def _replay(path: Path, jobs: int, memory: int = 0) -> dict[str, Any]:
         "spilled_at_kb": (spill.spilled_at or 0) // 1024 if spill else 0,
         "loads": spill.loads if spill else 0,
         "evicted": spill.evicted if spill else 0,
+        "writes": spill.writes if spill else 0,
         "file_mb": spill.file_bytes / 1e6 if spill else 0,
     }
 
@@ -351,8 +352,9 @@ def main() -> None:
                     f"{built['events'] / spilled['seconds']:,.0f} events/s, ratio "
                     f"{built['events'] / spilled['seconds'] / raw:.2f}; peak RSS main process "
                     f"{spilled['rss_main_kb'] / 1024:,.0f} MiB (state spilled at "
-                    f"{spilled['spilled_at_kb'] / 1024:,.0f} MiB; none: 0); {spilled['loads']:,} entries read back "
-                    f"from the file, {spilled['evicted']:,} moved out of memory; file {spilled['file_mb']:,.0f} MB",
+                    f"{spilled['spilled_at_kb'] / 1024:,.0f} MiB; none: 0); {spilled['loads']:,} rows read back "
+                    f"from the file, {spilled['evicted']:,} keys moved out of memory, {spilled['writes']:,} rows "
+                    f"written; file {spilled['file_mb']:,.0f} MB",
                     flush=True,
                 )
             routed = replay_in_child(path, 1, mode="--state-only")

@@ -7,17 +7,21 @@ replay of a national log cannot hold it all in memory; ``Spill`` bounds it.
   changes: the state's maps are plain dicts, as fast as ever.
 - When it does (``Spill.check``, called between inputs), every map that grows
   with the log (``GROWING``) is replaced by a ``SpillMap`` holding the same
-  entries. A ``SpillMap`` keeps at most ``cap`` entries in memory, the most
-  recently loaded or added, and the others pickled in a SQLite file of its own
-  in a private temporary directory, deleted at ``close``.
-- Each cap starts at 70 % of the entries the map held when the ceiling was
+  entries. Maps keyed alike (by person, by event id...) share a table of a
+  SQLite file in a private temporary directory, deleted at ``close``: one row a
+  key, so one read brings back everything known under it. Memory keeps at most
+  ``cap`` keys of each table, those that came into memory last; the rest are in
+  the file. A Bloom filter of the keys ever written answers most reads of keys
+  the file has never held without asking it.
+- Each cap starts at 70 % of the keys the table held when the ceiling was
   reached, and drops by a sixth each time the process grows 5 % past the peak
   it had when the caps last dropped (the peak never falls, so only new growth
   lowers them), never below ``floor``.
-- Entries leave memory only in ``check``, between inputs, so an entry a rule is
+- Keys leave memory only in ``check``, between inputs, so an entry a rule is
   changing in place (a list it appends to) is written out whole, after the
-  change. The outputs are the same as with plain dicts: only where the
-  entries live changes (``test_spill``).
+  change; a key only read since it was loaded is not written again. The
+  outputs are the same as with plain dicts: only where the entries live
+  changes (``test_spill``).
 
 Pickle is safe here: the file is written by this process alone, in a directory
 only it can read, and nothing from outside is ever unpickled.
@@ -26,6 +30,10 @@ only it can read, and nothing from outside is ever unpickled.
 from __future__ import annotations
 
 import contextlib
+import copyreg
+import dataclasses
+import io
+import operator
 import pickle
 import shutil
 import sqlite3
@@ -37,52 +45,91 @@ from pathlib import Path
 from typing import Any
 
 from broker.audit.workers import peak_rss_kb
+from broker.model import Event
+from broker.routing.facts import Assessment, Birth, Composition, Pregnancy, Registration, Slot
+from broker.routing.items import Item
+from broker.routing.model import Notification
 
 __all__ = ["GROWING", "Spill", "SpillMap", "SpillSet"]
 
 _MISS = object()
 _ABSENT = object()  # known not to be in the file (or deleted since): nothing to write back
 
-# (owner, attribute, factory of a missing entry): the maps that grow with the log. The directory of
-# organisations, the escalation heaps and what awaits an acknowledgement stay in memory: they grow with
-# the partnership and with the next few days, not with the log.
-GROWING: tuple[tuple[str, str, Callable[[], Any] | None], ...] = (
-    ("graph", "_registrations", list),
-    ("graph", "_compositions", list),
-    ("graph", "_named_in_composition", set),
-    ("graph", "_births", list),
-    ("graph", "_births_by_parent", set),
-    ("graph", "_births_by_booking", list),
-    ("graph", "_pregnancies", None),
-    ("graph", "_pregnancies_by_person", set),
-    ("graph", "_slots", list),
-    ("graph", "_csc_publisher", list),
-    ("graph", "_assessments", list),
-    ("graph", "_assessments_by_person", set),
-    ("people", "_parent", None),
-    ("people", "_members", None),
-    ("people", "_dob", None),
-    ("people", "_sensitive", None),
-    ("items", "events", None),
-    ("items", "seq", None),
-    ("items", "_by_key", set),
-    ("items", "_plans", None),
-    ("items", "_item_of", None),
-    ("items", "_plans_by_child", set),
-    ("items", "_challenges", None),
-    ("items", "_resolved", bool),
-    ("state", "had", set),
-    ("state", "item_had", set),
-    ("state", "told", list),
-    ("state", "_view_of", None),
-    ("state", "_challenge_recipients", list),
-    ("state", "_withheld_seen", bool),
+# (owner, attribute, factory of a missing entry, table): the maps that grow with the log. Maps keyed
+# alike share a table, one row a key: a person's registrations, births, households, pregnancies, items
+# and identity come back from the file in one read. The directory of organisations, the escalation heaps
+# and what awaits an acknowledgement stay in memory: they grow with the partnership and the next few
+# days, not with the log.
+GROWING: tuple[tuple[str, str, Callable[[], Any] | None, str], ...] = (
+    ("graph", "_registrations", list, "person"),
+    ("graph", "_compositions", list, "person"),
+    ("graph", "_named_in_composition", set, "person"),
+    ("graph", "_births", list, "person"),
+    ("graph", "_births_by_parent", set, "person"),
+    ("graph", "_pregnancies_by_person", set, "person"),
+    ("graph", "_csc_publisher", list, "person"),
+    ("graph", "_assessments", list, "person"),
+    ("graph", "_assessments_by_person", set, "person"),
+    ("people", "_parent", None, "person"),
+    ("people", "_members", None, "person"),
+    ("people", "_dob", None, "person"),
+    ("people", "_sensitive", None, "person"),
+    ("items", "_by_key", set, "person"),
+    ("items", "_plans_by_child", set, "person"),
+    ("graph", "_slots", list, "slot"),
+    ("graph", "_births_by_booking", list, "booking"),
+    ("graph", "_pregnancies", None, "booking"),
+    ("items", "events", None, "event"),
+    ("items", "seq", None, "event"),
+    ("items", "_item_of", None, "event"),
+    ("state", "had", set, "event"),
+    ("state", "told", list, "event"),
+    ("state", "_challenge_recipients", list, "event"),
+    ("items", "_plans", None, "item"),
+    ("state", "item_had", set, "item"),
+    ("state", "_view_of", None, "notification"),
+    ("items", "_challenges", None, "challenge"),
+    ("items", "_resolved", None, "challenge"),
+    ("state", "_withheld_seen", None, "withheld"),
 )
 _SETS = frozenset({"_resolved", "_withheld_seen"})  # sets in the state: a SpillSet holds them
 
 
 def _owner(state: Any, name: str) -> Any:
     return {"state": state, "graph": state.graph, "people": state.graph.people, "items": state.items}[name]
+
+
+def _fields_reducer(cls: type) -> Callable[[Any], tuple[type, tuple[Any, ...]]]:
+    """Pickle a dataclass as its class and field values: its ``__init__`` rebuilds it.
+
+    A slots dataclass's own pickling looks up its fields on every object, twice as slow both ways.
+    """
+    names = [f.name for f in dataclasses.fields(cls)]
+    assert all(f.init for f in dataclasses.fields(cls)), cls
+    values = operator.attrgetter(*names)
+    return lambda obj: (cls, values(obj))
+
+
+_DISPATCH: dict[type, Callable[[Any], Any]] = dict(copyreg.dispatch_table)
+for _cls in (Event, Notification, Item, Registration, Composition, Birth, Pregnancy, Slot, Assessment):
+    _DISPATCH[_cls] = _fields_reducer(_cls)
+
+
+def _dumps(value: Any) -> bytes:
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=5)
+    pickler.dispatch_table = _DISPATCH
+    pickler.dump(value)
+    return buffer.getvalue()
+
+
+def _key(key: Hashable) -> bytes:
+    return key.encode() if isinstance(key, str) else _dumps(key)
+
+
+def _unkey(blob: bytes) -> Hashable:
+    # UTF-8 never starts with 0x80; a pickle always does.
+    return pickle.loads(blob) if blob.startswith(b"\x80") else blob.decode()
 
 
 class _Bloom:
@@ -120,54 +167,108 @@ class _Bloom:
         return False
 
 
-class SpillMap:
-    """A dict whose entries past ``cap`` live in a SQLite table (the methods the routing state uses).
+class _Table:
+    """One SQLite table for the maps that share a key: a row a key, ``{map number: value}`` pickled.
 
-    With ``factory``, a missing entry read by ``m[key]`` is created, as in a ``defaultdict``.
+    ``keys`` are the keys in memory, oldest first. A map holding a key in memory holds its current
+    value (or ``_ABSENT``); a map not holding a key that is in ``keys`` has its value in the row still.
     """
 
-    def __init__(
-        self, db: sqlite3.Connection, table: str, factory: Callable[[], Any] | None, mem: dict[Any, Any]
-    ) -> None:
+    def __init__(self, db: sqlite3.Connection, name: str) -> None:
         self._db = db
+        self.maps: list[SpillMap] = []
+        self.keys: dict[Any, None] = {}
+        self.clean: set[Any] = set()  # keys in memory as the file has them (nothing to write)
+        self.cap = 0
+        self.loads = 0
+        self.writes = 0
+        self._written = _Bloom()
+        db.execute(f"CREATE TABLE {name} (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID")
+        self._select = f"SELECT v FROM {name} WHERE k = ?"
+        self._write = f"INSERT OR REPLACE INTO {name} (k, v) VALUES (?, ?)"
+        self._delete = f"DELETE FROM {name} WHERE k = ?"
+        self._all = f"SELECT k, v FROM {name}"
+
+    def _row(self, key: Hashable) -> dict[int, Any] | None:
+        if not self._written.may_hold(key):
+            return None
+        self.loads += 1
+        found = self._db.execute(self._select, (_key(key),)).fetchone()
+        return pickle.loads(found[0]) if found else None
+
+    def load(self, key: Hashable, into: SpillMap) -> Any:
+        """Bring ``key`` into memory for ``into`` (and, from the same row, every map of the table lacking it)."""
+        fresh = key not in self.keys
+        if fresh:
+            self.keys[key] = None
+            self.clean.add(key)
+        row = self._row(key)
+        if row is None:
+            into._mem[key] = _ABSENT
+        else:
+            for n, m in enumerate(self.maps):
+                if key not in m._mem:
+                    m._mem[key] = row.get(n, _ABSENT)
+        return into._mem[key]
+
+    def evict(self) -> int:
+        """Write the oldest keys out until at most 90 % of ``cap`` stay (once past 110 %); how many."""
+        if len(self.keys) <= self.cap * 1.1:
+            return 0
+        keys = list(islice(self.keys, len(self.keys) - int(self.cap * 0.9)))
+        rows, gone = [], []
+        for key in keys:
+            del self.keys[key]
+            values = [m._mem.pop(key, _MISS) for m in self.maps]
+            if key in self.clean:
+                self.clean.discard(key)
+                continue
+            if any(v is _MISS for v in values):
+                old = self._row(key) or {}
+                values = [old.get(n, _ABSENT) if v is _MISS else v for n, v in enumerate(values)]
+            row = {n: v for n, v in enumerate(values) if v is not _ABSENT}
+            if row:
+                rows.append((_key(key), _dumps(row)))
+                self._written.add(key)
+            elif self._written.may_hold(key):
+                gone.append((_key(key),))
+        self._db.executemany(self._write, rows)
+        self._db.executemany(self._delete, gone)
+        self.writes += len(rows)
+        return len(keys)
+
+    def rows(self) -> Iterator[tuple[Hashable, dict[int, Any]]]:
+        for k, v in self._db.execute(self._all):
+            yield _unkey(k), pickle.loads(v)
+
+
+class SpillMap:
+    """One map of a ``_Table``, with the methods of a dict the routing state uses.
+
+    With ``factory``, a missing entry read by ``m[key]`` is created, as in a ``defaultdict``. The routing
+    state changes an entry in place only after reading it with ``m[key]`` (or ``setdefault``), never
+    after ``get``: an entry read only with ``get`` is not written out again.
+    """
+
+    def __init__(self, table: _Table, factory: Callable[[], Any] | None, mem: dict[Any, Any]) -> None:
         self._table = table
+        self._n = len(table.maps)
         self._factory = factory
         self._mem: dict[Any, Any] = dict(mem)
-        self.cap = len(mem)
-        self.loads = 0
-        self._written = _Bloom()
-        self._clean: set[Any] = set()  # loaded from the file and not handed out for changing since
-        db.execute(f"CREATE TABLE {table} (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID")
-        self._select = f"SELECT v FROM {table} WHERE k = ?"
-        self._write = f"INSERT OR REPLACE INTO {table} (k, v) VALUES (?, ?)"
-        self._delete = f"DELETE FROM {table} WHERE k = ?"
-
-    @staticmethod
-    def _key(key: Hashable) -> bytes:
-        return key.encode() if isinstance(key, str) else pickle.dumps(key, protocol=5)
-
-    def _load(self, key: Hashable) -> Any:
-        if not self._written.may_hold(key):
-            self._mem[key] = _ABSENT
-            return _ABSENT
-        self.loads += 1
-        row = self._db.execute(self._select, (self._key(key),)).fetchone()
-        value = _ABSENT if row is None else pickle.loads(row[0])
-        self._mem[key] = value
-        self._clean.add(key)
-        return value
+        table.maps.append(self)
+        table.keys.update(dict.fromkeys(mem))
 
     def get(self, key: Hashable, default: Any = None) -> Any:
         value = self._mem.get(key, _MISS)
         if value is _MISS:
-            value = self._load(key)
+            value = self._table.load(key, self)
         return default if value is _ABSENT else value
 
     def __getitem__(self, key: Hashable) -> Any:
         value = self._mem.get(key, _MISS)
         if value is _MISS:
-            value = self._load(key)
-        self._clean.discard(key)  # the routing state changes entries in place only after reading them so
+            value = self._table.load(key, self)
+        self._table.clean.discard(key)
         if value is _ABSENT:
             if self._factory is None:
                 raise KeyError(key)
@@ -175,7 +276,9 @@ class SpillMap:
         return value
 
     def __setitem__(self, key: Hashable, value: Any) -> None:
-        self._clean.discard(key)
+        if key not in self._mem:
+            self._table.load(key, self)
+        self._table.clean.discard(key)
         self._mem[key] = value
 
     def __contains__(self, key: Hashable) -> bool:
@@ -183,7 +286,7 @@ class SpillMap:
 
     def setdefault(self, key: Hashable, default: Any) -> Any:
         value = self.get(key, _MISS)
-        self._clean.discard(key)
+        self._table.clean.discard(key)
         if value is _MISS:
             value = self._mem[key] = default
         return value
@@ -194,35 +297,18 @@ class SpillMap:
             if default is _MISS:
                 raise KeyError(key)
             return default
+        self._table.clean.discard(key)
         self._mem[key] = _ABSENT
-        if self._written.may_hold(key):
-            self._db.execute(self._delete, (self._key(key),))
         return value
 
     def __delitem__(self, key: Hashable) -> None:
         self.pop(key)
 
-    def evict(self) -> int:
-        """Write the oldest entries out until at most 90 % of ``cap`` stay (once past 110 %); how many."""
-        if len(self._mem) <= self.cap * 1.1:
-            return 0
-        keys = list(islice(self._mem, len(self._mem) - int(self.cap * 0.9)))
-        mem, clean = self._mem, self._clean
-        changed = [k for k in keys if mem[k] is not _ABSENT and k not in clean]
-        self._db.executemany(self._write, [(self._key(k), pickle.dumps(mem[k], protocol=5)) for k in changed])
-        for k in changed:
-            self._written.add(k)
-        for k in keys:
-            del mem[k]
-            clean.discard(k)
-        return len(keys)
-
     def items(self) -> Iterator[tuple[Any, Any]]:
-        """Every entry, from the file and memory (for a snapshot; loads everything)."""
-        for k, v in self._db.execute(f"SELECT k, v FROM {self._table}"):
-            key = k.decode() if isinstance(k, bytes) and not k.startswith(b"\x80") else pickle.loads(k)
-            if key not in self._mem:
-                yield key, pickle.loads(v)
+        """Every entry, from the file and memory (for a snapshot: reads everything)."""
+        for key, row in self._table.rows():
+            if key not in self._mem and self._n in row:
+                yield key, row[self._n]
         for key, value in self._mem.items():
             if value is not _ABSENT:
                 yield key, value
@@ -232,8 +318,7 @@ class SpillSet(SpillMap):
     """A set (of hashable keys) held as a ``SpillMap`` of ``True``."""
 
     def add(self, key: Hashable) -> None:
-        self._clean.discard(key)
-        self._mem[key] = True
+        self[key] = True
 
     def __contains__(self, key: Hashable) -> bool:
         return self.get(key, False) is True
@@ -254,17 +339,22 @@ class Spill:
         self._temp_dir = temp_dir
         self._dir: Path | None = None
         self._db: sqlite3.Connection | None = None
-        self._maps: list[SpillMap] = []
+        self._tables: dict[str, _Table] = {}
         self._peak = 0
         self.spilled_at: int | None = None  # the peak when the maps first spilled
         self.evicted = 0
         self.file_bytes = 0  # the file's size when it was closed
-        self._loads = 0
+        self._loads = self._writes = 0
 
     @property
     def loads(self) -> int:
         """Entries read back from the file so far."""
-        return self._loads + sum(m.loads for m in self._maps)
+        return self._loads + sum(t.loads for t in self._tables.values())
+
+    @property
+    def writes(self) -> int:
+        """Rows written to the file so far."""
+        return self._writes + sum(t.writes for t in self._tables.values())
 
     def check(self, state: Any) -> None:
         """Between inputs: spill the state once the ceiling is reached, and keep each map within its cap."""
@@ -280,34 +370,34 @@ class Spill:
             self._peak = peak
         assert self._db is not None
         self._db.execute("BEGIN")
-        for m in self._maps:
-            self.evicted += m.evict()
+        for table in self._tables.values():
+            self.evicted += table.evict()
         self._db.execute("COMMIT")
 
     def _set_caps(self, share: float) -> None:
-        for m in self._maps:
-            m.cap = max(self.floor, int(min(m.cap, len(m._mem)) * share))
+        for table in self._tables.values():
+            table.cap = max(self.floor, int(min(table.cap or len(table.keys), len(table.keys)) * share))
 
     def _start(self, state: Any) -> None:
         self._dir = Path(tempfile.mkdtemp(prefix="jigsaw-state-", dir=self._temp_dir))
         db = self._db = sqlite3.connect(self._dir / "state.db", isolation_level=None)
         for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -16384", "temp_store = FILE"):
             db.execute(f"PRAGMA {pragma}")
-        for n, (owner, attr, factory) in enumerate(GROWING):
+        for owner, attr, factory, name in GROWING:
+            table = self._tables.get(name) or self._tables.setdefault(name, _Table(db, name))
             obj = _owner(state, owner)
             plain = getattr(obj, attr)
             if attr in _SETS:
-                spilled: SpillMap = SpillSet(db, f"m{n}", None, dict.fromkeys(plain, True))
+                spilled: SpillMap = SpillSet(table, None, dict.fromkeys(plain, True))
             else:
-                spilled = SpillMap(db, f"m{n}", factory, plain)
+                spilled = SpillMap(table, factory, plain)
             setattr(obj, attr, spilled)
-            self._maps.append(spilled)
 
     def restore(self, state: Any) -> None:
         """Put plain dicts and sets back (every entry in memory again), as a snapshot needs them."""
         if self._db is None:
             return
-        for owner, attr, factory in GROWING:
+        for owner, attr, factory, _ in GROWING:
             obj = _owner(state, owner)
             spilled = getattr(obj, attr)
             if attr in _SETS:
@@ -325,8 +415,8 @@ class Spill:
                 self.file_bytes = (self._dir / "state.db").stat().st_size if self._dir else 0
             self._db.close()
             self._db = None
-        self._loads = self.loads
-        self._maps = []
+        self._loads, self._writes = self.loads, self.writes
+        self._tables = {}
         if self._dir is not None:
             with contextlib.suppress(OSError):
                 shutil.rmtree(self._dir)

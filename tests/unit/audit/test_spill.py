@@ -12,7 +12,7 @@ import pytest
 from broker.audit.checkpoint import PUBLIC_KEY_FILE, load_public_key
 from broker.audit.collect import replay_log
 from broker.audit.report import Report
-from broker.audit.spill import GROWING, Spill, SpillMap, SpillSet, _Bloom
+from broker.audit.spill import GROWING, Spill, SpillMap, SpillSet, _Bloom, _Table
 from broker.audit.state_snapshot import decode_snapshot
 from broker.envelope.keys import KeyStore
 from broker.log import EmbeddedLog
@@ -24,46 +24,67 @@ LOGS = [DATA / f"family-{x}.json" for x in "abc"] + [SCENARIOS / f"child-{n}.jso
 
 
 def _map(factory: object = None, mem: dict[object, object] | None = None, kind: type[SpillMap] = SpillMap) -> SpillMap:
-    db = sqlite3.connect(":memory:", isolation_level=None)
-    return kind(db, "t", factory, mem or {})  # type: ignore[arg-type]
+    table = _Table(sqlite3.connect(":memory:", isolation_level=None), "t")
+    return kind(table, factory, mem or {})  # type: ignore[arg-type]
 
 
 def test_entries_moved_out_of_memory_read_back_the_same_and_changes_to_them_are_kept() -> None:
     m = _map(list, {f"k{i}": [i] for i in range(100)})
-    m.cap = 10
-    assert m.evict() == 91 and len(m._mem) == 9  # down to 90 % of the cap, the oldest first
-    assert m.get("k0") == [0] and m.loads == 1
+    table = m._table
+    table.cap = 10
+    assert table.evict() == 91 and len(m._mem) == 9  # down to 90 % of the cap, the oldest first
+    assert m.get("k0") == [0] and table.loads == 1
     m["k1"].append("more")  # read for changing: written out again when it leaves memory
     m["new"].append("x")  # a missing entry read with [] is created, as in a defaultdict
     assert m.get("absent") is None and "absent" not in m and m.get("absent", ()) == ()
-    m.cap = 0
-    m.evict()
+    table.cap = 0
+    table.evict()
     assert not m._mem
     assert m.get("k1") == [1, "more"] and m.get("new") == ["x"] and m.get("k0") == [0] and m.get("k99") == [99]
     assert m.setdefault("k2", ["other"]) == [2] and m.setdefault("k200", ["other"]) == ["other"]
     assert m.pop("k3") == [3] and "k3" not in m and m.pop("k3", None) is None
     with pytest.raises(KeyError):
         m.pop("k3")
+    table.evict()
     assert dict(m.items())["k1"] == [1, "more"] and "k3" not in dict(m.items()) and len(dict(m.items())) == 101
 
 
 def test_an_entry_only_read_is_not_written_again_and_tuple_keys_work() -> None:
     m = _map(None, {("child", "school"): "S1", ("a", None, "why"): True})
-    m.cap = 0
-    m.evict()
-    writes = m._db.total_changes
+    m._table.cap = 0
+    m._table.evict()
+    db = m._table._db
+    writes = db.total_changes
     assert m.get(("child", "school")) == "S1" and m.get(("a", None, "why")) is True
-    m.evict()
-    assert m._db.total_changes == writes  # read back with get, unchanged: nothing to write
+    m._table.evict()
+    assert db.total_changes == writes  # read back with get, unchanged: nothing to write
     assert sorted(m.items(), key=repr) == [(("a", None, "why"), True), (("child", "school"), "S1")]
+
+
+def test_maps_sharing_a_table_share_a_row_and_keep_each_others_values() -> None:
+    """One read brings a key back for every map of the table; a change to one keeps the others' values."""
+    births = _map(list, {"nhs:1": ["birth"]})
+    table = births._table
+    dob = SpillMap(table, None, {"nhs:1": "1990-01-01", "nhs:2": "2001-02-03"})
+    table.cap = 0
+    table.evict()
+    assert births["nhs:1"] == ["birth"] and table.loads == 1
+    births["nhs:1"].append("second")  # changed; dob's value for nhs:1 is in memory too, from the same read
+    dob["nhs:2"] = "2001-02-04"  # set without reading first: the row comes back so births' value stays
+    table.evict()
+    assert dob.get("nhs:1") == "1990-01-01" and births.get("nhs:1") == ["birth", "second"]
+    assert dob.get("nhs:2") == "2001-02-04" and births.get("nhs:2") is None
+    dob.pop("nhs:1")
+    table.evict()
+    assert "nhs:1" not in dob and births.get("nhs:1") == ["birth", "second"]
 
 
 def test_a_set_keeps_membership_through_the_file() -> None:
     s = _map(None, {"x": True}, kind=SpillSet)
     assert isinstance(s, SpillSet)
     s.add("y")
-    s.cap = 0
-    s.evict()
+    s._table.cap = 0
+    s._table.evict()
     assert "x" in s and "y" in s and "z" not in s
 
 
@@ -82,7 +103,7 @@ def test_growing_names_every_map_the_state_has() -> None:
 
     state = RoutingState()
     owners = {"state": state, "graph": state.graph, "people": state.graph.people, "items": state.items}
-    for owner, attr, _ in GROWING:
+    for owner, attr, _, _ in GROWING:
         assert isinstance(getattr(owners[owner], attr), dict | set), (owner, attr)
 
 
@@ -121,7 +142,7 @@ def test_a_replay_spilling_after_every_input_gives_the_same_verdict_and_state(sc
     assert not list(tmp_path.glob("jigsaw-state-*"))  # the file goes at the end
     assert plain.snapshot is not None and spilled.snapshot is not None
     a, b = decode_snapshot(plain.snapshot).state, decode_snapshot(spilled.snapshot).state
-    for owner, attr, _ in GROWING:
+    for owner, attr, _, _ in GROWING:
         owners_a = {"state": a, "graph": a.graph, "people": a.graph.people, "items": a.items}
         owners_b = {"state": b, "graph": b.graph, "people": b.graph.people, "items": b.items}
         assert getattr(owners_a[owner], attr) == getattr(owners_b[owner], attr), attr
