@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from broker.audit.workers import peak_rss_kb
+from broker.errors import StoreUnavailable
 from broker.model import Event
 from broker.routing.facts import Assessment, Birth, Composition, Pregnancy, Registration, Slot
 from broker.routing.items import Item
@@ -357,22 +358,33 @@ class Spill:
         return self._writes + sum(t.writes for t in self._tables.values())
 
     def check(self, state: Any) -> None:
-        """Between inputs: spill the state once the ceiling is reached, and keep each map within its cap."""
+        """Between inputs: spill the state once the ceiling is reached, and keep each table within its cap.
+
+        Raises:
+            StoreUnavailable: the file could not be written (a full disk, most likely).
+        """
         peak = peak_rss_kb() * 1024
-        if self._db is None:
-            if peak < self.limit:
-                return
-            self._start(state)
-            self._set_caps(0.7)
-            self.spilled_at = self._peak = peak
-        elif peak > max(self._peak, self.limit) * 1.05:
-            self._set_caps(5 / 6)
-            self._peak = peak
-        assert self._db is not None
-        self._db.execute("BEGIN")
-        for table in self._tables.values():
-            self.evicted += table.evict()
-        self._db.execute("COMMIT")
+        try:
+            if self._db is None:
+                if peak < self.limit:
+                    return
+                self._start(state)
+                self._set_caps(0.7)
+                self.spilled_at = self._peak = peak
+            elif peak > max(self._peak, self.limit) * 1.05:
+                self._set_caps(5 / 6)
+                self._peak = peak
+            assert self._db is not None
+            self._db.execute("BEGIN")
+            for table in self._tables.values():
+                self.evicted += table.evict()
+            self._db.execute("COMMIT")
+        except (sqlite3.Error, OSError) as exc:
+            where = self._dir or self._temp_dir or tempfile.gettempdir()
+            raise StoreUnavailable(
+                f"the routing state's temporary file in {where} could not be written ({exc}): free space there "
+                "(the system's temporary directory, TMPDIR) or give the replay more --memory"
+            ) from exc
 
     def _set_caps(self, share: float) -> None:
         for table in self._tables.values():

@@ -94,8 +94,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=default_memory_mib(),
         metavar="MIB",
-        help="memory ceiling: past it the routing state's growing part is kept in a temporary file, the recent "
-        "part in memory (default: half this machine's memory; 0: no ceiling)",
+        help="memory ceiling: past it the routing state's growing part is kept in a temporary file (in TMPDIR), "
+        "the recently used part in memory (default: half this machine's memory; 0: no ceiling)",
     )
     parser.add_argument("--from", dest="start", metavar="BOUND", help="start of the stretch to check: " + _RANGE_HELP)
     parser.add_argument("--to", dest="end", metavar="BOUND", help="end of the stretch to check (same forms)")

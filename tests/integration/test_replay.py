@@ -317,6 +317,22 @@ def test_one_process_and_every_core_give_the_same_verdict_line_for_line(child1: 
     assert one.code == two.code == 1 and one.out == two.out
 
 
+def test_a_memory_ceiling_gives_the_same_verdict_line_for_line(child1: Path) -> None:
+    """--memory 1 spills the routing state after the first batch: the same summary and findings, clean or tampered."""
+    assert jigsaw("replay", "--log", child1, "--memory", "1").out == jigsaw("replay", "--log", child1).out
+    offset, value, _, _ = rows(child1, POLICE)[2]
+    execute(
+        child1,
+        "UPDATE records SET value = ? WHERE topic = ? AND offset = ?",
+        value[:-1] + bytes([value[-1] ^ 0xFF]),
+        POLICE,
+        offset,
+    )
+    spilled = jigsaw("replay", "--log", child1, "--memory", "1", "--jobs", "1")
+    plain = jigsaw("replay", "--log", child1)
+    assert spilled.code == plain.code == 1 and spilled.out == plain.out
+
+
 def test_a_saved_snapshot_resumes_the_replay_at_its_offset(child1: Path, tmp_path: Path) -> None:
     """--save-snapshot writes the routing state as JSON; --resume starts from it and checks only what follows."""
     state = tmp_path / "state.json"

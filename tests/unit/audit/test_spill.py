@@ -146,3 +146,26 @@ def test_a_replay_spilling_after_every_input_gives_the_same_verdict_and_state(sc
         owners_a = {"state": a, "graph": a.graph, "people": a.graph.people, "items": a.items}
         owners_b = {"state": b, "graph": b.graph, "people": b.graph.people, "items": b.items}
         assert getattr(owners_a[owner], attr) == getattr(owners_b[owner], attr), attr
+
+
+def test_a_full_disk_is_a_clear_error_naming_where_and_what_to_do(tmp_path: Path) -> None:
+    from broker.errors import StoreUnavailable
+    from broker.routing.state import RoutingState
+
+    state = RoutingState()
+    for i in range(5000):
+        state.had[f"event-{i}"].add("GP1")
+    spill = Spill(0, tmp_path, floor=1)
+    spill.check(state)  # spills: 70 % of the keys stay in memory, the rest are written
+    assert spill.writes > 0
+    db = spill._db
+    assert db is not None
+    pages = db.execute("PRAGMA page_count").fetchone()[0]
+    db.execute(f"PRAGMA max_page_count = {pages}")  # the file can grow no more: as a full disk
+    for i in range(5000, 20000):
+        state.had[f"event-{i}"].add("GP1")
+    with pytest.raises(StoreUnavailable) as refused:
+        spill.check(state)
+    assert str(tmp_path) in refused.value.message and "--memory" in refused.value.message
+    spill.close()
+    assert not list(tmp_path.glob("jigsaw-state-*"))
