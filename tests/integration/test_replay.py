@@ -320,7 +320,7 @@ def test_one_process_and_every_core_give_the_same_verdict_line_for_line(child1: 
 def test_a_memory_ceiling_gives_the_same_verdict_line_for_line(child1: Path) -> None:
     """--memory 1 spills the routing state after the first batch: the same summary and findings, clean or tampered."""
     assert jigsaw("replay", "--log", child1, "--memory", "1").out == jigsaw("replay", "--log", child1).out
-    offset, value, _, _ = rows(child1, POLICE)[2]
+    offset, value, _, _ = rows(child1, POLICE)[1]
     execute(
         child1,
         "UPDATE records SET value = ? WHERE topic = ? AND offset = ?",
