@@ -74,6 +74,13 @@ def execute(log: Path, sql: str, *params: object) -> None:
         db.execute(sql, params)
 
 
+def flip_last_byte(log: Path) -> None:
+    """Flip every bit of the last byte of the second police event's record."""
+    offset, value, _, _ = rows(log, POLICE)[1]
+    tampered = value[:-1] + bytes([value[-1] ^ 0xFF])
+    execute(log, "UPDATE records SET value = ? WHERE topic = ? AND offset = ?", tampered, POLICE, offset)
+
+
 @pytest.fixture(scope="module")
 def kept(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
     """Each public scenario simulated once, its log kept."""
@@ -305,14 +312,7 @@ def test_the_chronology_on_standard_output_keeps_the_verdict_on_standard_error(k
 def test_one_process_and_every_core_give_the_same_verdict_line_for_line(child1: Path) -> None:
     """--jobs 1 and --jobs 2 print the same summary and findings, on a clean and on a tampered log."""
     assert jigsaw("replay", "--log", child1, "--jobs", "1").out == jigsaw("replay", "--log", child1, "--jobs", "2").out
-    offset, value, _, _ = rows(child1, POLICE)[1]
-    execute(
-        child1,
-        "UPDATE records SET value = ? WHERE topic = ? AND offset = ?",
-        value[:-1] + bytes([value[-1] ^ 0xFF]),
-        POLICE,
-        offset,
-    )
+    flip_last_byte(child1)
     one, two = jigsaw("replay", "--log", child1, "--jobs", "1"), jigsaw("replay", "--log", child1, "--jobs", "2")
     assert one.code == two.code == 1 and one.out == two.out
 
@@ -320,14 +320,7 @@ def test_one_process_and_every_core_give_the_same_verdict_line_for_line(child1: 
 def test_a_memory_ceiling_gives_the_same_verdict_line_for_line(child1: Path) -> None:
     """--memory 1 spills the routing state after the first batch: the same summary and findings, clean or tampered."""
     assert jigsaw("replay", "--log", child1, "--memory", "1").out == jigsaw("replay", "--log", child1).out
-    offset, value, _, _ = rows(child1, POLICE)[1]
-    execute(
-        child1,
-        "UPDATE records SET value = ? WHERE topic = ? AND offset = ?",
-        value[:-1] + bytes([value[-1] ^ 0xFF]),
-        POLICE,
-        offset,
-    )
+    flip_last_byte(child1)
     spilled = jigsaw("replay", "--log", child1, "--memory", "1", "--jobs", "1")
     plain = jigsaw("replay", "--log", child1)
     assert spilled.code == plain.code == 1 and spilled.out == plain.out
