@@ -29,6 +29,7 @@ only it can read, and nothing from outside is ever unpickled.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import copyreg
 import dataclasses
@@ -103,7 +104,7 @@ def _owner(state: Any, name: str) -> Any:
 def _fields_reducer(cls: type) -> Callable[[Any], tuple[type, tuple[Any, ...]]]:
     """Pickle a dataclass as its class and field values: its ``__init__`` rebuilds it.
 
-    A slots dataclass's own pickling looks up its fields on every object, twice as slow both ways.
+    A slots dataclass's own pickling looks up its fields for every object: a quarter to a third slower.
     """
     names = [f.name for f in dataclasses.fields(cls)]
     assert all(f.init for f in dataclasses.fields(cls)), cls
@@ -125,12 +126,16 @@ def _dumps(value: Any) -> bytes:
 
 
 def _key(key: Hashable) -> bytes:
-    return key.encode() if isinstance(key, str) else _dumps(key)
+    """A key's bytes in the file: a string as UTF-8, a tuple of strings and None as its repr after 0x80.
+
+    Not a pickle: equal tuples must give equal bytes, and a pickle depends on which strings are the same object.
+    """
+    return key.encode() if isinstance(key, str) else b"\x80" + repr(key).encode()
 
 
 def _unkey(blob: bytes) -> Hashable:
-    # UTF-8 never starts with 0x80; a pickle always does.
-    return pickle.loads(blob) if blob.startswith(b"\x80") else blob.decode()
+    # UTF-8 never starts with 0x80.
+    return ast.literal_eval(blob[1:].decode()) if blob.startswith(b"\x80") else blob.decode()
 
 
 class _Bloom:

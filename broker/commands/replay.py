@@ -106,7 +106,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="start from a router snapshot (jigsaw.router-snapshot.v2 JSON): check and re-run only the tail after it",
     )
     parser.add_argument(
-        "--save-snapshot", type=Path, metavar="FILE", help="write the routing state after the last input here"
+        "--save-snapshot",
+        type=Path,
+        metavar="FILE",
+        help="write the routing state after the last input here (the whole state, in memory: past --memory too)",
     )
     parser.add_argument("--chronology", metavar="NHS_NUMBER", help="also write this child's chronology")
     parser.add_argument("--format", choices=("json", "csv", "html"), default="json", help="chronology format")
