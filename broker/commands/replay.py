@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import sys
@@ -95,7 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=default_memory_mib(),
         metavar="MIB",
         help="memory ceiling: past it the routing state's growing part is kept in a temporary file (in TMPDIR), "
-        "the recently used part in memory (default: half this machine's memory; 0: no ceiling)",
+        "the recently used part in memory (default: half the machine's or container's memory; 0: no ceiling)",
     )
     parser.add_argument("--from", dest="start", metavar="BOUND", help="start of the stretch to check: " + _RANGE_HELP)
     parser.add_argument("--to", dest="end", metavar="BOUND", help="end of the stretch to check (same forms)")
@@ -116,12 +117,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, metavar="FILE", help="write the chronology here (default: stdout)")
 
 
+_CGROUP_LIMITS = (Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"))
+
+
 def default_memory_mib() -> int:
-    """Half this machine's memory, in MiB (0 where it cannot be told)."""
+    """Half the memory this process may use, in MiB: the machine's, or its container's limit if lower (0: unknown)."""
     try:
-        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**21)
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, ValueError, OSError):
         return 0
+    for limit in _CGROUP_LIMITS:
+        with contextlib.suppress(OSError, ValueError):
+            total = min(total, int(limit.read_text(encoding="ascii").strip()))  # "max" (no limit) is a ValueError
+    return int(total // 2**21)
 
 
 def _open(args: argparse.Namespace, settings: Settings) -> Log:

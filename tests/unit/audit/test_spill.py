@@ -169,3 +169,17 @@ def test_a_full_disk_is_a_clear_error_naming_where_and_what_to_do(tmp_path: Path
     assert str(tmp_path) in refused.value.message and "--memory" in refused.value.message
     spill.close()
     assert not list(tmp_path.glob("jigsaw-state-*"))
+
+
+def test_the_default_ceiling_is_half_the_containers_limit_when_it_has_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from broker.commands import replay
+
+    machine = replay.default_memory_mib()
+    limit = tmp_path / "memory.max"
+    monkeypatch.setattr(replay, "_CGROUP_LIMITS", (limit,))
+    limit.write_text("max\n")  # no limit
+    assert replay.default_memory_mib() == machine > 0
+    limit.write_text(f"{2**30}\n")
+    assert replay.default_memory_mib() == 512
