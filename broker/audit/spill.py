@@ -8,7 +8,7 @@ replay of a national log cannot hold it all in memory; ``Spill`` bounds it.
 - When it does (``Spill.check``, called between inputs), every map that grows
   with the log (``GROWING``) is replaced by a ``SpillMap`` holding the same
   entries. Maps keyed alike (by person, by event id...) share a table of a
-  SQLite file in a private temporary directory, deleted at ``close``: one row a
+  SQLite file in the temporary directory, unlinked as soon as it is open: one row a
   key, so one read brings back everything known under it. Memory keeps at most
   ``cap`` keys of each table, those that came into memory last; the rest are in
   the file. A Bloom filter of the keys ever written answers most reads of keys
@@ -23,8 +23,9 @@ replay of a national log cannot hold it all in memory; ``Spill`` bounds it.
   outputs are the same as with plain dicts: only where the entries live
   changes (``test_spill``).
 
-Pickle is safe here: the file is written by this process alone, in a directory
-only it can read, and nothing from outside is ever unpickled.
+Pickle is safe here: the file is written by this process alone, has no name
+once open (it was made in a directory only this user can read), and nothing from
+outside is ever unpickled.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ import dataclasses
 import io
 import operator
 import pickle
-import shutil
 import sqlite3
 import tempfile
 from collections import defaultdict
@@ -343,7 +343,6 @@ class Spill:
         self.limit = limit
         self.floor = floor
         self._temp_dir = temp_dir
-        self._dir: Path | None = None
         self._db: sqlite3.Connection | None = None
         self._tables: dict[str, _Table] = {}
         self._peak = 0
@@ -385,7 +384,7 @@ class Spill:
                 self.evicted += table.evict()
             self._db.execute("COMMIT")
         except (sqlite3.Error, OSError) as exc:
-            where = self._dir or self._temp_dir or tempfile.gettempdir()
+            where = self._temp_dir or tempfile.gettempdir()
             raise StoreUnavailable(
                 f"the routing state's temporary file in {where} could not be written ({exc}): free space there "
                 "(the system's temporary directory, TMPDIR) or give the replay more --memory"
@@ -396,19 +395,26 @@ class Spill:
             table.cap = max(self.floor, int(min(table.cap or len(table.keys), len(table.keys)) * share))
 
     def _start(self, state: Any) -> None:
-        self._dir = Path(tempfile.mkdtemp(prefix="jigsaw-state-", dir=self._temp_dir))
-        db = self._db = sqlite3.connect(self._dir / "state.db", isolation_level=None)
-        for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -16384", "temp_store = FILE"):
-            db.execute(f"PRAGMA {pragma}")
-        for owner, attr, factory, name in GROWING:
-            table = self._tables.get(name) or self._tables.setdefault(name, _Table(db, name))
-            obj = _owner(state, owner)
-            plain = getattr(obj, attr)
-            if attr in _SETS:
-                spilled: SpillMap = SpillSet(table, None, dict.fromkeys(plain, True))
-            else:
-                spilled = SpillMap(table, factory, plain)
-            setattr(obj, attr, spilled)
+        folder = Path(tempfile.mkdtemp(prefix="jigsaw-state-", dir=self._temp_dir))
+        path = folder / "state.db"
+        try:
+            db = self._db = sqlite3.connect(path, isolation_level=None)
+            for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -16384", "temp_store = FILE"):
+                db.execute(f"PRAGMA {pragma}")
+            for owner, attr, factory, name in GROWING:
+                table = self._tables.get(name) or self._tables.setdefault(name, _Table(db, name))
+                obj = _owner(state, owner)
+                plain = getattr(obj, attr)
+                if attr in _SETS:
+                    spilled: SpillMap = SpillSet(table, None, dict.fromkeys(plain, True))
+                else:
+                    spilled = SpillMap(table, factory, plain)
+                setattr(obj, attr, spilled)
+        finally:
+            # Open, the file needs no name (there is no journal to name after it): unnamed, the system frees
+            # its space when the connection closes or the process ends, however it ends (SIGKILL included).
+            path.unlink(missing_ok=True)
+            folder.rmdir()
 
     def restore(self, state: Any) -> None:
         """Put plain dicts and sets back (every entry in memory again), as a snapshot needs them."""
@@ -426,15 +432,12 @@ class Spill:
         self.close()
 
     def close(self) -> None:
-        """Delete the file (what is in memory stays usable only if ``restore`` put it back first)."""
+        """Close and so free the file (what is in memory stays usable only if ``restore`` put it back first)."""
         if self._db is not None:
-            with contextlib.suppress(OSError):
-                self.file_bytes = (self._dir / "state.db").stat().st_size if self._dir else 0
+            with contextlib.suppress(sqlite3.Error):
+                pages, size = (self._db.execute(f"PRAGMA {p}").fetchone()[0] for p in ("page_count", "page_size"))
+                self.file_bytes = pages * size
             self._db.close()
             self._db = None
         self._loads, self._writes = self.loads, self.writes
         self._tables = {}
-        if self._dir is not None:
-            with contextlib.suppress(OSError):
-                shutil.rmtree(self._dir)
-            self._dir = None

@@ -139,7 +139,7 @@ def test_a_replay_spilling_after_every_input_gives_the_same_verdict_and_state(sc
     assert plain.ok and spilled.ok, [f.line() for f in spilled.findings]
     assert spilled.summary() == plain.summary() and spilled.events > 0
     assert spill.spilled_at is not None and spill.evicted > 0 and spill.loads > 0
-    assert not list(tmp_path.glob("jigsaw-state-*"))  # the file goes at the end
+    assert not list(tmp_path.glob("jigsaw-state-*")) and spill.file_bytes > 0
     assert plain.snapshot is not None and spilled.snapshot is not None
     a, b = decode_snapshot(plain.snapshot).state, decode_snapshot(spilled.snapshot).state
     for owner, attr, _, _ in GROWING:
@@ -158,6 +158,7 @@ def test_a_full_disk_is_a_clear_error_naming_where_and_what_to_do(tmp_path: Path
     spill = Spill(0, tmp_path, floor=1)
     spill.check(state)  # spills: 70 % of the keys stay in memory, the rest are written
     assert spill.writes > 0
+    assert not list(tmp_path.iterdir())  # open, the file has no name: nothing is left behind even on SIGKILL
     db = spill._db
     assert db is not None
     pages = db.execute("PRAGMA page_count").fetchone()[0]
