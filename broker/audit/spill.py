@@ -336,7 +336,7 @@ class Spill:
     Args:
         limit: the process's peak resident memory, in bytes, past which the maps spill.
         temp_dir: where the file goes (default: the system's temporary directory).
-        floor: the least entries a map keeps in memory.
+        floor: the least keys a table keeps in memory.
     """
 
     def __init__(self, limit: int, temp_dir: Path | None = None, *, floor: int = 1024) -> None:
@@ -353,7 +353,7 @@ class Spill:
 
     @property
     def loads(self) -> int:
-        """Entries read back from the file so far."""
+        """Rows read back from the file so far."""
         return self._loads + sum(t.loads for t in self._tables.values())
 
     @property
