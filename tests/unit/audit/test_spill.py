@@ -12,7 +12,7 @@ import pytest
 from broker.audit.checkpoint import PUBLIC_KEY_FILE, load_public_key
 from broker.audit.collect import replay_log
 from broker.audit.report import Report
-from broker.audit.spill import GROWING, Spill, SpillMap, SpillSet, _Bloom, _Table
+from broker.audit.spill import GROWING, Spill, SpillMap, SpillSet, _Bloom, _owner, _Table
 from broker.audit.state_snapshot import decode_snapshot
 from broker.envelope.keys import KeyStore
 from broker.log import EmbeddedLog
@@ -102,9 +102,8 @@ def test_growing_names_every_map_the_state_has() -> None:
     from broker.routing.state import RoutingState
 
     state = RoutingState()
-    owners = {"state": state, "graph": state.graph, "people": state.graph.people, "items": state.items}
     for owner, attr, _, _ in GROWING:
-        assert isinstance(getattr(owners[owner], attr), dict | set), (owner, attr)
+        assert isinstance(getattr(_owner(state, owner), attr), dict | set), (owner, attr)
 
 
 def _keep(scenario: Path, path: Path) -> Path:
@@ -143,9 +142,7 @@ def test_a_replay_spilling_after_every_input_gives_the_same_verdict_and_state(sc
     assert plain.snapshot is not None and spilled.snapshot is not None
     a, b = decode_snapshot(plain.snapshot).state, decode_snapshot(spilled.snapshot).state
     for owner, attr, _, _ in GROWING:
-        owners_a = {"state": a, "graph": a.graph, "people": a.graph.people, "items": a.items}
-        owners_b = {"state": b, "graph": b.graph, "people": b.graph.people, "items": b.items}
-        assert getattr(owners_a[owner], attr) == getattr(owners_b[owner], attr), attr
+        assert getattr(_owner(a, owner), attr) == getattr(_owner(b, owner), attr), attr
 
 
 def test_a_full_disk_is_a_clear_error_naming_where_and_what_to_do(tmp_path: Path) -> None:
