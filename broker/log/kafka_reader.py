@@ -30,6 +30,7 @@ READER_SETTINGS: Final[Mapping[str, Any]] = MappingProxyType({"auto_offset_reset
 _CATCH_UP_S = 10.0  # how long to wait for records the broker holds but the consumer has not fetched yet
 _POLL_S = 0.1
 _MARKER_POLL_S = 0.002  # short fetches while looking whether only transaction markers are left
+_MIN_WAIT_S = 0.001  # the shortest wait ``getmany`` can give (its timeout is in whole milliseconds)
 
 
 def to_record(message: Any) -> Record:
@@ -106,8 +107,10 @@ class PartitionReader:
                 # A reader walking forward waits on its consumer's fetch, which the broker answers as soon as a
                 # record is there: until the deadline there is nothing to catch up on (asking the end offset after
                 # every idle wait was most of a dispatcher's and a router's requests). aiokafka also wakes the
-                # wait when an empty fetch comes back: then it waits again.
-                if loop.time() >= deadline:
+                # wait when an empty fetch comes back: then it waits again. Not for less than a millisecond:
+                # ``getmany`` waits whole milliseconds, so that fetch would return at once, again and again until
+                # the deadline (a 1 ms glance spun some 60 times: a third of a dispatcher's CPU).
+                if deadline - loop.time() < _MIN_WAIT_S:
                     return []
                 continue
             # Nothing buffered; but right after a seek the broker may hold records the
