@@ -14,6 +14,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from broker.errors import ConfigError, LogUnavailable
 from broker.log import open_log
 from broker.log.kafka import CONSUMER_SAFETY, PRODUCER_SAFETY, TOPIC_DEFAULTS, KafkaLog
+from broker.log.scan import GLANCE_S
 from broker.settings import Settings
 
 
@@ -177,6 +178,32 @@ async def test_a_walking_reader_waits_on_its_own_fetch_and_asks_no_end_offset(ka
     await kafka_log.append(topic, b"4")
     assert [r.value for r in await kafka_log.read(topic, 2, limit=2, timeout=0)] == [b"2", b"3"]
     assert [r.value for r in await kafka_log.read(topic, 4, timeout=0)] == [b"4"]  # no wait: it asks
+
+
+@pytest.mark.kafka
+@pytest.mark.parametrize("wait", [GLANCE_S, 0.05])
+async def test_a_walking_reader_at_the_end_does_not_spin_out_its_last_millisecond(
+    kafka_log: KafkaLog, topic: str, wait: float
+) -> None:
+    """``getmany`` waits whole milliseconds: asked again with under one left, it returns at once, and a read
+    that kept asking until its deadline spun (a dispatcher's 1 ms glance at its ledger called it some 60
+    times, a third of the dispatcher's CPU). A walking reader with nothing new asks once or twice."""
+    await kafka_log.append_many(topic, [(None, b"%d" % i, ()) for i in range(3)])
+    assert len(await kafka_log.read(topic, 0, limit=10)) == 3
+    [reader] = kafka_log._readers.values()
+    fetches: list[float] = []
+    fetch = reader.consumer.getmany
+
+    async def counted(*args: object, **kwargs: object) -> object:
+        fetches.append(time.monotonic())
+        return await fetch(*args, **kwargs)
+
+    reader.consumer.getmany = counted
+    for _ in range(5):
+        assert await kafka_log.read(topic, 3, timeout=wait) == []
+    assert 5 <= len(fetches) <= 15, fetches
+    await kafka_log.append(topic, b"3")
+    assert [r.value for r in await kafka_log.read(topic, 3, timeout=10)] == [b"3"]
 
 
 async def test_a_transaction_after_another_asks_again_within_milliseconds() -> None:
