@@ -71,6 +71,12 @@ async def _settle(log: Log, replayer: Replayer) -> None:
     replayer.outputs.settle(values, replayer.about)
 
 
+# Young collections every 200,000 net allocations, not 700: a batch's records, results and outputs mostly die
+# before one runs. The 100,000-event replay took 9 % less time, the million-event one 1 % less (the routing
+# state's own memory traffic dominates there); neither's peak memory changed.
+_GC_THRESHOLDS = (200_000, 20, 50)
+
+
 def _fed() -> None:
     """After each batch: what survived it (mostly the routing state, which only grows) leaves the collector's sight.
 
@@ -174,7 +180,9 @@ async def replay_log(
     # output topics have gaps no record ever filled. There a removed notification or decision shows as
     # one the policy gives that is not on the log; elsewhere a gap is a removal in its own right.
     replayer.outputs.gaps = log.name != "kafka"
+    thresholds = gc.get_threshold()
     try:
+        gc.set_threshold(*_GC_THRESHOLDS)
         queued: deque[list[Record]] = deque()
         inputs = _Inputs(log, resume_at, input_end, batch)
         # The workers start on the first input batches while this process indexes the recorded outputs.
@@ -219,6 +227,7 @@ async def replay_log(
         report.snapshot = replayer.snapshot
         return report
     finally:
+        gc.set_threshold(*thresholds)
         gc.unfreeze()
         verifier.close()
         index.close()
