@@ -109,7 +109,7 @@ class PartitionReader:
                 # every idle wait was most of a dispatcher's and a router's requests). aiokafka also wakes the
                 # wait when an empty fetch comes back: then it waits again. Not for less than a millisecond:
                 # ``getmany`` waits whole milliseconds, so that fetch would return at once, again and again until
-                # the deadline (a 1 ms glance spun some 60 times: a third of a dispatcher's CPU).
+                # the deadline (a 1 ms glance spun some 60 times: a fifth of a dispatcher's CPU).
                 if deadline - loop.time() < _MIN_WAIT_S:
                     return []
                 continue

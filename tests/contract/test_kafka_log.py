@@ -187,7 +187,7 @@ async def test_a_walking_reader_at_the_end_does_not_spin_out_its_last_millisecon
 ) -> None:
     """``getmany`` waits whole milliseconds: asked again with under one left, it returns at once, and a read
     that kept asking until its deadline spun (a dispatcher's 1 ms glance at its ledger called it some 60
-    times, a third of the dispatcher's CPU). A walking reader with nothing new asks once or twice."""
+    times, a fifth of the dispatcher's CPU). A walking reader with nothing new asks once or twice."""
     await kafka_log.append_many(topic, [(None, b"%d" % i, ()) for i in range(3)])
     assert len(await kafka_log.read(topic, 0, limit=10)) == 3
     [reader] = kafka_log._readers.values()
