@@ -30,12 +30,7 @@ outside is ever unpickled.
 
 from __future__ import annotations
 
-import ast
 import contextlib
-import copyreg
-import dataclasses
-import io
-import operator
 import pickle
 import sqlite3
 import tempfile
@@ -45,12 +40,9 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from broker.audit.spill_rows import Bloom, dumps, file_key, from_file_key
 from broker.audit.workers import peak_rss_kb
 from broker.errors import StoreUnavailable
-from broker.model import Event
-from broker.routing.facts import Assessment, Birth, Composition, Pregnancy, Registration, Slot
-from broker.routing.items import Item
-from broker.routing.model import Notification
 
 __all__ = ["GROWING", "Spill", "SpillMap", "SpillSet"]
 
@@ -101,78 +93,6 @@ def _owner(state: Any, name: str) -> Any:
     return {"state": state, "graph": state.graph, "people": state.graph.people, "items": state.items}[name]
 
 
-def _fields_reducer(cls: type) -> Callable[[Any], tuple[type, tuple[Any, ...]]]:
-    """Pickle a dataclass as its class and field values: its ``__init__`` rebuilds it.
-
-    A slots dataclass's own pickling looks up its fields for every object: a quarter to a third slower.
-    """
-    names = [f.name for f in dataclasses.fields(cls)]
-    assert all(f.init for f in dataclasses.fields(cls)), cls
-    values = operator.attrgetter(*names)
-    return lambda obj: (cls, values(obj))
-
-
-_DISPATCH: dict[type, Callable[[Any], Any]] = dict(copyreg.dispatch_table)
-for _cls in (Event, Notification, Item, Registration, Composition, Birth, Pregnancy, Slot, Assessment):
-    _DISPATCH[_cls] = _fields_reducer(_cls)
-
-
-def _dumps(value: Any) -> bytes:
-    buffer = io.BytesIO()
-    pickler = pickle.Pickler(buffer, protocol=5)
-    pickler.dispatch_table = _DISPATCH
-    pickler.dump(value)
-    return buffer.getvalue()
-
-
-def _key(key: Hashable) -> bytes:
-    """A key's bytes in the file: a string as UTF-8, a tuple of strings and None as its repr after 0x80.
-
-    Not a pickle: equal tuples must give equal bytes, and a pickle depends on which strings are the same object.
-    """
-    return key.encode() if isinstance(key, str) else b"\x80" + repr(key).encode()
-
-
-def _unkey(blob: bytes) -> Hashable:
-    # UTF-8 never starts with 0x80.
-    return ast.literal_eval(blob[1:].decode()) if blob.startswith(b"\x80") else blob.decode()
-
-
-class _Bloom:
-    """Which keys may be in the file: never a false no, and about 1.4 % false yeses (two probes, 16 bits a key).
-
-    Most reads of a spilled map are of keys it never held (a person with no registration yet), and this
-    answers those without asking the file. Layers double in size as keys are added, so it needs no size
-    up front; at 2 bytes a key it is a small fraction of the entries themselves.
-    """
-
-    def __init__(self) -> None:
-        self._layers: list[tuple[bytearray, int]] = []
-        self._room = 0
-
-    def add(self, key: Hashable) -> None:
-        if self.may_hold(key):
-            return
-        if self._room == 0:
-            keys = 1 << (16 + len(self._layers))
-            self._layers.append((bytearray(keys * 2), keys * 16 - 1))
-            self._room = keys
-        self._room -= 1
-        bits, mask = self._layers[-1]
-        h = hash(key)
-        a, b = h & mask, (h >> 32) & mask
-        bits[a >> 3] |= 1 << (a & 7)
-        bits[b >> 3] |= 1 << (b & 7)
-
-    def may_hold(self, key: Hashable) -> bool:
-        h = hash(key)
-        for bits, mask in self._layers:
-            a, b = h & mask, (h >> 32) & mask
-            if bits[a >> 3] >> (a & 7) & 1 and bits[b >> 3] >> (b & 7) & 1:
-                return True
-        return False
-
-
 class _Table:
     """One SQLite table for the maps that share a key: a row a key, ``{map number: value}`` pickled.
 
@@ -188,7 +108,7 @@ class _Table:
         self.cap = 0
         self.loads = 0
         self.writes = 0
-        self._written = _Bloom()
+        self._written = Bloom()
         db.execute(f"CREATE TABLE {name} (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID")
         self._select = f"SELECT v FROM {name} WHERE k = ?"
         self._write = f"INSERT OR REPLACE INTO {name} (k, v) VALUES (?, ?)"
@@ -199,7 +119,7 @@ class _Table:
         if not self._written.may_hold(key):
             return None
         self.loads += 1
-        found = self._db.execute(self._select, (_key(key),)).fetchone()
+        found = self._db.execute(self._select, (file_key(key),)).fetchone()
         return pickle.loads(found[0]) if found else None
 
     def load(self, key: Hashable, into: SpillMap) -> Any:
@@ -234,10 +154,10 @@ class _Table:
                 values = [old.get(n, _ABSENT) if v is _MISS else v for n, v in enumerate(values)]
             row = {n: v for n, v in enumerate(values) if v is not _ABSENT}
             if row:
-                rows.append((_key(key), _dumps(row)))
+                rows.append((file_key(key), dumps(row)))
                 self._written.add(key)
             elif self._written.may_hold(key):
-                gone.append((_key(key),))
+                gone.append((file_key(key),))
         self._db.executemany(self._write, rows)
         self._db.executemany(self._delete, gone)
         self.writes += len(rows)
@@ -245,7 +165,7 @@ class _Table:
 
     def rows(self) -> Iterator[tuple[Hashable, dict[int, Any]]]:
         for k, v in self._db.execute(self._all):
-            yield _unkey(k), pickle.loads(v)
+            yield from_file_key(k), pickle.loads(v)
 
 
 class SpillMap:

@@ -12,7 +12,8 @@ import pytest
 from broker.audit.checkpoint import PUBLIC_KEY_FILE, load_public_key
 from broker.audit.collect import replay_log
 from broker.audit.report import Report
-from broker.audit.spill import GROWING, Spill, SpillMap, SpillSet, _Bloom, _owner, _Table
+from broker.audit.spill import GROWING, Spill, SpillMap, SpillSet, _owner, _Table
+from broker.audit.spill_rows import Bloom
 from broker.audit.state_snapshot import decode_snapshot
 from broker.envelope.keys import KeyStore
 from broker.log import EmbeddedLog
@@ -89,7 +90,7 @@ def test_a_set_keeps_membership_through_the_file() -> None:
 
 
 def test_the_bloom_filter_never_says_no_to_a_key_it_was_given() -> None:
-    bloom = _Bloom()
+    bloom = Bloom()
     given = [f"nhs:{n}" for n in range(200_000)]  # past the first layer: a second one is added
     for key in given:
         bloom.add(key)
