@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import io
 from pathlib import Path
@@ -92,6 +93,18 @@ def test_notifications_decisions_and_deliveries_declare_json(records: dict[str, 
     _, value, headers = encode_delivery(DeliveryRecord("inbox", "n-1", "GP-1", at, "inbox", 0, 3))
     assert dict(headers)["content-type"] == b"application/json"
     assert wire.decode_json(value)["notification_id"] == "n-1"
+
+
+def test_a_delivery_record_writes_every_field_and_reads_back_equal() -> None:
+    """The deliveries topic's bytes are those of every field, times in ISO form (as ``dataclasses.asdict`` gave)."""
+    at = dt.datetime(2024, 5, 1, 9, 30, tzinfo=dt.UTC)
+    record = DeliveryRecord(
+        "attempt", "n-1", "GP-1", at, "failed", 2, 7, 3, "https://gp.example/hook", 503, "busy", 41, at
+    )
+    _, value, _ = encode_delivery(record)
+    expected = {**dataclasses.asdict(record), "at": "2024-05-01T09:30:00Z", "next_attempt_at": "2024-05-01T09:30:00Z"}
+    assert value == wire.encode_json(expected)
+    assert DeliveryRecord.from_dict(wire.decode_json(value)) == record
 
 
 def test_the_json_encoding_is_canonical() -> None:
