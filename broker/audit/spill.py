@@ -322,7 +322,9 @@ class Spill:
             for pragma in ("journal_mode = OFF", "synchronous = OFF", "cache_size = -16384", "temp_store = FILE"):
                 db.execute(f"PRAGMA {pragma}")
             for owner, attr, factory, name in GROWING:
-                table = self._tables.get(name) or self._tables.setdefault(name, _Table(db, name))
+                if name not in self._tables:
+                    self._tables[name] = _Table(db, name)
+                table = self._tables[name]
                 obj = _owner(state, owner)
                 plain = getattr(obj, attr)
                 if attr in _SETS:

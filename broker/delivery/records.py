@@ -72,8 +72,7 @@ class DeliveryRecord:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> DeliveryRecord:
         """Parse the JSON form (unknown fields are ignored)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        kw = {k: v for k, v in d.items() if k in names}
+        kw = {k: v for k, v in d.items() if k in _FIELDS}
         kw["at"] = parse_iso(d["at"])
         kw["next_attempt_at"] = parse_iso(d.get("next_attempt_at"))
         return cls(**kw)

@@ -46,3 +46,9 @@ def test_configure_makes_young_collections_rarer(collector: None) -> None:
     heap.configure()
     assert gc.get_threshold() == heap.THRESHOLDS
     assert heap.THRESHOLDS[0] > 700  # CPython's default
+
+
+def test_batch_work_makes_young_collections_rarer_still() -> None:
+    """A replay's batches leave most of their objects dead before a young collection (``heap.BATCH_THRESHOLDS``)."""
+    assert heap.BATCH_THRESHOLDS[0] > heap.THRESHOLDS[0]
+    assert heap.BATCH_THRESHOLDS[1:] == heap.THRESHOLDS[1:]
