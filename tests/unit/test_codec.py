@@ -309,3 +309,32 @@ def test_schemas_differing_only_in_a_logical_type_read_their_own_values() -> Non
     assert decode(plain, _zigzag(1)) == 1
     assert decode(day, _zigzag(1)) == dt.date(1970, 1, 2)
     assert decode(plain, _zigzag(1)) == 1
+
+
+def test_whatever_the_one_pass_reader_accepts_fastavro_reads_to_the_same_value() -> None:
+    """Thousands of mutated payloads (bytes changed, cut, inserted): each one the reader accepts, fastavro reads
+    to exactly the same value; the mutations give both accepted and refused payloads."""
+    import random
+
+    rng = random.Random(20261202)
+    accepted = refused = 0
+    for event_type in CATALOGUE.event_types:
+        schema = CATALOGUE.for_type(event_type)
+        data = encode(schema, from_json(schema, sample_data(event_type)))
+        for _ in range(60):
+            body = bytearray(data)
+            how = rng.randrange(3)
+            if how == 0:
+                body[rng.randrange(len(body))] = rng.randrange(256)
+            elif how == 1:
+                body.insert(rng.randrange(len(body) + 1), rng.randrange(256))
+            else:
+                del body[rng.randrange(len(body))]
+            try:
+                value = decode(schema, bytes(body))
+            except SchemaInvalid:
+                refused += 1
+                continue
+            accepted += 1
+            assert _same(value, _fastavro(schema.source, bytes(body))), (event_type, bytes(body))
+    assert accepted > 100 and refused > 100
