@@ -47,6 +47,7 @@ from aiohttp import web
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.scene import cpu_seconds
+from broker import heap
 from broker.client import build_envelope
 from broker.envelope import KeyStore, encode_envelope, pre_auth_encoding
 from broker.envelope.batch import BATCH_CONTENT_TYPE, encode_batch
@@ -199,12 +200,14 @@ async def main(args: argparse.Namespace) -> int:
         # A gateway process as the scale-out runbook runs it: the views are followed by a ``views`` process
         # (``--views``: by this one too, as the embedded default does).
         roles = ("views",) if args.views else ()
+        heap.configure()  # the collector as ``jigsaw serve`` sets it
         app = create_app(settings, _open_log(args, workdir), keys=store, credentials=credentials, roles=roles)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         host, port = runner.addresses[0][:2]
+        heap.settle()  # as ``jigsaw serve`` does once it listens: the envelopes built above are long-lived
         try:
             # A warm-up batch (connections, topic metadata) that is not counted.
             warm = _envelopes(min(args.batch, 200), keys)
