@@ -19,6 +19,7 @@ import struct
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from broker._codec_record import record_reader, shape
 from broker.errors import SchemaInvalid
 
 if TYPE_CHECKING:
@@ -238,22 +239,14 @@ def _compile_node(node: Any, named: Mapping[str, Any], path: str, plans: _Plans)
         item_min += 1 if key else 0
         return _blocks(item, key, item_min, where), 1
     if kind in ("record", "error"):
-        fields: list[tuple[str, _Read]] = []
+        fields: list[tuple[str, str | None, str, _Read]] = []
         smallest = 0
         for fld in node["fields"]:
-            read, size = _compile(fld["type"], named, f"{path}.{fld['name']}" if path else fld["name"], plans)
-            fields.append((fld["name"], read))
+            at = f"{path}.{fld['name']}" if path else fld["name"]
+            read, size = _compile(fld["type"], named, at, plans)
+            fields.append((fld["name"], shape(fld["type"], named), _label(at), read))
             smallest += size
-
-        def record(cur: Cursor) -> dict[str, Any]:
-            cur.depth += 1
-            if cur.depth > cur.limits.max_depth:
-                raise SchemaInvalid(f"{where}: records nest deeper than {cur.limits.max_depth}")
-            out = {name: read(cur) for name, read in fields}
-            cur.depth -= 1
-            return out
-
-        return record, smallest
+        return record_reader(fields, where), smallest
     raise SchemaInvalid(f"{where}: unsupported schema type {kind!r}")
 
 

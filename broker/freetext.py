@@ -134,7 +134,7 @@ def _check_value(value: Any, field: str, path: str) -> None:
         return
     if isinstance(value, str):
         check_string(value, field, path)
-    elif isinstance(value, Mapping):
+    elif type(value) is dict or isinstance(value, Mapping):  # a decoded record is a dict: no ABC check
         check_text(value, path)
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):

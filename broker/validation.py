@@ -340,7 +340,7 @@ _FALLBACK_FIELDS = ("org_id", "challenge_ref", "original_event_id")
 
 
 def _person_id(ref: Any) -> str | None:
-    if isinstance(ref, Mapping):
+    if type(ref) is dict or isinstance(ref, Mapping):  # a decoded record is a dict: no ABC check
         value = ref.get("nhs_number") or ref.get("local_id")
         return str(value) if value else None
     return None
