@@ -190,7 +190,10 @@ async def run(args: argparse.Namespace) -> int:
                 process.kill()
         await receiver.stop()
         _kafka("stop.sh", kafka_env, "--quiet")
-        shutil.rmtree(tmp, ignore_errors=True)
+        if args.keep:
+            print(f"kept: {tmp} (the three processes' logs: gateway.log, router.log, dispatcher.log)")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
     waits = outage["waits"] or [0.0]
     print(f"Kafka down {args.down:g} s under {args.rate:g} incidents/s (gateway, router, dispatcher as 3 processes)")
     print(
@@ -214,6 +217,7 @@ def main() -> int:
     parser.add_argument("--before", type=float, default=15.0, help="seconds of load before the outage")
     parser.add_argument("--after", type=float, default=15.0, help="seconds of load after the broker is back")
     parser.add_argument("--rate", type=float, default=10.0, help="incidents per second (default 10)")
+    parser.add_argument("--keep", action="store_true", help="keep the run's directory and its logs")
     return asyncio.run(run(parser.parse_args()))
 
 

@@ -111,7 +111,12 @@ async def _start_and_route(bootstrap: str, prefix: str, store_path: str, offset:
         restored = time.perf_counter() - started
         while router.router.position <= offset:
             await router.turn()
-        return {"seconds": time.perf_counter() - started, "restored": restored, "rss_mib": _rss_mib()}
+        return {
+            "seconds": time.perf_counter() - started,
+            "restored": restored,
+            "snapshot_offset": router._snapshot_at,  # 0: no snapshot was loaded
+            "rss_mib": _rss_mib(),
+        }
     finally:
         await store.close()
         await log.close()
@@ -154,6 +159,7 @@ async def run(args: argparse.Namespace, bootstrap: str) -> None:
                 first.router._batch = min(1000, at - first.router.position)  # stop at the snapshot
                 await first.router.step()
             await first._snapshot()
+            await first.saved()  # the snapshot is saved in the background: in the store before the store closes
             first.router._batch = 1000
             while first.router.position < len(records):
                 await first.router.step()
@@ -172,9 +178,11 @@ async def run(args: argparse.Namespace, bootstrap: str) -> None:
             position = await log.append(topics.INPUT, value, key=key, headers=headers, timestamp_ms=ms)
             await log.close()  # idle for minutes while the fresh routers run, its fetches would time out
             got = _fresh_router(bootstrap, prefix, store_path, position.offset)
+            if got["snapshot_offset"] != at:  # else the figure below would be a start with no snapshot
+                raise SystemExit(f"the fresh router did not load the snapshot at {at:,} ({got['snapshot_offset']:,})")
             print(
                 f"a fresh router from the snapshot (a new process): routing the live event after "
-                f"{got['seconds']:.1f} s (snapshot loaded after {got['restored']:.1f} s, "
+                f"{got['seconds']:.1f} s (snapshot at {got['snapshot_offset']:,} loaded after {got['restored']:.1f} s, "
                 f"{position.offset - at:,} records after it); resident memory {got['rss_mib']:,.0f} MiB",
                 flush=True,
             )

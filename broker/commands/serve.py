@@ -6,7 +6,9 @@ backend's status, ``GET /metrics`` is Prometheus text. HTTPS when
 certificates when ``JIGSAW_TLS_CLIENT_CA_FILE`` is); the listener caps
 connections and closes one that trickles its headers (``listener.py``).
 SIGHUP re-reads the credentials file and the key registry at once (both are
-also re-read within seconds of changing). SIGTERM or SIGINT stops it cleanly:
+also re-read within seconds of changing). SIGUSR1 writes where every asyncio
+task of the process is waiting to standard error (what an operator asks a
+process that answers ``/healthz`` but does no work). SIGTERM or SIGINT stops it cleanly:
 the listener closes, requests in flight finish (up to ``--shutdown-timeout``
 seconds), background roles are cancelled, and the log is flushed and closed
 before the process exits 0.
@@ -18,6 +20,7 @@ import argparse
 import asyncio
 import os
 import signal
+import sys
 
 from aiohttp import web
 
@@ -69,6 +72,15 @@ async def start_site(app: web.Application, settings: Settings, *, shutdown_timeo
     return site
 
 
+def _tasks_to_stderr() -> None:
+    """SIGUSR1: every asyncio task's stack, innermost frame last, to standard error (never payloads: code only)."""
+    tasks = asyncio.all_tasks()
+    print(f"--- {len(tasks)} asyncio tasks (SIGUSR1) ---", file=sys.stderr)
+    for task in tasks:
+        task.print_stack(limit=40, file=sys.stderr)
+    print("--- end of tasks ---", file=sys.stderr, flush=True)
+
+
 def _reload(app: web.Application) -> None:
     """SIGHUP: re-read the credentials file and the key registry now."""
     reload = getattr(app[CREDENTIALS], "reload", None)
@@ -91,6 +103,7 @@ async def serve(settings: Settings, *, shutdown_timeout: float = 10.0, stop: asy
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     loop.add_signal_handler(signal.SIGHUP, _reload, app)
+    loop.add_signal_handler(signal.SIGUSR1, _tasks_to_stderr)
     runner: web.BaseRunner | None = None
     try:
         site = await start_site(app, settings, shutdown_timeout=shutdown_timeout)
@@ -100,7 +113,7 @@ async def serve(settings: Settings, *, shutdown_timeout: float = 10.0, stop: asy
         await stop.wait()
         log.info("stopping", reason="signal")
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
             loop.remove_signal_handler(signum)
         if runner is not None:
             await runner.cleanup()  # stop listening, finish requests, cancel roles, close the log

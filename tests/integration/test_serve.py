@@ -90,6 +90,7 @@ async def test_serve_publishes_and_stops_cleanly_on_sigterm(tmp_path: Path) -> N
             env_built = client.build("gp.safeguarding_information", sample_data("gp.safeguarding_information"))
             first = await client.send(env_built)
             assert first.status == 202, first.body
+        proc.send_signal(signal.SIGUSR1)  # where every task waits, to stderr; the service carries on
         async with aiohttp.ClientSession() as session, session.get(url + "/metrics") as response:
             text = await response.text()
         assert read_sample(text, "jigsaw_events_accepted_total", event_type="gp.safeguarding_information") == 1
@@ -97,6 +98,9 @@ async def test_serve_publishes_and_stops_cleanly_on_sigterm(tmp_path: Path) -> N
         code, err = _stop(proc)
     assert code == 0, err
     assert '"event": "stopped"' in err and '"event": "reloaded"' in err
+    dump = err[err.index("asyncio tasks (SIGUSR1) ---") : err.index("--- end of tasks ---")]
+    assert "Stack for <Task" in dump and "commands/serve.py" in dump  # the task serving, where it waits
+    assert env_built.event_id not in dump and str(env_built.payload) not in dump  # code only, never an event
 
     proc = _start(env)
     try:
