@@ -17,13 +17,12 @@ endpoint never holds up the others); the committed offset never passes a first o
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import datetime as dt
 import functools
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from broker import heap, topics, wire
@@ -51,6 +50,18 @@ _REQUEUE = dt.timedelta(seconds=1)
 _LAG_EVERY_S = 5.0  # how often the consumer lag metric is brought up to date
 _DELIVERY_FACTS = ("notification_id", "recipient", "kind", "outcome", "attempt", "status", "error")  # logged
 _COMMIT_EVERY_S = 0.5  # not every step (a busy broker's work); a new holder checks re-reads against the ledger
+# Closing waits at most this long for its last commit (which aiokafka lets wait for as long as Kafka is away: a
+# dispatcher restarting in an outage waited for ever) and to leave the group. The ledger says what was done.
+_CLOSE_COMMIT_S, _CLOSE_LEAVE_S = 10.0, 30.0
+
+
+async def _at_most(seconds: float, what: str, step: Awaitable[None]) -> None:
+    """Await ``step`` for at most ``seconds``; a log error or the time running out is logged, not raised."""
+    try:
+        async with asyncio.timeout(seconds):
+            await step
+    except (JigsawError, TimeoutError) as exc:
+        _log.warning("close_step_skipped", step=what, error=getattr(exc, "message", None) or type(exc).__name__)
 
 
 class Dispatcher:
@@ -165,19 +176,18 @@ class Dispatcher:
             _log.info("dispatcher_partitions", held=sorted(held), gained=gained, lost=sorted(lost))
 
     async def close(self, *, grace: float = 5.0) -> None:
-        """Let attempts in flight finish (up to ``grace`` seconds), cancel the rest, commit, close HTTP."""
+        """Let attempts in flight finish (up to ``grace`` seconds), cancel the rest, commit, close HTTP, leave
+        the group; each of the last two waits a bounded time (``_CLOSE_COMMIT_S``, ``_CLOSE_LEAVE_S``)."""
         tasks = list(self._tasks.values())
         if tasks:
             _done, pending = await asyncio.wait(tasks, timeout=grace)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        with contextlib.suppress(JigsawError):
-            await self._commit()
+        await _at_most(_CLOSE_COMMIT_S, "commit", self._commit())
         await self.sender.close()
-        if self._member is not None:
-            with contextlib.suppress(JigsawError):
-                await self._member.close()
+        if self._member is not None:  # one that cannot leave in time is dropped by the group (no heartbeats)
+            await _at_most(_CLOSE_LEAVE_S, "leave the group", self._member.close())
 
     async def run(self, *, idle_wait: float = 0.5, pause: float = 1.0) -> None:
         """Start, then deliver until cancelled.
