@@ -186,7 +186,7 @@ class Dispatcher:
             await asyncio.gather(*pending, return_exceptions=True)
         await _at_most(_CLOSE_COMMIT_S, "commit", self._commit())
         await self.sender.close()
-        if self._member is not None:  # one that cannot leave in time is dropped by the group (no heartbeats)
+        if self._member is not None:  # one that cannot leave in time leaves once unpolled for max_poll_interval
             await _at_most(_CLOSE_LEAVE_S, "leave the group", self._member.close())
 
     async def run(self, *, idle_wait: float = 0.5, pause: float = 1.0) -> None:
