@@ -32,7 +32,7 @@ from broker.accepted import AcceptedIds
 from broker.delivery.directory import DirectoryFollower
 from broker.envelope.keys import KeyRegistry
 from broker.envelope.model import Envelope, encode_envelope
-from broker.envelope.verifiers import Presigned, SignatureWorkers
+from broker.envelope.verifiers import Presigned, Presigning, SignatureWorkers
 from broker.errors import EventPending, LogUnavailable, NotPermitted, Refusal, UnknownOrganisation
 from broker.log.base import Log, Position
 from broker.logging import get_logger
@@ -263,15 +263,16 @@ class Intake:
         def org_kind(org_id: str) -> str | None:
             return kinds.get(org_id) or self.directory.directory.kind_of(org_id)
 
-        presigned: Sequence[Presigned | None] = [None] * len(bodies)
+        presigning: Presigning | None = None
         raws = [b for b in bodies if isinstance(b, bytes)]
         if self.signatures.count and len(bodies) >= 8 and len(raws) == len(bodies):
-            presigned = await self.signatures.presign(raws, self._keys(), self._catalogue, self._rules.limits)
+            presigning = await self.signatures.presign(raws, self._keys(), self._catalogue, self._rules.limits)
         for i, body in enumerate(bodies):
             raw = body if isinstance(body, bytes) else encode_envelope(body, self._catalogue)
+            presigned = await presigning.get(i) if presigning is not None else None  # waits for its chunk only
             try:
                 accepted, digest = await self._verified(
-                    body, caller=caller, now=now, batch_publishers=sources, org_kind=org_kind, presigned=presigned[i]
+                    body, caller=caller, now=now, batch_publishers=sources, org_kind=org_kind, presigned=presigned
                 )
                 env = accepted.envelope
                 if env.event_id in in_batch:

@@ -43,7 +43,7 @@ from broker.errors import Refusal
 from broker.logging import get_logger
 from broker.schemas import Catalogue
 
-__all__ = ["Presigned", "SignatureWorkers"]
+__all__ = ["Presigned", "Presigning", "SignatureWorkers"]
 
 _log = get_logger("jigsaw.intake")
 _HEAD = struct.Struct(">II")
@@ -156,15 +156,16 @@ class SignatureWorkers:
 
     async def presign(
         self, bodies: Sequence[bytes], keys: KeyRegistry, catalogue: Catalogue, limits: Limits
-    ) -> list[Presigned | None]:
-        """Each body decoded with its signature checked by a worker; None where it does not decode.
+    ) -> Presigning:
+        """Each body decoded, its signature sent to a worker (in chunks, as the loop decodes the next ones).
 
-        Envelopes whose key is not registered to their source are decoded only: the intake refuses them.
+        ``get(i)`` gives body ``i`` with its worker's answer, waiting only for that body's chunk: the intake
+        checks the first chunk's events while the workers check the later ones. Envelopes whose key is not
+        registered to their source are decoded only: the intake refuses them.
         """
         await self.start()
         live = [w for w in self._workers if w.alive]
-        out: list[Presigned | None] = [None] * len(bodies)
-        chunks: list[tuple[list[int], list[bytes], _Worker | None, asyncio.Future[bytes] | None]] = []
+        batch = Presigning(self, len(bodies))
         indexes: list[int] = []
         publics: list[bytes] = []
         items: list[bytes] = []
@@ -174,7 +175,7 @@ class SignatureWorkers:
             if not indexes:
                 return
             worker = min(live, key=lambda w: w.load) if live else None
-            chunks.append((indexes, publics, worker, worker.send(items, len(indexes)) if worker else None))
+            batch.add_chunk(indexes, publics, worker, worker.send(items, len(indexes)) if worker else None)
             indexes, publics, items = [], [], []
 
         for i, body in enumerate(bodies):
@@ -182,7 +183,7 @@ class SignatureWorkers:
                 env = decode_envelope(bytes(body), catalogue=catalogue, limits=limits)
             except Refusal:
                 continue  # the intake refuses it, with the same code
-            out[i] = Presigned(env)
+            batch.out[i] = Presigned(env)
             key = keys.get(env.key_id)
             if key is None or key.org_id != env.source or len(env.signature) != SIGNATURE_SIZE:
                 continue
@@ -193,26 +194,57 @@ class SignatureWorkers:
             if len(indexes) >= _CHUNK:
                 flush()
         flush()
-        for indexes, publics, worker, future in chunks:
-            answers: bytes | None = None
-            if worker is not None and future is not None:
-                try:
-                    answers = await asyncio.wait_for(asyncio.shield(future), _ANSWER_WITHIN_S)
-                except ConnectionError:
-                    pass
-                except TimeoutError:  # stopped or stuck: it is replaced at the next batch
-                    _log.warning("signature_worker_stuck", pid=worker.process.pid, waited_s=_ANSWER_WITHIN_S)
-                    with contextlib.suppress(ProcessLookupError):
-                        worker.process.kill()
-            if answers is None:  # no worker, or it died: the intake checks these itself
-                self.inline += len(indexes)
-                continue
-            self.checked += len(indexes)
-            for i, public, valid in zip(indexes, publics, answers, strict=True):
-                found = out[i]
-                assert found is not None
-                out[i] = Presigned(found.envelope, public, valid == 1)
-        return out
+        return batch
+
+
+_Chunk = tuple[list[int], list[bytes], "_Worker | None", "asyncio.Future[bytes] | None"]
+
+
+class Presigning:
+    """A batch's envelopes as ``SignatureWorkers.presign`` decoded them, and its workers' answers as they come."""
+
+    def __init__(self, workers: SignatureWorkers, size: int) -> None:
+        self._workers = workers
+        self.out: list[Presigned | None] = [None] * size
+        self._chunk_of: list[int | None] = [None] * size
+        self._chunks: list[_Chunk | None] = []  # None once its answers are in ``out``
+
+    def add_chunk(
+        self, indexes: list[int], publics: list[bytes], worker: _Worker | None, answer: asyncio.Future[bytes] | None
+    ) -> None:
+        for i in indexes:
+            self._chunk_of[i] = len(self._chunks)
+        self._chunks.append((indexes, publics, worker, answer))
+
+    async def get(self, i: int) -> Presigned | None:
+        """Body ``i`` decoded, with its worker's answer (None where it did not decode)."""
+        number = self._chunk_of[i]
+        if number is not None and (chunk := self._chunks[number]) is not None:
+            self._chunks[number] = None
+            await self._settle(*chunk)
+        return self.out[i]
+
+    async def _settle(
+        self, indexes: list[int], publics: list[bytes], worker: _Worker | None, future: asyncio.Future[bytes] | None
+    ) -> None:
+        answers: bytes | None = None
+        if worker is not None and future is not None:
+            try:
+                answers = await asyncio.wait_for(asyncio.shield(future), _ANSWER_WITHIN_S)
+            except ConnectionError:
+                pass
+            except TimeoutError:  # stopped or stuck: it is replaced at the next batch
+                _log.warning("signature_worker_stuck", pid=worker.process.pid, waited_s=_ANSWER_WITHIN_S)
+                with contextlib.suppress(ProcessLookupError):
+                    worker.process.kill()
+        if answers is None:  # no worker, or it died: the intake checks these itself
+            self._workers.inline += len(indexes)
+            return
+        self._workers.checked += len(indexes)
+        for i, public, valid in zip(indexes, publics, answers, strict=True):
+            found = self.out[i]
+            assert found is not None
+            self.out[i] = Presigned(found.envelope, public, valid == 1)
 
 
 async def _spawn() -> _Worker:

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from broker import topics
 from broker.client import build_envelope
+from broker.codec import DEFAULT_LIMITS
 from broker.envelope import verifiers
 from broker.envelope.model import Envelope, encode_envelope
 from broker.envelope.testing import make_keys, publisher_for, retraction_of, sample_data, sample_directory
@@ -23,6 +24,7 @@ from broker.envelope.verifier_worker import answer
 from broker.intake import Intake
 from broker.log import MemoryLog
 from broker.nhs import is_valid_nhs_number
+from broker.schemas import default_catalogue
 
 NOW = dt.datetime(2024, 5, 1, 12, tzinfo=dt.UTC)
 KEYS = make_keys()
@@ -169,3 +171,27 @@ async def test_batches_arriving_together_start_the_workers_once() -> None:
         assert len(intake.signatures._workers) == 1 and intake.signatures.checked == 20
     finally:
         await intake.close()
+
+
+async def test_a_body_waits_only_for_its_own_chunk_of_answers() -> None:
+    """``get(i)`` settles body ``i``'s chunk alone (the intake checks the first events while the worker checks
+    the rest); every chunk's answers, taken in any order, match the signatures: forged ones are answered 0."""
+    workers = verifiers.SignatureWorkers(1)
+    envelopes = [_env(index=i) for i in range(3 * verifiers._CHUNK)]
+    envelopes[-1] = envelopes[-1].with_signature(bytes(64))  # forged, in the last chunk
+    try:
+        batch = await workers.presign(
+            [encode_envelope(e) for e in envelopes], KEYS.registry, default_catalogue(), DEFAULT_LIMITS
+        )
+        assert len(batch._chunks) == 3
+        first = await batch.get(0)
+        assert first is not None and first.valid and first.public_key is not None
+        assert batch._chunks[0] is None and batch._chunks[1] is not None and batch._chunks[2] is not None
+        last = await batch.get(len(envelopes) - 1)
+        assert last is not None and last.public_key is not None and not last.valid
+        assert batch._chunks[1] is not None  # still not needed
+        answers = [await batch.get(i) for i in range(len(envelopes))]
+        assert [a.valid for a in answers if a is not None] == [True] * (len(envelopes) - 1) + [False]
+        assert workers.checked == len(envelopes) and workers.inline == 0
+    finally:
+        await workers.close()
