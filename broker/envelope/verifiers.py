@@ -11,9 +11,10 @@ per signature. So a gateway checks a batch's signatures on worker processes
    the least-loaded worker in chunks, as it goes, so the workers start on the
    first chunk while the loop decodes the next;
 2. the intake then runs every check in order as before (``validation.verify``),
-   given each envelope decoded and its signature's answer (``Presigned``):
-   the result, the refusal codes and their order are exactly as without
-   workers.
+   given each envelope decoded and its signature's answer (``Presigned``,
+   from ``Presigning.get``, which waits for that envelope's chunk only, so the
+   loop checks the first chunk while the workers check the next): the result,
+   the refusal codes and their order are exactly as without workers.
 
 A worker that dies, or a pool that is not running, costs nothing but speed:
 those signatures are checked on the event loop, and the worker is started
