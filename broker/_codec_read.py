@@ -19,7 +19,7 @@ import struct
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from broker._codec_record import record_reader, shape
+from broker._codec_record import length_misfit, record_reader, shape
 from broker.errors import SchemaInvalid
 
 if TYPE_CHECKING:
@@ -147,12 +147,8 @@ def _sized(is_string: bool, where: str) -> _Read:
             n = cur.long(where)
             pos = cur.pos
         limit = cur.limits.max_string if is_string else cur.limits.max_bytes
-        if n < 0:
-            raise SchemaInvalid(f"{where}: negative length {n}")
-        if n > limit:
-            raise SchemaInvalid(f"{where}: length {n} is over the limit of {limit} bytes")
-        if n > cur.end - pos:
-            raise SchemaInvalid(f"{where}: needs {n} bytes but only {cur.end - pos} remain")
+        if n < 0 or n > limit or n > cur.end - pos:
+            raise length_misfit(where, n, limit, cur.end - pos)
         cur.pos = pos + n
         raw = buf[pos : pos + n]
         if not is_string:

@@ -16,7 +16,7 @@ from typing import Any
 
 from broker.errors import SchemaInvalid
 
-__all__ = ["record_reader", "shape"]
+__all__ = ["length_misfit", "record_reader", "shape"]
 
 _Read = Callable[[Any], Any]
 
@@ -32,8 +32,8 @@ def shape(node: Any, named: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _misfit(where: str, n: int, limit: int, remain: int) -> SchemaInvalid:
-    """The refusal of a string length, in ``_codec_read._sized``'s order and words."""
+def length_misfit(where: str, n: int, limit: int, remain: int) -> SchemaInvalid:
+    """The refusal of a string or bytes length that is negative, over ``limit`` or past the ``remain``ing bytes."""
     if n < 0:
         return SchemaInvalid(f"{where}: negative length {n}")
     if n > limit:
@@ -73,7 +73,7 @@ def record_reader(fields: Sequence[tuple[str, str | None, str, _Read]], where: s
         "        raise SchemaInvalid(f'{where}: records nest deeper than {cur.limits.max_depth}')",
         "    buf, end, max_string = cur.buf, cur.end, cur.limits.max_string",
     ]
-    namespace: dict[str, Any] = {"SchemaInvalid": SchemaInvalid, "misfit": _misfit, "where": where}
+    namespace: dict[str, Any] = {"SchemaInvalid": SchemaInvalid, "misfit": length_misfit, "where": where}
     for i, (_name, kind, label, read) in enumerate(fields):
         namespace[f"w{i}"], namespace[f"r{i}"] = label, read
         if kind == "string":
