@@ -15,10 +15,11 @@ from typing import Any
 
 from broker.nhs import synthetic_nhs_numbers
 
-__all__ = ["AREA", "EVENTS_PER_FAMILY", "START", "family", "organisations", "publisher", "story"]
+__all__ = ["AREA", "EVENTS_PER_FAMILY", "FAMILY_EVERY", "START", "family", "organisations", "publisher", "story"]
 
 START = dt.datetime(2021, 1, 1, tzinfo=dt.UTC)
 EVENTS_PER_FAMILY = 9
+FAMILY_EVERY = 7.0  # minutes between one family's first event and the next's
 AREA = "benchton"
 
 
@@ -38,10 +39,11 @@ def organisations(families: int) -> dict[str, str]:
 
 
 def family(
-    i: int, numbers: Iterator[str], gps: list[str], hvs: list[str]
+    i: int, numbers: Iterator[str], gps: list[str], hvs: list[str], *, every: float = FAMILY_EVERY
 ) -> list[tuple[dt.datetime, str, dict[str, Any]]]:
-    """One family's story: (time, event type, data), about nine events over a year."""
-    base = START + dt.timedelta(minutes=7 * i)
+    """One family's story: (time, event type, data), about nine events over a year, starting ``every`` minutes
+    after the one before."""
+    base = START + dt.timedelta(minutes=every * i)
     mother = {"nhs_number": next(numbers), "name": f"Mother {i}", "date_of_birth": "1993-04-02"}
     father = {"nhs_number": next(numbers), "name": f"Father {i}", "date_of_birth": "1990-09-17"}
     born = (base + dt.timedelta(days=200)).date()
@@ -154,10 +156,14 @@ def publisher(event_type: str, orgs: dict[str, str], data: dict[str, Any]) -> st
     }[prefix]
 
 
-def story(families: int, orgs: dict[str, str]) -> list[tuple[dt.datetime, str, dict[str, Any]]]:
+def story(
+    families: int, orgs: dict[str, str], *, every: float = FAMILY_EVERY
+) -> list[tuple[dt.datetime, str, dict[str, Any]]]:
     """Every organisation's directory entry (a day before the first family), then each family's events.
 
-    Each family's events are in time order; families overlap in time (sort to interleave them).
+    Each family's events are in time order; families overlap in time (sort to interleave them). A new family
+    starts every ``every`` minutes: with the default, a year's families (about 75,000) are in their story at
+    once; slower, the same log holds fewer families at once over a longer time.
     """
     gps = [o for o, k in orgs.items() if k == "gp_practice"]
     hvs = [o for o, k in orgs.items() if k == "health_visiting"]
@@ -171,5 +177,5 @@ def story(families: int, orgs: dict[str, str]) -> list[tuple[dt.datetime, str, d
     ]
     numbers = synthetic_nhs_numbers()
     for i in range(families):
-        out += family(i, numbers, gps, hvs)
+        out += family(i, numbers, gps, hvs, every=every)
     return out

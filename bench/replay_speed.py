@@ -26,10 +26,12 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import gc
 import json
 import os
 import platform
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -38,10 +40,10 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from replay_families import EVENTS_PER_FAMILY, organisations, publisher
+from replay_families import EVENTS_PER_FAMILY, FAMILY_EVERY, organisations, publisher
 from replay_families import story as family_story
 
-from broker import topics
+from broker import heap, topics
 from broker.audit.checkpoint import PUBLIC_KEY_FILE, load_public_key, public_key_line
 from broker.audit.collect import replay_log
 from broker.audit.merkle_log import extend_tree, find_record, prove_record
@@ -65,8 +67,9 @@ ROOT = Path(__file__).resolve().parents[1]
 BATCH, BATCH_SPAN = 500, dt.timedelta(hours=1)  # the log is built as agencies' batches of up to an hour
 
 
-async def build_log(path: Path, events: int) -> dict[str, Any]:
-    """Write the synthetic log and its keys directory (``PATH.keys``); how long building took."""
+async def build_log(path: Path, events: int, every: float = FAMILY_EVERY) -> dict[str, Any]:
+    """Write the synthetic log and its keys directory (``PATH.keys``), a family starting every ``every`` minutes;
+    how long building took."""
     families = max(1, events // EVENTS_PER_FAMILY)
     orgs = organisations(families)
     signing: dict[str, SigningKey] = {}
@@ -86,7 +89,7 @@ async def build_log(path: Path, events: int) -> dict[str, Any]:
     await intake.start()
     catalogue = default_catalogue()
     hvs = [o for o, k in orgs.items() if k == "health_visiting"]
-    story = family_story(families, orgs)
+    story = family_story(families, orgs, every=every)
     story.sort(key=lambda s: s[0])
     started = time.perf_counter()
     accepted = 0
@@ -132,7 +135,15 @@ async def build_log(path: Path, events: int) -> dict[str, Any]:
     await sealer.seal(end)
     route_s = time.perf_counter() - started
     await log.close()
-    return {"events": accepted, "acks": len(acks), "intake_s": intake_s, "route_s": route_s, "middle": middle}
+    return {
+        "events": accepted,
+        "acks": len(acks),
+        "intake_s": intake_s,
+        "route_s": route_s,
+        "middle": middle,
+        "family_every": every,
+        "span_days": (story[-1][0] - story[0][0]).total_seconds() / 86400,
+    }
 
 
 def raw_verify_rate(count: int = 20_000) -> float:
@@ -152,6 +163,14 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _machine_busy() -> float:
+    """CPU seconds the whole machine has spent busy (every core, every process) since boot (/proc/stat)."""
+    with open("/proc/stat", encoding="ascii") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle and iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 async def _replay(path: Path, jobs: int, memory: int = 0) -> dict[str, Any]:
     keys_dir = Path(f"{path}.keys")
     registry = KeyStore(keys_dir).load()
@@ -160,7 +179,7 @@ async def _replay(path: Path, jobs: int, memory: int = 0) -> dict[str, Any]:
     peaks: list[int] = []
     report_workers = peaks
     spill = Spill(memory * 2**20, path.parent) if memory else None
-    started = time.perf_counter()
+    started, busy = time.perf_counter(), _machine_busy()
     await log.start()
     try:
         report = await replay_log(
@@ -179,6 +198,7 @@ async def _replay(path: Path, jobs: int, memory: int = 0) -> dict[str, Any]:
         "findings": [f.line() for f in report.errors[:10]],
         "rss_main_kb": peak_rss_kb(),
         "cpu_main_s": _cpu(),
+        "cpu_machine_s": _machine_busy() - busy,
         "rss_worker_kb": report_workers[0] if report_workers else 0,
         "spilled_at_kb": (spill.spilled_at or 0) // 1024 if spill else 0,
         "loads": spill.loads if spill else 0,
@@ -188,12 +208,18 @@ async def _replay(path: Path, jobs: int, memory: int = 0) -> dict[str, Any]:
     }
 
 
-async def _state_only(path: Path) -> dict[str, Any]:
-    """Decode and route every input into a ``RoutingState``, nothing else: the routing state's own peak memory."""
+async def _state_only(path: Path, memory: int = 0) -> dict[str, Any]:
+    """Decode and route every input into a ``RoutingState``, nothing else: the routing re-run's own time and memory.
+
+    With the replay's collector settings (``heap.BATCH_THRESHOLDS``, the state frozen after each batch), and with
+    ``memory`` (MiB) the state spills past that ceiling as ``jigsaw replay --memory`` makes it.
+    """
     log = EmbeddedLog(path)
+    spill = Spill(memory * 2**20, path.parent) if memory else None
     started = time.perf_counter()
     await log.start()
     state, offset = RoutingState(), 0
+    gc.set_threshold(*heap.BATCH_THRESHOLDS)
     try:
         while records := await log.read(topics.INPUT, offset, limit=2000):
             for r in records:
@@ -202,9 +228,58 @@ async def _state_only(path: Path) -> dict[str, Any]:
                 elif r.value is not None:
                     state.apply_event(event_of(r.value), dt.datetime.fromtimestamp(r.timestamp_ms / 1000, dt.UTC))
             offset = records[-1].offset + 1
+            if spill is not None:
+                spill.check(state)
+            gc.freeze()
     finally:
         await log.close()
-    return {"rss_main_kb": peak_rss_kb(), "seconds": time.perf_counter() - started, "cpu_main_s": _cpu()}
+        if spill is not None:
+            spill.close()
+    return {
+        "rss_main_kb": peak_rss_kb(),
+        "seconds": time.perf_counter() - started,
+        "cpu_main_s": _cpu(),
+        "spilled_at_kb": (spill.spilled_at or 0) // 1024 if spill else 0,
+        "loads": spill.loads if spill else 0,
+    }
+
+
+def _verify_until_stopped() -> None:
+    """Verify Ed25519 signatures on one core until SIGTERM; print how many (the other core of ``floor``)."""
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    key = Ed25519PrivateKey.generate()
+    public = key.public_key()
+    signed = [(key.sign(m), m) for m in (os.urandom(300) for _ in range(2000))]
+    done = 0
+    print("ready", flush=True)
+    while not stop:
+        for signature, message in signed:
+            public.verify(signature, message)
+        done += len(signed)
+    print(done, flush=True)
+
+
+def floor(path: Path, memory: int = 0) -> dict[str, Any]:
+    """The routing re-run alone (``_state_only``) while another process keeps the other core verifying signatures.
+
+    The two parts of a full replay no design can avoid or split: the sequential routing re-run, and one Ed25519
+    verification per event. Its time is a floor under any replay of the log on this machine.
+    """
+    busy = subprocess.Popen(
+        [sys.executable, __file__, "--verify-until-stopped", str(path)], stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    try:
+        assert busy.stdout is not None
+        busy.stdout.readline()  # ready
+        started = time.perf_counter()
+        result = replay_in_child(path, 1, mode="--state-only", memory=memory)
+        seconds = time.perf_counter() - started
+    finally:
+        busy.terminate()
+    out, _ = busy.communicate(timeout=60)
+    result["verified_beside"] = int(out.split()[-1]) / seconds if out.split() else 0
+    return result
 
 
 def replay_in_child(path: Path, jobs: int, *, mode: str = "--replay-only", memory: int = 0) -> dict[str, Any]:
@@ -287,15 +362,33 @@ def main() -> None:
         metavar="MIB",
         help="also replay each log under this memory ceiling (jigsaw replay --memory): the state spills past it",
     )
+    parser.add_argument(
+        "--family-every",
+        type=float,
+        default=FAMILY_EVERY,
+        metavar="MINUTES",
+        help=f"a new family starts every MINUTES (default {FAMILY_EVERY:g}: a bigger log is a bigger city; slower: "
+        "a longer log of about as many families at once)",
+    )
     parser.add_argument("--replay-only", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--state-only", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--verify-until-stopped", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also time the routing re-run alone while the other core verifies signatures (with --memory: also "
+        "under the ceiling): a floor under any replay's time on this machine",
+    )
     args = parser.parse_args()
     configure_logging("json", "warning")
     if args.replay_only is not None:
         print(json.dumps(asyncio.run(_replay(args.replay_only, args.jobs, args.memory))))
         return
     if args.state_only is not None:
-        print(json.dumps(asyncio.run(_state_only(args.state_only))))
+        print(json.dumps(asyncio.run(_state_only(args.state_only, args.memory))))
+        return
+    if args.verify_until_stopped is not None:
+        _verify_until_stopped()
         return
     sizes = [int(n) for n in args.events.split(",")]
     print(
@@ -320,11 +413,12 @@ def main() -> None:
                 built = json.loads(about.read_text(encoding="utf-8"))
             else:
                 path.parent.mkdir()
-                built = asyncio.run(build_log(path, n))
+                built = asyncio.run(build_log(path, n, args.family_every))
                 about.write_text(json.dumps(built), encoding="utf-8")
             print(
                 f"{built['events']:,} events, {built['acks']:,} acks: built through Intake in "
-                f"{built['intake_s']:.0f} s, routed and sealed in {built['route_s']:.0f} s; "
+                f"{built['intake_s']:.0f} s, routed and sealed in {built['route_s']:.0f} s; a family every "
+                f"{built.get('family_every', FAMILY_EVERY):g} min, {built.get('span_days', 0):,.0f} days; "
                 f"{path.stat().st_size / 1e6:,.0f} MB",
                 flush=True,
             )
@@ -357,6 +451,12 @@ def main() -> None:
                     f"written; file {spilled['file_mb']:,.0f} MB",
                     flush=True,
                 )
+            print(
+                f"  CPU during the replay: main process {replayed['cpu_main_s']:.1f} s, the whole machine "
+                f"{replayed['cpu_machine_s']:.1f} s of the {os.cpu_count() or 1} x {replayed['seconds']:.1f} s its "
+                f"cores had ({replayed['cpu_machine_s'] / ((os.cpu_count() or 1) * replayed['seconds']):.0%} busy)",
+                flush=True,
+            )
             routed = replay_in_child(path, 1, mode="--state-only")
             alone = replayed["rss_state_kb"] = routed["rss_main_kb"]
             print(
@@ -373,6 +473,23 @@ def main() -> None:
                 f"{(replayed['rss_main_kb'] - alone) / 1024:,.0f} MiB",
                 flush=True,
             )
+            if args.floor:
+                for ceiling in (0, args.memory) if args.memory else (0,):
+                    low = floor(path, ceiling)
+                    under = f" under --memory {ceiling} MiB" if ceiling else ""
+                    print(
+                        f"  floor{under}: the routing re-run alone{under} while the other core verifies signatures: "
+                        f"{low['seconds']:.1f} s, {built['events'] / low['seconds']:,.0f} events/s, ratio "
+                        f"{built['events'] / low['seconds'] / raw:.2f}; the other core verified "
+                        f"{low['verified_beside']:,.0f}/s meanwhile; peak RSS {low['rss_main_kb'] / 1024:,.0f} MiB"
+                        + (
+                            f" (state spilled at {low['spilled_at_kb'] / 1024:,.0f} MiB, {low['loads']:,} rows read "
+                            "back)"
+                            if ceiling
+                            else ""
+                        ),
+                        flush=True,
+                    )
             if n == max(sizes):
                 proof = asyncio.run(prove(path, built["middle"]))
                 proof["verify_s"], proof["verdict"] = verify_standalone(path, proof["doc"])
