@@ -15,7 +15,16 @@ notification and decision. Prints events/s, the single-core raw Ed25519 verify
 rate measured in the same run and their ratio, peak RSS of each replay (main
 process and largest worker) and the ratio of the largest to the smallest, and
 for the largest log the size and time of one event's inclusion proof against
-the newest published head, checked by the stand-alone verifier.
+the newest published head, checked by the stand-alone verifier. It also
+prints the CPU the whole machine spent during each replay, and the routing
+re-run alone (decode and route, nothing else) with its peak memory.
+
+``--floor`` also times the routing re-run alone while another process keeps the
+other core verifying signatures: the two parts of a full replay no design can
+skip or split, so a floor under any replay's time on this machine (with
+``--memory``, under the ceiling too). ``--family-every`` sets the minutes
+between families (default 7: a bigger log is a bigger city, about a year's
+families in their story at once).
 
 ``--events 20000`` is a quick run.
 """
@@ -246,7 +255,7 @@ async def _state_only(path: Path, memory: int = 0) -> dict[str, Any]:
 
 def _verify_until_stopped() -> None:
     """Verify Ed25519 signatures on one core until SIGTERM; print how many (the other core of ``floor``)."""
-    stop = []
+    stop: list[int] = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     key = Ed25519PrivateKey.generate()
     public = key.public_key()
