@@ -48,7 +48,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from replay_families import EVENTS_PER_FAMILY, FAMILY_EVERY, organisations, publisher
 from replay_families import story as family_story
 
@@ -155,12 +155,15 @@ async def build_log(path: Path, events: int, every: float = FAMILY_EVERY) -> dic
     }
 
 
+def _signed(count: int) -> tuple[Ed25519PublicKey, list[tuple[bytes, bytes]]]:
+    """A fresh key's public half and ``count`` distinct envelope-sized messages it signed, (signature, message)."""
+    key = Ed25519PrivateKey.generate()
+    return key.public_key(), [(key.sign(m), m) for m in (os.urandom(300) for _ in range(count))]
+
+
 def raw_verify_rate(count: int = 20_000) -> float:
     """Ed25519 verifications per second on one core, of distinct envelope-sized messages (cryptography / OpenSSL)."""
-    key = Ed25519PrivateKey.generate()
-    public = key.public_key()
-    messages = [os.urandom(300) for _ in range(count)]
-    signed = [(key.sign(m), m) for m in messages]
+    public, signed = _signed(count)
     started = time.perf_counter()
     for signature, message in signed:
         public.verify(signature, message)
@@ -257,9 +260,7 @@ def _verify_until_stopped() -> None:
     """Verify Ed25519 signatures on one core until SIGTERM; print how many (the other core of ``floor``)."""
     stop: list[int] = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
-    key = Ed25519PrivateKey.generate()
-    public = key.public_key()
-    signed = [(key.sign(m), m) for m in (os.urandom(300) for _ in range(2000))]
+    public, signed = _signed(2000)
     done = 0
     print("ready", flush=True)
     while not stop:
